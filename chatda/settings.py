@@ -1,0 +1,90 @@
+"""Every knob of chatda, read once from the environment (prefix ``CHATDA_``) and ``.env``.
+
+One data dir holds all local state (models, SQLite store, embedded Milvus, broker logs), so a
+developer can wipe or move a whole installation by one path.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHATDA_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Field(default=Path(".chatda"), description="root of all local state")
+    models_dir_override: Path | None = Field(
+        default=None,
+        alias="CHATDA_MODELS_DIR",
+        description="model registry location; defaults to <data_dir>/models",
+    )
+
+    # model serving
+    model_name: str = "e5-small-ko"
+    device: str = Field(default="auto", description="auto | cpu | cuda")
+    cpu_threads: int = Field(default=0, description="torch threads on CPU; 0 = all cores")
+    max_seq_length: int = 512
+
+    # dynamic batcher
+    batch_max_size: int = 64
+    batch_max_tokens: int = 16384
+    batch_queue_limit: int = 4096
+    request_timeout_ms: int = 2000
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    admin_token: SecretStr | None = None
+    publisher_token: SecretStr | None = None
+
+    # text
+    max_text_chars: int = 20000
+    user_dictionary: Path | None = None
+
+    # stores and brokers
+    database_url: str | None = None
+    kafka_bootstrap: str | None = None
+    milvus_uri: str | None = None
+    articles_topic: str = "articles"
+    dead_letter_topic: str = "articles-dlq"
+    events_topic: str = "search-events"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def models_dir(self) -> Path:
+        return self.models_dir_override or self.data_dir / "models"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def sql_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'chatda.db').resolve()}"
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings for display: secrets replaced so logs and terminals never leak them."""
+        out: dict[str, Any] = {}
+        for key, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[key] = "********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                out[key] = str(value)
+            else:
+                out[key] = value
+        return out
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
