@@ -1,0 +1,48 @@
+# chatda — two commands for a newcomer: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export CHATDA_DATA_DIR ?= $(CURDIR)/.chatda
+
+.PHONY: install model browser run test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU wheel on this disk; anything else would pull a CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+model: install
+	$(BIN)/chatda model prepare
+
+# Debian chromium + Korean fonts for the admin-page browser tests (never a browser download).
+browser:
+	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi nanum || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum >/dev/null; }
+
+run: model
+	$(BIN)/chatda up
+
+test: model browser
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff format --check chatda query ingest indexer train bench tests
+	$(BIN)/ruff check chatda query ingest indexer train bench tests
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format chatda query ingest indexer train bench tests
+	$(BIN)/ruff check --fix chatda query ingest indexer train bench tests
+
+bench: model
+	$(BIN)/python -m bench.embeddings_load
+
+clean:
+	rm -rf $(VENV) .chatda .pytest_cache .mypy_cache .ruff_cache

