@@ -43,3 +43,7 @@ def serve(
         port=port or settings.api_port,
         log_config=None,
     )
+
+
+if __name__ == "__main__":
+    app()

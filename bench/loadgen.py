@@ -1,0 +1,120 @@
+"""A small ``hey``-style load generator: N requests over C keep-alive connections, latency tails.
+
+Raw asyncio streams rather than an HTTP client library, so the generator spends as little of
+this 2-core machine's CPU as possible and the server, not the client, is what gets measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import numpy as np
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    concurrency: int
+    seconds: float
+    errors: dict[int, int]
+    latencies_ms: np.ndarray
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+
+    def row(self, label: str) -> str:
+        ok = self.requests - sum(self.errors.values())
+        return (
+            f"| {label} | {self.requests} | {self.concurrency} | {self.rps:,.0f} | "
+            f"{self.percentile(50):.1f} | {self.percentile(95):.1f} | {self.percentile(99):.1f} | "
+            f"{ok} | {dict(self.errors) or '-'} |"
+        )
+
+
+HEADER = (
+    "| run | requests | concurrency | req/s | p50 ms | p95 ms | p99 ms | 2xx | errors |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    status_line = await reader.readline()
+    status = int(status_line.split()[1])
+    length = 0
+    chunked = False
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+        elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if chunked:
+        while True:
+            size = int((await reader.readline()).strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    else:
+        await reader.readexactly(length)
+    return status
+
+
+async def run_load(
+    url: str,
+    n: int,
+    concurrency: int,
+    body: Callable[[int], dict | None],
+    method: str = "POST",
+) -> LoadResult:
+    """``body(i)`` gives the JSON for request i (None: no body, e.g. GET with a query string)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    counter = iter(range(n))
+    latencies: list[float] = []
+    errors: dict[int, int] = {}
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for i in counter:
+                payload = body(i)
+                data = json.dumps(payload, ensure_ascii=False).encode() if payload else b""
+                path = parts.path if payload is not None else f"{parts.path}?{parts.query}"
+                head = (
+                    f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+                )
+                t0 = time.perf_counter()
+                writer.write(head.encode() + data)
+                status = await _read_response(reader)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if status >= 300:
+                    errors[status] = errors.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return LoadResult(n, concurrency, time.perf_counter() - start, errors, np.array(latencies))
+
+
+def summary(result: LoadResult) -> dict[str, float]:
+    return {
+        "rps": result.rps,
+        "p50_ms": result.percentile(50),
+        "p95_ms": result.percentile(95),
+        "p99_ms": result.percentile(99),
+        "errors": float(sum(result.errors.values())),
+    }

@@ -1,0 +1,49 @@
+"""Start ``chatda serve`` as a separate process for a benchmark and wait until it answers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def api_server(env: dict[str, str], timeout_s: float = 120) -> Iterator[str]:
+    port = free_port()
+    full_env = {**os.environ, "CHATDA_LOG_LEVEL": "WARNING", **env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatda.cli.main", "serve", "--port", str(port)], env=full_env
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"API exited early with {proc.returncode}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("API did not become healthy")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
