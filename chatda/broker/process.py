@@ -1,0 +1,166 @@
+"""A local server child process with a readiness probe, shared by Tansu and milvus-lite.
+
+Both local engines are plain executables that chatda starts for development and tests. They fail
+in the same ways (binary missing, port taken, data dir locked, exits before serving), so one
+helper gives them the same contract: start and wait until the server really answers, or raise
+with the tail of its log; stop by pid, politely first, then by force.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_POLL_INTERVAL_S = 0.1
+_LOG_TAIL_LINES = 30
+
+
+class ServerStartError(RuntimeError):
+    """The server binary is missing, exited early, or never became ready."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the kernel for a currently unused TCP port on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port.
+
+    Checked before speaking the real protocol so client libraries do not log connection-refused
+    tracebacks while the server is still booting.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_port_free(host: str, port: int, name: str) -> None:
+    """Refuse to start a server on a port that already answers.
+
+    Readiness is probed over TCP, so a server already on that port would answer for a child
+    that is about to fail (Tansu panics on AddrInUse only after a moment); gRPC servers such
+    as milvus-lite even bind with SO_REUSEPORT and would silently share the port.
+    """
+    if port_accepts(host, port):
+        raise ServerStartError(f"cannot start {name}: {host}:{port} is already in use")
+
+
+class ManagedProcess:
+    """One child server process, its log file, and its lifecycle."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.stop_signal = stop_signal
+        self._own_log = log_path is None
+        if log_path is None:
+            fd, temp_name = tempfile.mkstemp(prefix=f"chatda-{name}-", suffix=".log")
+            os.close(fd)
+            log_path = Path(temp_name)
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, ready: Callable[[], bool], timeout_s: float) -> None:
+        """Spawn the process and block until ``ready()`` is true.
+
+        Raises ServerStartError (with the log tail) when the executable is missing, the process
+        exits before it is ready, or ``timeout_s`` passes; the process is never left behind.
+        """
+        if self._proc is not None:
+            raise RuntimeError(f"{self.name} already started (pid {self._proc.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            try:
+                self._proc = subprocess.Popen(
+                    self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+            except OSError as exc:
+                self._discard_own_log()
+                raise ServerStartError(f"cannot run {self.name} ({self.argv[0]}): {exc}") from exc
+        atexit.register(self.stop)
+        logger.info("%s starting pid=%d log=%s", self.name, self._proc.pid, self.log_path)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                report = self._log_report()
+                self.stop()
+                raise ServerStartError(
+                    f"{self.name} exited with code {code} before it was ready; {report}"
+                )
+            if ready():
+                logger.info("%s ready pid=%d", self.name, self._proc.pid)
+                return
+            if time.monotonic() > deadline:
+                report = self._log_report()
+                self.stop()
+                raise ServerStartError(f"{self.name} not ready after {timeout_s:.0f}s; {report}")
+            time.sleep(_POLL_INTERVAL_S)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Send the polite stop signal, then SIGKILL after ``timeout_s``; idempotent."""
+        proc, self._proc = self._proc, None
+        atexit.unregister(self.stop)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(self.stop_signal)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s pid=%d ignored %s; killing", self.name, proc.pid,
+                               self.stop_signal.name)
+                proc.kill()
+                proc.wait()
+        logger.info("%s stopped pid=%d code=%s", self.name, proc.pid, proc.returncode)
+        self._discard_own_log()
+
+    def _discard_own_log(self) -> None:
+        """Delete the log if it is our temporary file; a caller-chosen log is kept."""
+        if self._own_log:
+            with contextlib.suppress(OSError):
+                os.unlink(self.log_path)
+
+    def _log_report(self) -> str:
+        """The log tail for an error message, naming the file only if it outlives ``stop()``."""
+        where = "its log" if self._own_log else f"log {self.log_path}"
+        return f"{where} ends:\n{self.log_tail()}"
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"

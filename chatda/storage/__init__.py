@@ -1,0 +1,1 @@
+"""Vector storage: Milvus connections, the local milvus-lite server, articles, filters."""

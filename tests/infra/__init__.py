@@ -1,0 +1,1 @@
+"""Tests of the broker and storage infrastructure against real local engines."""
