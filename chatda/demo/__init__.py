@@ -1,0 +1,15 @@
+"""Hand-written demo content for chatda: a service-intent catalog, personal-finance articles, and small eval sets."""
+
+from pathlib import Path
+
+
+def catalog_path() -> Path:
+    return Path(__file__).parent / "catalog.yaml"
+
+
+def articles_path() -> Path:
+    return Path(__file__).parent / "articles.jsonl"
+
+
+def eval_dir() -> Path:
+    return Path(__file__).parent / "eval"
