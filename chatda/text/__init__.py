@@ -1,0 +1,1 @@
+"""Korean text toolkit: normalization, morphemes, jamo, keyboard layouts, sentences, chunks."""
