@@ -33,5 +33,5 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("kafka", "httpx", "urllib3", "sentence_transformers", "transformers"):
+    for noisy in ("kafka", "httpx", "urllib3", "sentence_transformers", "transformers", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     publisher_token: SecretStr | None = None
 
+    # intent catalog
+    intent_threshold: float = Field(default=0.86, ge=0, le=1, description="global default")
+    intent_lexical_weight: float = Field(default=0.06, ge=0, le=1)
+    catalog_poll_s: float = 3.0
+    catalog_file: Path | None = Field(default=None, description="imported at start if store empty")
+
     # text
     max_text_chars: int = 20000
     user_dictionary: Path | None = None
@@ -61,6 +67,15 @@ class Settings(BaseSettings):
     events_topic: str = "search-events"
     log_level: str = "INFO"
     log_json: bool = False
+
+    # --- article ingest (publishers → Kafka → ingest worker → Milvus) ---
+    article_partitions: int = Field(default=4, description="partitions of a new articles topic")
+    articles_alias: str = Field(default="articles", description="Milvus alias search reads")
+    ingest_group_id: str = "chatda-ingest"
+    ingest_batch_size: int = Field(default=64, description="max records per worker poll")
+    chunk_max_tokens: int = Field(default=256, description="tokens per embedded chunk")
+    chunk_overlap_sentences: int = 1
+    # --- end article ingest ---
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -8,11 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.file_format import read_catalog
+from chatda.catalog.service import CatalogService
+from chatda.catalog.store import CatalogStore
+from chatda.db.engine import make_engine, upgrade
 from chatda.models.encoder import Encoder
 from chatda.models.registry import ModelRegistry
 from chatda.settings import Settings, get_settings
 from query.errors import install_error_handlers
-from query.routes import embeddings, health
+from chatda.text.morphemes import default_morphemes
+from query.routes import admin_intents, admin_page, embeddings, health, intents
 from query.state import ApiState
 
 
@@ -33,14 +38,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             default_timeout_s=settings.request_timeout_ms / 1000,
         )
         await batcher.start()
-        app.state.chatda = ApiState(settings=settings, encoder=encoder, batcher=batcher)
+        engine = make_engine(settings.sql_url)
+        upgrade(engine)
+        store = CatalogStore(engine)
+        if settings.catalog_file and not store.list():
+            store.import_intents(read_catalog(settings.catalog_file))
+        catalog = CatalogService(
+            store,
+            batcher,
+            default_morphemes(),
+            settings.intent_threshold,
+            settings.intent_lexical_weight,
+            settings.catalog_poll_s,
+        )
+        await catalog.start()
+        app.state.chatda = ApiState(
+            settings=settings, encoder=encoder, batcher=batcher, store=store, catalog=catalog
+        )
         try:
             yield
         finally:
+            await catalog.close()
             await batcher.close()
+            engine.dispose()
 
     app = FastAPI(title="chatda 찾다", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(embeddings.router)
+    app.include_router(intents.router)
+    app.include_router(admin_intents.router)
+    app.include_router(admin_page.router)
     return app

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded
+from chatda.catalog.errors import CatalogError
+from chatda.catalog.service import CatalogNotReady
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DeadlineExceeded)
     async def _deadline(_: Request, exc: DeadlineExceeded) -> JSONResponse:
         return error_body(504, f"request timed out in the encoder queue: {exc}")
+
+    @app.exception_handler(CatalogError)
+    async def _catalog(_: Request, exc: CatalogError) -> JSONResponse:
+        return error_body(exc.status, exc.message, **exc.detail)
+
+    @app.exception_handler(CatalogNotReady)
+    async def _not_ready(_: Request, exc: CatalogNotReady) -> JSONResponse:
+        response = error_body(503, str(exc))
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.exception_handler(BatcherClosed)
     async def _closed(_: Request, exc: BatcherClosed) -> JSONResponse:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.service import CatalogService
+from chatda.catalog.store import CatalogStore
 from chatda.models.encoder import Encoder
 from chatda.settings import Settings
 
@@ -14,3 +16,5 @@ class ApiState:
     settings: Settings
     encoder: Encoder
     batcher: DynamicBatcher
+    store: CatalogStore
+    catalog: CatalogService

@@ -30,10 +30,11 @@ class PostStep(Protocol):
     """Runs on the batch's embeddings, on the model's device, in the model thread.
 
     Returns one result per row. Rows of one batch that carry the same post-step object are
-    handed to it together, so e.g. a whole batch of queries is scored with one matrix product.
+    handed to it together, so e.g. a whole batch of queries is scored with one matrix product;
+    ``contexts`` carries each row's request-specific inputs (filters, lexical scores, top-k).
     """
 
-    def __call__(self, embeddings: torch.Tensor) -> Sequence[Any]: ...
+    def __call__(self, embeddings: torch.Tensor, contexts: Sequence[Any]) -> Sequence[Any]: ...
 
 
 @dataclass
@@ -47,6 +48,7 @@ class _Request:
     n: int
     kind: Kind
     post_step: PostStep | None
+    context: Any
     deadline: float
     future: asyncio.Future[Encoded]
     enqueued: float
@@ -130,8 +132,13 @@ class DynamicBatcher:
         *,
         deadline: float | None = None,
         post_step: PostStep | None = None,
+        context: Any = None,
     ) -> Encoded:
-        """Queue texts; ``deadline`` is an absolute ``time.monotonic()`` value."""
+        """Queue texts; ``deadline`` is an absolute ``time.monotonic()`` value.
+
+        With a ``post_step``, ``Encoded.extras`` holds its result for each text, computed in the
+        same pass; ``context`` is handed to the post-step with each of this request's rows.
+        """
         if self._closed:
             raise BatcherClosed("batcher closed")
         if self._task is None:
@@ -148,6 +155,7 @@ class DynamicBatcher:
             n=len(texts),
             kind=kind,
             post_step=post_step,
+            context=context,
             deadline=deadline if deadline is not None else now + self.default_timeout_s,
             future=future,
             enqueued=now,
@@ -225,7 +233,8 @@ class DynamicBatcher:
             if step is not None:
                 groups.setdefault(id(step), (step, []))[1].append(pos)
         for step, positions in groups.values():
-            results = step(emb[positions])
+            contexts = [sorted_items[p].request.context for p in positions]
+            results = step(emb[positions], contexts)
             for pos, res in zip(positions, results, strict=True):
                 extras[order[pos]] = res
         out = np.empty((len(items), emb.shape[1]), dtype=np.float32)

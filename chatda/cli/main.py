@@ -6,12 +6,14 @@ import json
 
 import typer
 
-from chatda.cli import model_commands
+from chatda.cli import catalog_commands, model_commands, train_commands
 from chatda.logs import configure_logging
 from chatda.settings import get_settings
 
 app = typer.Typer(help="chatda 찾다 — Korean-first natural-language search.", no_args_is_help=True)
 app.add_typer(model_commands.app, name="model")
+app.add_typer(catalog_commands.app, name="catalog")
+app.add_typer(train_commands.app, name="train")
 
 
 @app.callback()

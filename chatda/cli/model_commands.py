@@ -42,3 +42,24 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="machine-read
     for v in versions:
         mark = "*" if v.serving else " "
         typer.echo(f"{mark} {v.manifest.ref:32} dim={v.manifest.dim:<4} {v.path}")
+
+
+@app.command()
+def promote(
+    ref: str = typer.Argument(..., metavar="VERSION", help="version or name@version"),
+    force: bool = typer.Option(False, "--force", help="serve it even if retrieval is worse"),
+) -> None:
+    """Serve VERSION if its KorQuAD MRR@10 and Recall@5 are at least the serving model's."""
+    from train.promotion import promote as promote_version
+
+    registry = _registry()
+    name, version = parse_ref(ref, get_settings().model_name)
+    decision = promote_version(registry, registry.get(name, version), force=force)
+    for reason in decision.reasons:
+        typer.echo(f"  {reason}")
+    if not decision.promoted and not decision.allowed:
+        typer.echo(f"refused: {name}@{version} does not meet the gates (use --force to override)")
+        raise typer.Exit(1)
+    state = "now serving" if decision.promoted else "unchanged"
+    forced = " (forced)" if decision.promoted and not decision.allowed else ""
+    typer.echo(f"{name}@{registry.serving_version(name)} {state}{forced}")

@@ -11,7 +11,17 @@ router = APIRouter()
 @router.get("/healthz", tags=["ops"])
 async def healthz(request: Request) -> dict[str, object]:
     state = request.app.state.chatda
-    return {"status": "ok", "model": state.encoder.ref, "device": state.encoder.device}
+    catalog = state.catalog
+    return {
+        "status": "ok",
+        "model": state.encoder.ref,
+        "device": state.encoder.device,
+        "catalog": {
+            "ready": catalog.ready,
+            "version": catalog.snapshot.version if catalog.ready else None,
+            "intents": catalog.snapshot.size if catalog.ready else 0,
+        },
+    }
 
 
 @router.get("/metrics", tags=["ops"], include_in_schema=False)

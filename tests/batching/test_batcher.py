@@ -86,17 +86,18 @@ async def test_post_step_scores_whole_batch_in_one_call(batcher, encoder) -> Non
     matrix = torch.from_numpy(encoder.encode(["송금", "환전"], "query"))
     calls: list[int] = []
 
-    def score(emb: torch.Tensor) -> list[int]:
+    def score(emb: torch.Tensor, contexts: list[str]) -> list[tuple[int, str]]:
         calls.append(emb.shape[0])
-        return (emb.float() @ matrix.T).argmax(dim=1).tolist()
+        return list(zip((emb.float() @ matrix.T).argmax(dim=1).tolist(), contexts, strict=True))
 
     texts = ["송금하고 싶어요", "환전 어디서 해", "돈 보내기", "달러로 바꾸기"] * 4
     gate = batcher.submit(LONG[:8], "passage")  # keeps the model busy so the queries pile up
     results = await asyncio.gather(
-        gate, *(batcher.submit([t], "query", post_step=score) for t in texts)
+        gate, *(batcher.submit([t], "query", post_step=score, context=t) for t in texts)
     )
-    best = [r.extras[0] for r in results[1:]]
+    best = [r.extras[0][0] for r in results[1:]]
     assert best[:2] == [0, 1]
+    assert [r.extras[0][1] for r in results[1:]] == texts
     assert sum(calls) == len(texts)
     assert len(calls) < len(texts)
 

@@ -1,0 +1,1 @@
+"""The service-intent catalog: query → query' matching of an app's services."""

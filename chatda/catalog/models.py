@@ -1,0 +1,82 @@
+"""Intents as they cross every boundary (file, HTTP, store), validated once, here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chatda.text.normalize import normalize_query
+
+MAX_HINTS = 200
+MAX_HINT_CHARS = 500
+MAX_NAME_CHARS = 200
+
+
+class Area(StrEnum):
+    SEARCH = "SEARCH"
+    RECO = "RECO"
+    SUGGEST = "SUGGEST"
+
+
+class IntentFields(BaseModel):
+    """What an operator edits; the id and bookkeeping live on ``Intent``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parent_id: int | None = Field(default=None, gt=0)
+    service_id: int | None = None
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    hints: list[str] = Field(default_factory=list, max_length=MAX_HINTS)
+    memo: str = Field(default="", max_length=5000)
+    open: bool = True
+    areas: list[Area] = Field(default_factory=lambda: list(Area), min_length=1)
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        text = normalize_query(value, MAX_NAME_CHARS).text
+        if not text:
+            raise ValueError("name must not be empty")
+        return text
+
+    @field_validator("hints")
+    @classmethod
+    def _hints(cls, values: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, raw in enumerate(values):
+            if len(raw) > MAX_HINT_CHARS:
+                raise ValueError(f"hint {i} is longer than {MAX_HINT_CHARS} characters")
+            text = normalize_query(raw, MAX_HINT_CHARS).text
+            if text and text not in out:
+                out.append(text)
+        return out
+
+    @field_validator("areas")
+    @classmethod
+    def _areas(cls, values: list[Area]) -> list[Area]:
+        return sorted(set(values), key=list(Area).index)
+
+
+class IntentIn(IntentFields):
+    id: int = Field(gt=0)
+
+
+class Intent(IntentIn):
+    updated_at: datetime
+    version: int = 1
+
+
+class IntentUpdate(IntentFields):
+    """A full replacement of the editable fields, guarded by the version the editor saw."""
+
+    version: int = Field(ge=1, description="the version being replaced (optimistic concurrency)")
+
+
+class CatalogFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    intents: list[IntentIn]

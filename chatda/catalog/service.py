@@ -1,0 +1,155 @@
+"""The live catalog of one API process: follows the store, rebuilds snapshots, matches queries.
+
+Every replica polls the store's catalog version every few seconds, so edits made through any
+replica (or the CLI) converge everywhere. A rebuild re-embeds only texts it has not seen with
+the current model, builds the new snapshot off to the side and swaps one reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+
+from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.models import Area
+from chatda.catalog.snapshot import (
+    CatalogSnapshot,
+    IntentScore,
+    MatchContext,
+    build_snapshot,
+    intent_texts,
+)
+from chatda.catalog.store import CatalogStore
+from chatda.text.morphemes import Morphemes
+
+log = logging.getLogger(__name__)
+
+_EMBED_CHUNK = 256
+
+
+class CatalogNotReady(RuntimeError):
+    pass
+
+
+class CatalogService:
+    def __init__(
+        self,
+        store: CatalogStore,
+        batcher: DynamicBatcher,
+        morphemes: Morphemes,
+        default_threshold: float,
+        lexical_weight: float,
+        poll_s: float = 3.0,
+    ) -> None:
+        self.store = store
+        self.batcher = batcher
+        self.morphemes = morphemes
+        self.default_threshold = default_threshold
+        self.lexical_weight = lexical_weight
+        self.poll_s = poll_s
+        self._snapshot: CatalogSnapshot | None = None
+        self._vectors: dict[str, np.ndarray] = {}
+        self._vectors_model = ""
+        self._terms: dict[str, list[str]] = {}
+        self._lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def snapshot(self) -> CatalogSnapshot:
+        if self._snapshot is None:
+            raise CatalogNotReady("the intent catalog is still loading")
+        return self._snapshot
+
+    @property
+    def ready(self) -> bool:
+        return self._snapshot is not None
+
+    async def start(self) -> None:
+        """Load in the background: the API answers (503 for intents) while the catalog embeds."""
+        self._poller = asyncio.get_running_loop().create_task(self._poll(), name="catalog-poll")
+
+    async def wait_ready(self, timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self._snapshot is None:
+            if time.monotonic() > deadline:
+                raise CatalogNotReady("the intent catalog did not load in time")
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            try:
+                await self._poller
+            except asyncio.CancelledError:
+                pass
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # a DB hiccup must not kill the poller; the next tick retries
+                log.exception("catalog refresh failed")
+            await asyncio.sleep(self.poll_s)
+
+    async def refresh(self) -> bool:
+        """Rebuild if the store or the model moved on; returns whether a new snapshot serves."""
+        async with self._lock:
+            version = await asyncio.to_thread(self.store.version)
+            model_ref = self.batcher.encoder.ref
+            current = self._snapshot
+            if current and current.version == version and current.model_ref == model_ref:
+                return False
+            started = time.perf_counter()
+            intents = await asyncio.to_thread(self.store.list)
+            if self._vectors_model != model_ref:
+                self._vectors, self._vectors_model = {}, model_ref
+            texts = list(dict.fromkeys(t for i in intents for t in intent_texts(i)))
+            missing = [t for t in texts if t not in self._vectors]
+            for start in range(0, len(missing), _EMBED_CHUNK):
+                chunk = missing[start : start + _EMBED_CHUNK]
+                vectors = await self.batcher.encode(
+                    chunk, "query", deadline=time.monotonic() + 300
+                )
+                self._vectors.update(zip(chunk, vectors, strict=True))
+            new_terms = [t for t in texts if t not in self._terms]
+            if new_terms:
+                batch = await asyncio.to_thread(self.morphemes.terms_batch, new_terms)
+                self._terms.update(zip(new_terms, batch, strict=True))
+            snapshot = await asyncio.to_thread(
+                build_snapshot,
+                version,
+                model_ref,
+                intents,
+                self._vectors,
+                self._terms,
+                self.batcher.encoder.device,
+                self.default_threshold,
+                self.lexical_weight,
+            )
+            self._snapshot = snapshot
+            log.info(
+                "catalog snapshot v%s: %d intents, %d texts (%d embedded) in %.2fs",
+                version, snapshot.size, len(texts), len(missing), time.perf_counter() - started,
+            )
+            return True
+
+    async def match(
+        self,
+        query: str,
+        area: Area | None = None,
+        top_k: int = 5,
+        deadline: float | None = None,
+        everything: bool = False,
+    ) -> tuple[CatalogSnapshot, list[IntentScore], np.ndarray]:
+        """Embed the query and score it in the same batched pass; also returns the embedding."""
+        snap = self.snapshot
+        terms = self.morphemes.terms(query)
+        ctx = MatchContext(snap.lexical_scores(terms), area, top_k, everything)
+        encoded = await self.batcher.submit(
+            [query], "query", deadline=deadline, post_step=snap, context=ctx
+        )
+        assert encoded.extras is not None
+        return snap, encoded.extras[0], encoded.embeddings[0]

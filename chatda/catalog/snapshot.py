@@ -1,0 +1,198 @@
+"""An immutable, versioned in-memory catalog: the hint matrix on the model's device + BM25.
+
+Queries are matched against every intent's name and hints (query → query'), exactly: one matrix
+product per batch of queries, inside the batcher's pass, and only the top results leave the
+device. A new snapshot is built off to the side and swapped in; a query keeps the snapshot it
+started with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from chatda.catalog.models import Area, Intent
+from chatda.catalog.tree import paths
+from chatda.lexical.bm25 import BM25Index
+
+
+@dataclass(frozen=True)
+class MatchContext:
+    """Per-query inputs to the scorer: lexical scores, exposure area, how many to return."""
+
+    lexical: np.ndarray | None
+    area: Area | None
+    top_k: int
+    everything: bool = False
+
+
+@dataclass(frozen=True)
+class IntentScore:
+    index: int
+    score: float
+    dense: float
+    lexical: float
+    row: int
+    threshold: float
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= self.threshold
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.threshold
+
+
+@dataclass
+class CatalogSnapshot:
+    version: int
+    model_ref: str
+    intents: list[Intent]
+    paths: list[str]
+    row_texts: list[str]
+    row_intent: np.ndarray
+    matrix: torch.Tensor
+    thresholds: np.ndarray
+    open_mask: np.ndarray
+    area_masks: dict[Area, np.ndarray]
+    lexical: BM25Index
+    lexical_weight: float
+    default_threshold: float
+    _device_state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.intents)
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        if not self._device_state:
+            device = self.matrix.device
+            self._device_state.update(
+                row_intent=torch.as_tensor(self.row_intent, device=device, dtype=torch.long),
+                thresholds=torch.as_tensor(self.thresholds, device=device, dtype=torch.float32),
+                open=torch.as_tensor(self.open_mask, device=device),
+                **{
+                    f"area:{a.value}": torch.as_tensor(m, device=device)
+                    for a, m in self.area_masks.items()
+                },
+            )
+        return self._device_state
+
+    def lexical_scores(self, terms: Sequence[str]) -> np.ndarray:
+        """Per-intent best BM25 over its name and hints, scaled so the best intent gets 1."""
+        rows = self.lexical.scores(terms)
+        per_intent = np.zeros(self.size, dtype=np.float32)
+        if rows.size:
+            np.maximum.at(per_intent, self.row_intent, rows.astype(np.float32))
+        top = float(per_intent.max()) if per_intent.size else 0.0
+        return per_intent / top if top > 0 else per_intent
+
+    def __call__(
+        self, embeddings: torch.Tensor, contexts: Sequence[MatchContext]
+    ) -> list[list[IntentScore]]:
+        """The batcher post-step: score a batch of query embeddings against every intent."""
+        if self.size == 0:
+            return [[] for _ in contexts]
+        t = self._tensors()
+        device = self.matrix.device
+        sims = (embeddings.to(self.matrix.dtype) @ self.matrix.T).float()  # (B, R)
+        batch, n_rows = sims.shape
+        index = t["row_intent"].expand(batch, n_rows)
+        dense = torch.full((batch, self.size), -2.0, device=device)
+        dense = dense.scatter_reduce(1, index, sims, reduce="amax", include_self=True)
+        is_best = sims >= dense.gather(1, index)
+        rows = torch.where(is_best, torch.arange(n_rows, device=device).expand(batch, n_rows),
+                           n_rows)
+        best_row = torch.full((batch, self.size), n_rows, device=device, dtype=torch.long)
+        best_row = best_row.scatter_reduce(1, index, rows, reduce="amin", include_self=True)
+        lexical = torch.zeros((batch, self.size), device=device)
+        for i, ctx in enumerate(contexts):
+            if ctx.lexical is not None:
+                lexical[i] = torch.as_tensor(ctx.lexical, device=device)
+        fused = dense + self.lexical_weight * lexical
+        visible = torch.ones((batch, self.size), dtype=torch.bool, device=device)
+        for i, ctx in enumerate(contexts):
+            if not ctx.everything:
+                visible[i] &= t["open"]
+                if ctx.area is not None:
+                    visible[i] &= t[f"area:{ctx.area.value}"]
+        hidden = -9.0
+        masked = torch.where(visible, fused, torch.full_like(fused, hidden))
+        k = min(self.size, max(self.size if c.everything else c.top_k for c in contexts))
+        top = torch.topk(masked, k, dim=1)
+        picked = top.indices
+        # one transfer for the whole batch: only the top k per query leave the device
+        table = torch.stack([
+            top.values,
+            dense.gather(1, picked),
+            lexical.gather(1, picked),
+            best_row.gather(1, picked).float(),
+            t["thresholds"][picked],
+            picked.float(),
+        ]).cpu().numpy()
+        results: list[list[IntentScore]] = []
+        for i, ctx in enumerate(contexts):
+            limit = self.size if ctx.everything else ctx.top_k
+            row = [
+                IntentScore(int(v[5]), float(v[0]), float(v[1]), float(v[2]), int(v[3]),
+                            float(v[4]))
+                for v in table[:, i, :].T
+                if v[0] > hidden
+            ]
+            results.append(row[:limit])
+        return results
+
+
+def intent_texts(intent: Intent) -> list[str]:
+    """What an intent is matched on: its name, then each hint (deduplicated)."""
+    texts = [intent.name]
+    texts.extend(h for h in intent.hints if h != intent.name)
+    return texts
+
+
+def build_snapshot(
+    version: int,
+    model_ref: str,
+    intents: list[Intent],
+    vectors: dict[str, np.ndarray],
+    terms: dict[str, list[str]],
+    device: str,
+    default_threshold: float,
+    lexical_weight: float,
+) -> CatalogSnapshot:
+    """Assemble a snapshot from already-computed vectors and morpheme terms of every text."""
+    intents = sorted(intents, key=lambda i: i.id)
+    names = {i.id: i.name for i in intents}
+    parents = {i.id: i.parent_id for i in intents}
+    path_of = paths(names, parents)
+    row_texts: list[str] = []
+    row_intent: list[int] = []
+    for idx, intent in enumerate(intents):
+        for text in intent_texts(intent):
+            row_texts.append(text)
+            row_intent.append(idx)
+    dim = next(iter(vectors.values())).shape[0] if vectors else 384
+    matrix = np.vstack([vectors[t] for t in row_texts]) if row_texts else np.zeros((0, dim))
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    return CatalogSnapshot(
+        version=version,
+        model_ref=model_ref,
+        intents=intents,
+        paths=[path_of[i.id] for i in intents],
+        row_texts=row_texts,
+        row_intent=np.asarray(row_intent, dtype=np.int64),
+        matrix=torch.as_tensor(matrix, dtype=dtype, device=device),
+        thresholds=np.array(
+            [i.threshold if i.threshold is not None else default_threshold for i in intents],
+            dtype=np.float32,
+        ),
+        open_mask=np.array([i.open for i in intents], dtype=bool),
+        area_masks={a: np.array([a in i.areas for i in intents], dtype=bool) for a in Area},
+        lexical=BM25Index([terms[t] for t in row_texts]),
+        lexical_weight=lexical_weight,
+        default_threshold=default_threshold,
+    )

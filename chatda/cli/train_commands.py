@@ -1,0 +1,116 @@
+"""``chatda train …``: fine-tune a registry model into a new version, or evaluate one.
+
+Every job reads its parent from the registry, writes a new version (never overwriting one) and
+records config, data counts, seed and the evaluation table in the new manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from chatda.models.registry import ModelRegistry, ModelVersion, parse_ref
+from chatda.settings import get_settings
+
+app = typer.Typer(help="Fine-tune and evaluate models (train/).", no_args_is_help=True)
+
+DATA_DIR_HELP = "shared datasets folder (default: ../shared/data beside the repository)"
+
+
+def _registry() -> ModelRegistry:
+    return ModelRegistry(get_settings().models_dir)
+
+
+def _resolve(registry: ModelRegistry, ref: str | None) -> ModelVersion:
+    name, version = parse_ref(ref or "", get_settings().model_name)
+    return registry.get(name, version)
+
+
+def _data_dir(path: Path | None) -> Path:
+    from train.data import DEFAULT_DATA_DIR
+
+    return path or DEFAULT_DATA_DIR
+
+
+def _report(version: ModelVersion, as_json: bool) -> None:
+    from train.evaluate import markdown
+
+    evaluation = version.manifest.evaluation or {}
+    if as_json:
+        typer.echo(json.dumps(version.summary(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"registered {version.manifest.ref} at {version.path}")
+    if evaluation:
+        rows = {
+            evaluation["parent"]: evaluation["parent_metrics"],
+            version.manifest.ref: evaluation["metrics"],
+        }
+        typer.echo(markdown(rows))
+
+
+@app.command("eval")
+def eval_command(
+    model: str | None = typer.Option(None, "--model", help="name@version; default: serving"),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of markdown"),
+) -> None:
+    """KorSTS test, KLUE STS dev and KorQuAD dev retrieval for one model."""
+    from chatda.models.encoder import Encoder
+    from train.evaluate import SPLITS, EvalSuite, evaluate, markdown, store_metrics
+
+    registry = _registry()
+    version = _resolve(registry, model)
+    metrics = evaluate(Encoder(version, device=device), EvalSuite.load(_data_dir(data_dir)))
+    if not (version.manifest.evaluation or {}).get("metrics"):
+        store_metrics(registry, version, metrics)
+    if as_json:
+        payload = {"model": version.manifest.ref, "metrics": metrics, "splits": SPLITS}
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(markdown({version.manifest.ref: metrics}))
+
+
+@app.command("nli-sts")
+def nli_sts_command(
+    model: str | None = typer.Option(None, "--model", help="parent name@version; default: serving"),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    seed: int = typer.Option(42),
+    epochs: float | None = typer.Option(None, help="default 1"),
+    batch_size: int | None = typer.Option(None, help="default 32 on CPU, 128 on CUDA"),
+    lr: float | None = typer.Option(None, help="default 2e-5"),
+    max_seq_length: int | None = typer.Option(None, help="default 64 on CPU, 128 on CUDA"),
+    max_steps: int | None = typer.Option(None, help="stop after N steps (-1: epochs decide)"),
+    max_triplets: int | None = typer.Option(None, help="cap NLI triplets (seeded subset)"),
+    max_sts: int | None = typer.Option(None, help="cap KorSTS train pairs (seeded subset)"),
+    eval_steps: int | None = typer.Option(None, help="select on KorSTS dev every N steps"),
+    skip_eval: bool = typer.Option(False, help="register without the evaluation table"),
+    as_json: bool = typer.Option(False, "--json", help="print the new version as JSON"),
+) -> None:
+    """Multitask NLI (MultipleNegativesRanking) + KorSTS (CoSENT) fine-tuning."""
+    from train import nli_sts
+    from train.evaluate import EvalSuite, evaluator_for
+    from train.runner import default_config
+
+    registry = _registry()
+    parent = _resolve(registry, model)
+    config = default_config(
+        device,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        max_seq_length=max_seq_length,
+        max_steps=max_steps,
+        eval_steps=eval_steps,
+    )
+    root = _data_dir(data_dir)
+    d = nli_sts.load_data(root, seed, max_triplets, max_sts)
+    evaluate = (
+        None if skip_eval else evaluator_for(registry, parent, EvalSuite.load(root), config.device)
+    )
+    version = nli_sts.train(registry, parent, d, config, evaluate)
+    _report(version, as_json)

@@ -1,0 +1,1 @@
+"""In-process lexical scoring (BM25) for small collections such as the intent catalog."""

@@ -1,0 +1,127 @@
+"""``/v1/admin/intents``: the operator's JSON API over the catalog (admin token required)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from chatda.catalog.file_format import dump_catalog, parse_catalog
+from chatda.catalog.models import Area, Intent, IntentIn, IntentUpdate
+from chatda.catalog.tree import paths
+from chatda.text.normalize import normalize_query
+from query.auth import require_admin
+from query.routes.intents import IntentMatch, describe
+
+router = APIRouter(prefix="/v1/admin", dependencies=[Depends(require_admin)], tags=["admin"])
+
+
+class IntentView(Intent):
+    path: str
+
+
+class IntentList(BaseModel):
+    intents: list[IntentView]
+    catalog_version: int
+
+
+class ImportResult(BaseModel):
+    imported: int
+    catalog_version: int
+
+
+class TestRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=1000)
+    area: Area | None = None
+
+
+class TestResponse(BaseModel):
+    query: str
+    normalized: str
+    default_threshold: float
+    catalog_version: int
+    intents: list[IntentMatch]
+
+
+def _views(items: list[Intent], everything: list[Intent]) -> list[IntentView]:
+    path_of = paths({i.id: i.name for i in everything}, {i.id: i.parent_id for i in everything})
+    return [IntentView(**i.model_dump(), path=path_of[i.id]) for i in items]
+
+
+async def _after_write(request: Request) -> None:
+    await request.app.state.chatda.catalog.refresh()
+
+
+@router.get("/intents", response_model=IntentList)
+async def list_intents(
+    request: Request, q: str | None = Query(default=None, max_length=200)
+) -> IntentList:
+    store = request.app.state.chatda.store
+    everything = store.list()
+    found = store.list(q) if q else everything
+    return IntentList(intents=_views(found, everything), catalog_version=store.version())
+
+
+@router.get("/intents/{intent_id}", response_model=IntentView)
+async def get_intent(request: Request, intent_id: int) -> IntentView:
+    store = request.app.state.chatda.store
+    return _views([store.get(intent_id)], store.list())[0]
+
+
+@router.post("/intents", response_model=IntentView, status_code=201)
+async def create_intent(request: Request, item: IntentIn) -> IntentView:
+    store = request.app.state.chatda.store
+    created = store.create(item)
+    await _after_write(request)
+    return _views([created], store.list())[0]
+
+
+@router.put("/intents/{intent_id}", response_model=IntentView)
+async def update_intent(request: Request, intent_id: int, item: IntentUpdate) -> IntentView:
+    store = request.app.state.chatda.store
+    updated = store.update(intent_id, item)
+    await _after_write(request)
+    return _views([updated], store.list())[0]
+
+
+@router.delete("/intents/{intent_id}", status_code=204)
+async def delete_intent(
+    request: Request, intent_id: int, version: int | None = Query(default=None, ge=1)
+) -> Response:
+    request.app.state.chatda.store.delete(intent_id, version)
+    await _after_write(request)
+    return Response(status_code=204)
+
+
+@router.post("/intents:import", response_model=ImportResult)
+async def import_intents(
+    request: Request,
+    body: str = Body(media_type="application/yaml", description="a catalog file (YAML or JSON)"),
+    mode: Literal["replace", "merge"] = Query(default="replace"),
+) -> ImportResult:
+    store = request.app.state.chatda.store
+    count = store.import_intents(parse_catalog(body, "request body"), mode)
+    await _after_write(request)
+    return ImportResult(imported=count, catalog_version=store.version())
+
+
+@router.get("/intents:export")
+async def export_intents(request: Request) -> Response:
+    text = dump_catalog(request.app.state.chatda.store.list())
+    return Response(text, media_type="application/yaml; charset=utf-8")
+
+
+@router.post("/intents:test", response_model=TestResponse)
+async def test_query(request: Request, body: TestRequest) -> TestResponse:
+    """Every intent's score for a query, with the matched hint, threshold and decision."""
+    state = request.app.state.chatda
+    normalized = normalize_query(body.query, 1000).text
+    snap, scores, _ = await state.catalog.match(normalized, area=body.area, everything=True)
+    return TestResponse(
+        query=body.query,
+        normalized=normalized,
+        default_threshold=snap.default_threshold,
+        catalog_version=snap.version,
+        intents=[describe(snap, s) for s in scores],
+    )

@@ -1,0 +1,55 @@
+"""The operator's catalog page: search the intents, edit one, try a query against it, live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from chatda.catalog.tree import paths
+from query.auth import ADMIN_COOKIE, presented_token, token_matches
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parents[1] / "templates"))
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin(request: Request, q: str | None = None) -> Response:
+    state = request.app.state.chatda
+    if not token_matches(state.settings.admin_token, presented_token(request, ADMIN_COOKIE)):
+        return templates.TemplateResponse(request, "login.html", {"error": None})
+    everything = state.store.list()
+    shown = state.store.list(q) if q else everything
+    path_of = paths({i.id: i.name for i in everything}, {i.id: i.parent_id for i in everything})
+    return templates.TemplateResponse(
+        request,
+        "admin.html",
+        {
+            "intents": [(i, path_of[i.id]) for i in shown],
+            "q": q or "",
+            "catalog_version": state.store.version(),
+            "default_threshold": state.settings.intent_threshold,
+            "model": state.encoder.ref,
+        },
+    )
+
+
+@router.post("/admin/login")
+async def login(request: Request, token: str = Form(...)) -> Response:
+    if not token_matches(request.app.state.chatda.settings.admin_token, token):
+        return templates.TemplateResponse(
+            request, "login.html", {"error": "토큰이 올바르지 않습니다 (invalid token)"},
+            status_code=403,
+        )
+    response = RedirectResponse("/admin", status_code=303)
+    response.set_cookie(ADMIN_COOKIE, token, httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/admin/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/admin", status_code=303)
+    response.delete_cookie(ADMIN_COOKIE)
+    return response

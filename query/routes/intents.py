@@ -1,0 +1,74 @@
+"""``GET /v1/intents/match``: which of the app's services does this text ask for?"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from chatda.catalog.models import Area
+from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
+from chatda.text.normalize import normalize_query
+
+router = APIRouter()
+
+
+class IntentMatch(BaseModel):
+    id: int
+    name: str
+    path: str
+    service_id: int | None
+    areas: list[Area]
+    open: bool
+    score: float
+    dense: float
+    lexical: float
+    matched_hint: str
+    threshold: float
+    margin: float
+    passed: bool
+
+
+class MatchResponse(BaseModel):
+    query: str
+    normalized: str
+    intents: list[IntentMatch]
+    catalog_version: int
+    model: str
+
+
+def describe(snap: CatalogSnapshot, score: IntentScore) -> IntentMatch:
+    intent = snap.intents[score.index]
+    return IntentMatch(
+        id=intent.id,
+        name=intent.name,
+        path=snap.paths[score.index],
+        service_id=intent.service_id,
+        areas=intent.areas,
+        open=intent.open,
+        score=round(score.score, 5),
+        dense=round(score.dense, 5),
+        lexical=round(score.lexical, 5),
+        matched_hint=snap.row_texts[score.row],
+        threshold=round(score.threshold, 5),
+        margin=round(score.margin, 5),
+        passed=score.passed,
+    )
+
+
+@router.get("/v1/intents/match", response_model=MatchResponse, tags=["intents"])
+async def match(
+    request: Request,
+    q: str = Query(min_length=1, max_length=1000, description="what the user typed"),
+    area: Area | None = Query(default=None, description="exposure area"),
+    top_k: int = Query(default=5, ge=1, le=50),
+) -> MatchResponse:
+    state = request.app.state.chatda
+    normalized = normalize_query(q, 1000).text
+    snap, scores, _ = await state.catalog.match(normalized, area=area, top_k=top_k)
+    return MatchResponse(
+        query=q,
+        normalized=normalized,
+        intents=[describe(snap, s) for s in scores if s.passed],
+        catalog_version=snap.version,
+        model=snap.model_ref,
+    )
