@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     publisher_token: SecretStr | None = None
 
     # intent catalog
-    intent_threshold: float = Field(default=0.86, ge=0, le=1, description="global default")
+    intent_threshold: float = Field(default=0.92, ge=0, le=1, description="global default")
     intent_lexical_weight: float = Field(default=0.06, ge=0, le=1)
     catalog_poll_s: float = 3.0
     catalog_file: Path | None = Field(default=None, description="imported at start if store empty")

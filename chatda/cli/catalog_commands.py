@@ -24,7 +24,7 @@ def _store() -> CatalogStore:
 @app.command("import")
 def import_catalog(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="catalog YAML/JSON"),
-    mode: str = typer.Option("replace", help="replace: the file becomes the catalog; merge: upsert"),
+    mode: str = typer.Option("replace", help="replace: file becomes the catalog; merge: upsert"),
 ) -> None:
     """Validate the whole file, then write it in one transaction (nothing on any error)."""
     if mode not in ("replace", "merge"):

@@ -1,0 +1,1 @@
+"""`chatda eval`: retrieval metrics over JSONL corpora and queries, for intents and documents."""
