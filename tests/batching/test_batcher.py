@@ -13,7 +13,9 @@ from chatda.batching.batcher import DynamicBatcher
 from chatda.batching.errors import DeadlineExceeded, Overloaded
 from chatda.models.encoder import Encoder
 
-QUERIES = [f"{word} 방법 {i}" for i, word in enumerate(["송금", "환전", "대출", "적금", "카드"] * 8)]
+QUERIES = [
+    f"{word} 방법 {i}" for i, word in enumerate(["송금", "환전", "대출", "적금", "카드"] * 8)
+]
 LONG = ["긴 문서입니다. " * 60 + str(i) for i in range(48)]
 
 
@@ -39,7 +41,9 @@ class CountingBatcher(DynamicBatcher):
 
 @pytest.fixture
 async def batcher(encoder: Encoder):
-    b = CountingBatcher(encoder, max_batch_size=64, max_batch_tokens=16384, queue_limit=4096)
+    b = CountingBatcher(
+        encoder, max_batch_size=64, max_batch_tokens=16384, queue_limit=4096, default_timeout_s=120
+    )
     await b.start()
     yield b
     await b.close()
@@ -61,7 +65,7 @@ async def test_multi_text_request_keeps_input_order(batcher, encoder) -> None:
 
 
 async def test_request_larger_than_a_batch_is_split(encoder) -> None:
-    b = CountingBatcher(encoder, max_batch_size=8)
+    b = CountingBatcher(encoder, max_batch_size=8, default_timeout_s=120)
     try:
         texts = QUERIES[:20]
         got = await b.encode(texts, "query")
@@ -72,7 +76,7 @@ async def test_request_larger_than_a_batch_is_split(encoder) -> None:
 
 
 async def test_token_budget_bounds_padded_batch(encoder) -> None:
-    b = CountingBatcher(encoder, max_batch_size=64, max_batch_tokens=1024)
+    b = CountingBatcher(encoder, max_batch_size=64, max_batch_tokens=1024, default_timeout_s=120)
     try:
         await b.encode(LONG[:16], "passage")
         width = len(encoder.tokenize(LONG[:1], "passage")[0])
@@ -114,7 +118,7 @@ async def test_deadline_expired_in_queue_fails_only_that_request(batcher) -> Non
 
 
 async def test_full_queue_rejects_immediately(encoder) -> None:
-    b = DynamicBatcher(encoder, max_batch_size=4, queue_limit=8)
+    b = DynamicBatcher(encoder, max_batch_size=4, queue_limit=8, default_timeout_s=120)
     try:
         tasks = [asyncio.ensure_future(b.encode([q], "query")) for q in QUERIES[:30]]
         results = await asyncio.gather(*tasks, return_exceptions=True)
