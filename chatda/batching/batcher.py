@@ -41,6 +41,7 @@ class PostStep(Protocol):
 class Encoded:
     embeddings: np.ndarray
     extras: list[Any] | None
+    tokens: int = 0
 
 
 @dataclass
@@ -55,6 +56,7 @@ class _Request:
     rows: np.ndarray | None = None
     extras: list[Any] | None = None
     remaining: int = 0
+    tokens: int = 0
 
     def alive(self) -> bool:
         return not self.future.done()
@@ -164,6 +166,7 @@ class DynamicBatcher:
         request.rows = np.empty((len(texts), self.encoder.dim), dtype=np.float32)
         request.extras = [None] * len(texts) if post_step is not None else None
         for i, ids in enumerate(self.encoder.tokenize(texts, kind)):
+            request.tokens += len(ids)
             self._queue.append(_Item(request, i, ids))
         self._wakeup.set()
         return await future
@@ -255,4 +258,4 @@ class DynamicBatcher:
                 req.extras[item.index] = extras[row]
             req.remaining -= 1
             if req.remaining == 0:
-                req.future.set_result(Encoded(req.rows, req.extras))
+                req.future.set_result(Encoded(req.rows, req.extras, req.tokens))

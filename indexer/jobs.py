@@ -1,0 +1,30 @@
+"""The indexer's jobs by name: each runs on a schedule and by hand (`chatda jobs run NAME`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from chatda.settings import Settings
+from indexer.feedback_job import aggregate_feedback
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    description: str
+    run: Callable[[Settings, Engine], str]
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in [
+        Job(
+            "aggregate-feedback",
+            "click-through per shown item from search events (threshold review, retraining)",
+            lambda _settings, engine: aggregate_feedback(engine),
+        ),
+    ]
+}

@@ -1,0 +1,71 @@
+"""``chatda scheduler``: APScheduler with its job store in the SQL store.
+
+Schedules come from configuration (``CHATDA_JOBS``: name → "interval:SECONDS", "cron:MIN HOUR
+DOM MON DOW" or "off"). The job store is persistent, so a restart keeps next-run times; jobs
+never overlap themselves (max one instance here, and a run-history guard across processes).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from chatda.db.engine import make_engine, upgrade
+from chatda.settings import get_settings
+from indexer.history import JobAlreadyRunning, record_run
+from indexer.jobs import JOBS
+
+log = logging.getLogger(__name__)
+
+
+def parse_schedule(spec: str) -> BaseTrigger | None:
+    kind, _, value = spec.partition(":")
+    if kind == "off":
+        return None
+    if kind == "interval":
+        return IntervalTrigger(seconds=float(value))
+    if kind == "cron":
+        return CronTrigger.from_crontab(value)
+    raise ValueError(f"bad schedule {spec!r}: use interval:SECONDS, cron:CRONTAB or off")
+
+
+def run_named_job(name: str, trigger: str = "schedule") -> dict:
+    """Entry point the persistent job store refers to (by import path), and `jobs run` calls."""
+    settings = get_settings()
+    engine = make_engine(settings.sql_url)
+    upgrade(engine)
+    job = JOBS[name]
+    try:
+        return record_run(engine, name, trigger, lambda: job.run(settings, engine))
+    except JobAlreadyRunning as exc:
+        log.warning("%s", exc)
+        return {"job": name, "status": "skipped", "detail": str(exc)}
+    finally:
+        engine.dispose()
+
+
+def build_scheduler(scheduler: BaseScheduler | None = None) -> BaseScheduler:
+    settings = get_settings()
+    engine = make_engine(settings.sql_url)
+    upgrade(engine)
+    scheduler = scheduler or BlockingScheduler()
+    scheduler.configure(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine)},
+        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 300},
+    )
+    for name, spec in settings.jobs.items():
+        if name not in JOBS:
+            raise ValueError(f"unknown job {name!r} in CHATDA_JOBS; known: {sorted(JOBS)}")
+        trigger = parse_schedule(spec)
+        if trigger is None:
+            continue
+        scheduler.add_job(
+            run_named_job, trigger, args=[name], id=name, name=name, replace_existing=True
+        )
+    return scheduler
