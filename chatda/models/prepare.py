@@ -78,6 +78,9 @@ def prepare_base_model(
             device="cpu",
         )
         st.save(str(out))
+        # safetensors writes 0600; services often run as another (non-root) user than prepare
+        for path in out.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
     if registry.serving_version(name) is None:
         registry.set_serving(name, BASE_VERSION)
     return registry.get(name, BASE_VERSION), True
