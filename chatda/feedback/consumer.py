@@ -1,0 +1,94 @@
+"""The feedback consumer: records from the events topic into the SQL store.
+
+Offsets are committed only after the batch is in SQL, so a crash replays records rather than
+losing them, and the store's event-id uniqueness makes the replay harmless. A record that does
+not parse is logged and skipped: one bad producer must not stall the topic.
+
+Run it as ``python -m chatda.feedback.consumer`` (settings from the environment, as the API).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterable
+
+from pydantic import ValidationError
+
+from chatda.broker.kafka import make_consumer
+from chatda.feedback.events import FeedbackRecord
+from chatda.feedback.store import FeedbackStore
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 500
+
+
+def decode(values: Iterable[bytes | None]) -> list[FeedbackRecord]:
+    """The records that parse; the rest are logged and dropped."""
+    records = []
+    for value in values:
+        try:
+            records.append(FeedbackRecord.model_validate_json(value or b""))
+        except ValidationError as exc:
+            log.warning("skipping a feedback record that does not parse: %s", exc)
+    return records
+
+
+def persist(store: FeedbackStore, values: Iterable[bytes | None]) -> int:
+    """Store one polled batch; returns how many events were new."""
+    return store.save(decode(values))
+
+
+def run(
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    store: FeedbackStore,
+    stop: threading.Event,
+    max_poll_records: int = 500,
+) -> None:
+    """Consume until ``stop`` is set; commit each batch after it is stored."""
+    consumer = make_consumer(bootstrap, group_id, [topic], max_poll_records=max_poll_records)
+    try:
+        while not stop.is_set():
+            polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+            values = [record.value for batch in polled.values() for record in batch]
+            if not values:
+                continue
+            stored = persist(store, values)
+            consumer.commit()
+            log.info("feedback: %d records, %d new events stored", len(values), stored)
+    finally:
+        consumer.close()
+
+
+def main() -> None:
+    from chatda.db.engine import make_engine, upgrade
+    from chatda.logs import configure_logging
+    from chatda.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.kafka_bootstrap:
+        raise SystemExit("CHATDA_KAFKA_BOOTSTRAP is not set: the API writes feedback to SQL")
+    engine = make_engine(settings.sql_url)
+    upgrade(engine)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        run(
+            settings.kafka_bootstrap,
+            settings.events_topic,
+            settings.feedback_group_id,
+            FeedbackStore(engine),
+            stop,
+        )
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

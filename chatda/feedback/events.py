@@ -1,0 +1,99 @@
+"""Feedback events as clients send them, and as records once the server has accepted them.
+
+A client reports what it showed (an impression: ids and positions) and what was picked (a
+click: id, position, dwell time), always with the ``query_id`` a search answer carried. The
+server adds an event id, the time, and the query text when it still knows the id; that record
+is what travels over Kafka and what the consumer stores, so both paths store the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MAX_SHOWN = 200
+MAX_POSITION = 1000
+MAX_DWELL_MS = 24 * 3600 * 1000
+
+ResultId = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+"""An article's post id, or an intent's id, as the search answer showed it."""
+Position = Annotated[int, Field(ge=1, le=MAX_POSITION, description="1-based place on the page")]
+
+
+class Shown(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: ResultId
+    position: Position
+
+
+class Impression(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["impression"]
+    query_id: UUID
+    shown: list[Shown] = Field(min_length=1, max_length=MAX_SHOWN)
+
+    @model_validator(mode="after")
+    def _distinct_positions(self) -> Impression:
+        positions = [item.position for item in self.shown]
+        if len(set(positions)) != len(positions):
+            raise ValueError("shown positions must be distinct")
+        return self
+
+
+class Click(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["click"]
+    query_id: UUID
+    clicked_id: ResultId
+    position: Position
+    dwell_ms: int | None = Field(default=None, ge=0, le=MAX_DWELL_MS)
+
+
+FeedbackEvent = Annotated[Impression | Click, Field(discriminator="type")]
+
+
+class FeedbackRecord(BaseModel):
+    """An accepted event plus what the server knew when it accepted it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: UUID
+    received_at: AwareDatetime
+    query: str | None = Field(description="the normalised query, when the id was known")
+    known_query: bool
+    event: FeedbackEvent
+
+    def row(self) -> dict[str, Any]:
+        """The record as a ``search_events`` row."""
+        event = self.event
+        common: dict[str, Any] = {
+            "event_id": str(self.event_id),
+            "type": event.type,
+            "query_id": str(event.query_id),
+            "query": self.query,
+            "known_query": self.known_query,
+            "received_at": self.received_at,
+        }
+        if isinstance(event, Impression):
+            shown = [item.model_dump() for item in event.shown]
+            return {
+                **common,
+                "shown": shown,
+                "clicked_id": None,
+                "position": None,
+                "dwell_ms": None,
+            }
+        return {
+            **common,
+            "shown": None,
+            "clicked_id": event.clicked_id,
+            "position": event.position,
+            "dwell_ms": event.dwell_ms,
+        }

@@ -1,0 +1,59 @@
+"""Feedback in the SQL store: idempotent writes, and the popular queries that feed suggestions.
+
+Writes skip event ids already stored (``ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL), so
+at-least-once delivery from Kafka, a consumer restart, or a Kafka-then-SQL fallback in the API
+never counts an event twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, Insert, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from chatda.db.tables import search_events
+from chatda.feedback.events import FeedbackRecord
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Insert:
+    if dialect == "postgresql":
+        return postgresql.insert(search_events).on_conflict_do_nothing(index_elements=["event_id"])
+    if dialect == "sqlite":
+        return sqlite.insert(search_events).on_conflict_do_nothing(index_elements=["event_id"])
+    raise ValueError(f"feedback store supports sqlite and postgresql, not {dialect}")
+
+
+class FeedbackStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = _insert_ignoring_duplicates(engine.dialect.name)
+
+    def save(self, records: Sequence[FeedbackRecord]) -> int:
+        """Store the records not stored yet; returns how many were new."""
+        if not records:
+            return 0
+        stored = 0
+        with self.engine.begin() as conn:
+            for record in records:
+                stored += conn.execute(self._insert.values(**record.row())).rowcount
+        return stored
+
+    def popular_queries(self, min_searches: int, limit: int) -> list[tuple[str, int]]:
+        """Queries whose answers got feedback in at least ``min_searches`` separate searches.
+
+        Counting searches, not events, keeps one long result page (many impressions) from
+        making its query "popular"; the floor keeps one person's one-off (possibly private)
+        query out of everyone's suggestions.
+        """
+        searches = func.count(func.distinct(search_events.c.query_id))
+        statement = (
+            select(search_events.c.query, searches)
+            .where(search_events.c.query.is_not(None))
+            .group_by(search_events.c.query)
+            .having(searches >= min_searches)
+            .order_by(searches.desc(), search_events.c.query)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(row[0], int(row[1])) for row in conn.execute(statement)]

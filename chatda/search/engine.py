@@ -1,0 +1,305 @@
+"""One search: every source of the profile, concurrently, against one deadline, then fusion.
+
+The query is embedded once, by the catalog's match (intents are scored in the same batched
+model pass), and that embedding feeds the dense leg; the BM25 leg and suggestions need no
+embedding and start at once. Every source is awaited with only the time left before the
+request's deadline; one that misses it, fails, or cannot run is reported with its status
+("timeout", "error", "skipped") and left out, and the answer is marked partial — a slow or
+broken source never turns into a 5xx or a late answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.models import Area
+from chatda.catalog.service import CatalogNotReady, CatalogService
+from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
+from chatda.search import fusion
+from chatda.search.articles import ArticleIndex, MilvusUnavailable
+from chatda.search.highlight import Span, find_spans, query_needles, snippet
+from chatda.search.hits import ArticleHit, ChunkHit, collapse
+from chatda.search.legs import Leg, LegQuery
+from chatda.search.profiles import DOCUMENT_LEGS, Profile, SourceName
+from chatda.search.recent import RecentQueries
+from chatda.search.request import SearchRequest
+from chatda.search.suggestions import SuggestService
+from chatda.suggest.entries import Suggestion
+from chatda.text.morphemes import Morphemes
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ok", "skipped", "timeout", "error"]
+T = TypeVar("T")
+
+
+class UnknownProfile(LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown profile {name!r}; known profiles: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    status: Status
+    ms: float
+    """From the start of the request to when the source finished or was dropped."""
+    candidates: int = 0
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class RankedArticle:
+    rank: int
+    post_id: str
+    score: float
+    chunk: ChunkHit
+    snippet: str
+    highlights: list[Span]
+    legs: dict[SourceName, ArticleHit]
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    query_id: uuid.UUID
+    normalized: str
+    profile: str
+    budget_ms: int
+    snapshot: CatalogSnapshot | None
+    intents: list[IntentScore]
+    suggestions: list[Suggestion]
+    documents: list[RankedArticle]
+    sources: dict[SourceName, SourceReport]
+    took_ms: float
+    fusion_ms: float
+
+    @property
+    def partial(self) -> bool:
+        return any(report.status != "ok" for report in self.sources.values())
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    vector: np.ndarray
+    snapshot: CatalogSnapshot | None
+    scores: list[IntentScore]
+
+
+class _Clock:
+    def __init__(self, started: float, deadline: float) -> None:
+        self.started = started
+        self.deadline = deadline
+
+    def ms(self) -> float:
+        return round((time.monotonic() - self.started) * 1000, 2)
+
+    async def run(self, work: Awaitable[T]) -> tuple[SourceReport, T | None]:
+        """Await ``work`` until the deadline; never raises, reports what happened instead."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            if asyncio.iscoroutine(work):
+                work.close()
+            return SourceReport("skipped", self.ms(), message="no budget left"), None
+        try:
+            value = await asyncio.wait_for(work, remaining)
+        except TimeoutError:  # includes the batcher's DeadlineExceeded
+            return SourceReport("timeout", self.ms(), message="missed the deadline"), None
+        except (MilvusUnavailable, CatalogNotReady) as exc:
+            return SourceReport("skipped", self.ms(), message=str(exc)), None
+        except Exception as exc:
+            log.warning("search source failed: %r", exc)
+            return SourceReport("error", self.ms(), message=type(exc).__name__), None
+        size = len(value) if isinstance(value, list) else 0
+        return SourceReport("ok", self.ms(), candidates=size), value
+
+
+def _settle(task: asyncio.Task[Any] | None) -> None:
+    """Cancel an unfinished shared task, or mark its exception as seen."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+
+
+class SearchEngine:
+    def __init__(
+        self,
+        profiles: Mapping[str, Profile],
+        default_profile: str,
+        catalog: CatalogService,
+        batcher: DynamicBatcher,
+        index: ArticleIndex,
+        legs: Mapping[SourceName, Leg],
+        suggest: SuggestService,
+        morphemes: Morphemes,
+        recent: RecentQueries,
+        snippet_chars: int,
+    ) -> None:
+        if default_profile not in profiles:
+            raise ValueError(f"default profile {default_profile!r} is not configured")
+        self.profiles = dict(profiles)
+        self.default_profile = default_profile
+        self.catalog = catalog
+        self.batcher = batcher
+        self.index = index
+        self.legs = dict(legs)
+        self.suggest = suggest
+        self.morphemes = morphemes
+        self.recent = recent
+        self.snippet_chars = snippet_chars
+
+    def profile(self, name: str | None) -> tuple[str, Profile]:
+        name = name or self.default_profile
+        if name not in self.profiles:
+            raise UnknownProfile(name, sorted(self.profiles))
+        return name, self.profiles[name]
+
+    async def search(self, request: SearchRequest) -> SearchOutcome:
+        started = time.monotonic()
+        name, profile = self.profile(request.profile)
+        budget_ms = min(request.budget_ms or profile.budget_ms, profile.budget_ms)
+        clock = _Clock(started, started + budget_ms / 1000)
+        text = request.normalized
+        wanted = set(profile.sources)
+        embedding: asyncio.Task[_Embedded] | None = None
+        if SourceName.INTENTS in wanted or SourceName.DENSE in wanted:
+            embedding = asyncio.ensure_future(
+                self._embed(text, request.areas, profile.depth_of(SourceName.INTENTS), clock)
+            )
+        jobs: dict[SourceName, Awaitable[Any]] = {}
+        if SourceName.SUGGEST in wanted:
+            jobs[SourceName.SUGGEST] = self._suggestions(text, profile)
+        if embedding is not None and SourceName.INTENTS in wanted:
+            jobs[SourceName.INTENTS] = self._intents(embedding, request.areas, profile)
+        terms = self.morphemes.joined(text) if wanted & set(DOCUMENT_LEGS) else ""
+        for leg in DOCUMENT_LEGS:
+            if leg in wanted:
+                jobs[leg] = self._leg(leg, request, profile, terms, embedding, clock)
+        try:
+            done = await asyncio.gather(*(clock.run(job) for job in jobs.values()))
+        finally:
+            _settle(embedding)
+        reports = {source: report for source, (report, _) in zip(jobs, done, strict=True)}
+        values = {source: value for source, (_, value) in zip(jobs, done, strict=True)}
+        fusion_started = time.monotonic()
+        documents = self._fuse(text, profile, values, request.top_k)
+        fusion_ms = round((time.monotonic() - fusion_started) * 1000, 2)
+        query_id = uuid.uuid4()
+        self.recent.add(query_id, text)
+        embedded = embedding.result() if embedding and _succeeded(embedding) else None
+        return SearchOutcome(
+            query_id=query_id,
+            normalized=text,
+            profile=name,
+            budget_ms=budget_ms,
+            snapshot=embedded.snapshot if embedded else None,
+            intents=values.get(SourceName.INTENTS) or [],
+            suggestions=values.get(SourceName.SUGGEST) or [],
+            documents=documents,
+            sources=reports,
+            took_ms=clock.ms(),
+            fusion_ms=fusion_ms,
+        )
+
+    async def _embed(self, text: str, areas: list[Area], depth: int, clock: _Clock) -> _Embedded:
+        """The one embedding of the query; with the catalog loaded, intents come with it."""
+        if not self.catalog.ready:
+            vectors = await self.batcher.encode([text], "query", deadline=clock.deadline)
+            return _Embedded(vectors[0], None, [])
+        single = areas[0] if len(areas) == 1 else None
+        # several areas: match across all and keep the wanted ones, so look a little deeper
+        top_k = depth if single else depth * len(Area)
+        snap, scores, vector = await self.catalog.match(
+            text, area=single, top_k=top_k, deadline=clock.deadline
+        )
+        return _Embedded(vector, snap, scores)
+
+    async def _intents(
+        self, embedding: asyncio.Task[_Embedded], areas: list[Area], profile: Profile
+    ) -> list[IntentScore]:
+        embedded = await asyncio.shield(embedding)
+        snap = embedded.snapshot
+        if snap is None:
+            raise CatalogNotReady("the intent catalog is still loading")
+        margin = profile.thresholds.intent_margin
+        wanted = set(areas)
+        passed = [
+            s
+            for s in embedded.scores
+            if s.score >= s.threshold + margin and wanted & set(snap.intents[s.index].areas)
+        ]
+        return passed[: profile.depth_of(SourceName.INTENTS)]
+
+    async def _suggestions(self, text: str, profile: Profile) -> list[Suggestion]:
+        return self.suggest.suggest(text, profile.depth_of(SourceName.SUGGEST))
+
+    async def _leg(
+        self,
+        name: SourceName,
+        request: SearchRequest,
+        profile: Profile,
+        terms: str,
+        embedding: asyncio.Task[_Embedded] | None,
+        clock: _Clock,
+    ) -> list[ArticleHit]:
+        expression, params = request.filters.expression(self.index.templated_filters)
+        vector = None
+        if name is SourceName.DENSE and embedding is not None:
+            vector = (await asyncio.shield(embedding)).vector
+        query = LegQuery(terms, vector, profile.depth_of(name), clock.deadline, expression, params)
+        hits = await self.legs[name].search(query)
+        floor = (
+            profile.thresholds.dense_min
+            if name is SourceName.DENSE
+            else profile.thresholds.bm25_min
+        )
+        if floor is not None:
+            hits = [hit for hit in hits if hit.score >= floor]
+        return collapse(hits)
+
+    def _fuse(
+        self, text: str, profile: Profile, values: Mapping[SourceName, Any], top_k: int
+    ) -> list[RankedArticle]:
+        legs: dict[SourceName, list[ArticleHit]] = {
+            leg: values[leg] for leg in DOCUMENT_LEGS if values.get(leg)
+        }
+        if not legs:
+            return []
+        weights = {leg.value: profile.weight_of(leg) for leg in legs}
+        if profile.fusion.method == "rrf":
+            fused = fusion.rrf(
+                {leg.value: [a.post_id for a in hits] for leg, hits in legs.items()},
+                weights,
+                profile.fusion.k,
+            )
+        else:
+            fused = fusion.weighted(
+                {leg.value: {a.post_id: a.score for a in hits} for leg, hits in legs.items()},
+                weights,
+                profile.fusion.normalization,
+            )
+        by_leg = {leg: {a.post_id: a for a in hits} for leg, hits in legs.items()}
+        needles = query_needles(text, self.morphemes)
+        documents = []
+        for rank, (post_id, score) in enumerate(fusion.ranked(fused)[:top_k], start=1):
+            places = {leg: found[post_id] for leg, found in by_leg.items() if post_id in found}
+            # the snippet comes from the chunk the article ranked best with
+            best = min(places.items(), key=lambda item: (item[1].rank, -weights[item[0].value]))
+            chunk = best[1].chunk
+            window, spans = snippet(chunk.text, find_spans(chunk.text, needles), self.snippet_chars)
+            documents.append(RankedArticle(rank, post_id, score, chunk, window, spans, places))
+        return documents
+
+
+def _succeeded(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None

@@ -1,0 +1,101 @@
+"""Everything the search, suggest and feedback routes use, built and torn down as one unit.
+
+The API's lifespan opens this once, after the catalog service exists. Start-up never waits on
+Milvus or Kafka for long: an unreachable Milvus leaves the document legs "skipped" until the
+refresh loop connects, an unreachable broker sends feedback straight to SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.service import CatalogService
+from chatda.feedback.sink import FeedbackSink, open_sink
+from chatda.feedback.store import FeedbackStore
+from chatda.search.articles import ArticleIndex
+from chatda.search.engine import SearchEngine
+from chatda.search.legs import Bm25Leg, DenseLeg
+from chatda.search.profiles import SourceName, load_profiles
+from chatda.search.recent import RecentQueries
+from chatda.search.suggestions import SuggestOptions, SuggestService
+from chatda.settings import Settings
+from chatda.text.morphemes import default_morphemes
+
+log = logging.getLogger(__name__)
+
+_FIRST_CONNECT_S = 5.0
+
+
+@dataclass
+class SearchServices:
+    engine: SearchEngine
+    suggest: SuggestService
+    recent: RecentQueries
+    feedback: FeedbackSink
+    articles: ArticleIndex
+    pool: ThreadPoolExecutor
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, catalog: CatalogService, batcher: DynamicBatcher, sql: Engine
+    ) -> SearchServices:
+        """Build and start; raises ``ProfileError`` on a bad profiles configuration."""
+        profiles = load_profiles(settings.profiles, settings.profiles_file)
+        articles = ArticleIndex(settings.milvus_uri, settings.data_dir, settings.articles_alias)
+        if articles.configured:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(articles.connect), _FIRST_CONNECT_S)
+            except TimeoutError:
+                log.warning(
+                    "milvus did not answer in %.0fs; search retries in the background",
+                    _FIRST_CONNECT_S,
+                )
+        pool = ThreadPoolExecutor(settings.search_workers, thread_name_prefix="chatda-search")
+        store = FeedbackStore(sql)
+        suggest = SuggestService(
+            catalog,
+            articles,
+            store,
+            SuggestOptions(
+                refresh_s=settings.suggest_refresh_s,
+                max_titles=settings.suggest_max_titles,
+                max_hint_chars=settings.suggest_max_hint_chars,
+                min_query_searches=settings.suggest_min_query_searches,
+                max_queries=settings.suggest_max_queries,
+            ),
+        )
+        recent = RecentQueries(settings.search_recent_queries)
+        engine = SearchEngine(
+            profiles,
+            settings.search_default_profile,
+            catalog,
+            batcher,
+            articles,
+            {SourceName.DENSE: DenseLeg(articles, pool), SourceName.BM25: Bm25Leg(articles, pool)},
+            suggest,
+            default_morphemes(),
+            recent,
+            settings.search_snippet_chars,
+        )
+        feedback = await open_sink(
+            settings.kafka_bootstrap,
+            settings.events_topic,
+            settings.events_partitions,
+            store,
+            settings.feedback_send_timeout_s,
+        )
+        await suggest.start()
+        return cls(engine, suggest, recent, feedback, articles, pool)
+
+    async def close(self) -> None:
+        await self.suggest.close()
+        # legs the engine stopped waiting for end on their own gRPC timeouts; don't wait here
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self.feedback.close)
+        await asyncio.to_thread(self.articles.close)

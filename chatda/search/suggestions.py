@@ -1,0 +1,158 @@
+"""The live suggestion index: intents, article titles and popular queries, rebuilt and swapped.
+
+Three sources feed it: the open intents exposed in the SUGGEST area (names, and hints short
+enough to read as completions rather than descriptions), article titles read from Milvus,
+and queries that earlier searches' feedback made popular. A new ``SuggestionIndex`` is built
+off the event loop and replaces the old one in a single reference swap, so a request always
+reads one whole index. Rebuilds happen when the catalog snapshot version changes (checked every
+``tick_s``) and every ``refresh_s`` when titles and popular queries are reloaded; a source
+that is unavailable (no Milvus, a DB hiccup) keeps its last known entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from chatda.catalog.models import Area
+from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import CatalogSnapshot
+from chatda.feedback.store import FeedbackStore
+from chatda.search.articles import ArticleIndex
+from chatda.suggest.entries import SuggestEntry, Suggestion
+from chatda.suggest.index import SuggestionIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SuggestOptions:
+    refresh_s: float = 300.0
+    tick_s: float = 1.0
+    max_titles: int = 50_000
+    max_hint_chars: int = 30
+    min_query_searches: int = 3
+    max_queries: int = 1000
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What the serving index was built from, for the API to show."""
+
+    catalog_version: int | None
+    entries: int
+    intents: int
+    titles: int
+    queries: int
+    built_at: float
+
+
+def intent_entries(snapshot: CatalogSnapshot, max_hint_chars: int) -> list[SuggestEntry]:
+    """Open SUGGEST-area intents: the name, and each hint up to ``max_hint_chars`` long."""
+    entries: list[SuggestEntry] = []
+    for intent in snapshot.intents:
+        if not intent.open or Area.SUGGEST not in intent.areas:
+            continue
+        ref = str(intent.id)
+        entries.append(SuggestEntry(intent.name, "intent", ref))
+        entries.extend(
+            SuggestEntry(hint, "hint", ref) for hint in intent.hints if len(hint) <= max_hint_chars
+        )
+    return entries
+
+
+class SuggestService:
+    def __init__(
+        self,
+        catalog: CatalogService,
+        articles: ArticleIndex,
+        feedback: FeedbackStore,
+        options: SuggestOptions,
+    ) -> None:
+        self.catalog = catalog
+        self.articles = articles
+        self.feedback = feedback
+        self.options = options
+        self._titles: list[SuggestEntry] = []
+        self._queries: list[SuggestEntry] = []
+        self._serving = (SuggestionIndex(()), IndexInfo(None, 0, 0, 0, 0, time.time()))
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def info(self) -> IndexInfo:
+        return self._serving[1]
+
+    def suggest(self, prefix: str, limit: int) -> list[Suggestion]:
+        return self._serving[0].suggest(prefix, limit)
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="suggest-refresh")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        next_reload = 0.0
+        while True:
+            try:
+                changed = False
+                if time.monotonic() >= next_reload:
+                    changed = await self.reload_sources()
+                    next_reload = time.monotonic() + self.options.refresh_s
+                version = self.catalog.snapshot.version if self.catalog.ready else None
+                if changed or version != self.info.catalog_version:
+                    await self.rebuild()
+            except Exception:  # a failed round must not end the loop; the next tick retries
+                log.exception("suggestion index refresh failed")
+            await asyncio.sleep(self.options.tick_s)
+
+    async def reload_sources(self) -> bool:
+        """Re-read titles and popular queries; returns whether either changed."""
+        titles, queries = self._titles, self._queries
+        try:
+            if await asyncio.to_thread(self.articles.connect):
+                found = await asyncio.to_thread(self.articles.titles, self.options.max_titles)
+                titles = [SuggestEntry(title, "title", post_id) for post_id, title in found]
+        except Exception as exc:  # e.g. the alias does not exist before the first ingest
+            log.warning("article titles for suggestions unavailable: %s", exc)
+        try:
+            popular = await asyncio.to_thread(
+                self.feedback.popular_queries,
+                self.options.min_query_searches,
+                self.options.max_queries,
+            )
+            queries = [SuggestEntry(text, "query", None, float(n)) for text, n in popular]
+        except Exception as exc:
+            log.warning("popular queries for suggestions unavailable: %s", exc)
+        changed = titles != self._titles or queries != self._queries
+        self._titles, self._queries = titles, queries
+        return changed
+
+    async def rebuild(self) -> None:
+        """Build a new index from the current sources and swap it in."""
+        snapshot = self.catalog.snapshot if self.catalog.ready else None
+        intents = intent_entries(snapshot, self.options.max_hint_chars) if snapshot else []
+        titles, queries = self._titles, self._queries
+        index = await asyncio.to_thread(SuggestionIndex, [*intents, *titles, *queries])
+        info = IndexInfo(
+            catalog_version=snapshot.version if snapshot else None,
+            entries=len(index),
+            intents=len(intents),
+            titles=len(titles),
+            queries=len(queries),
+            built_at=time.time(),
+        )
+        self._serving = (index, info)  # one reference: readers see the old or the new, whole
+        log.info(
+            "suggestion index: %d entries (catalog v%s, %d titles, %d queries)",
+            len(index),
+            info.catalog_version,
+            len(titles),
+            len(queries),
+        )

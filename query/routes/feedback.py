@@ -1,0 +1,43 @@
+"""``POST /v1/feedback``: what a search answer showed and what was clicked, for ranking work.
+
+Answers 202 once the event is durable (acknowledged by Kafka, or written to SQL). Events for a
+query id this replica did not issue recently are still accepted, flagged ``known_query:
+false``: the id may come from another replica or an older page, and dropping it would bias the
+data towards fresh sessions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Request
+from pydantic import BaseModel
+
+from chatda.feedback.events import FeedbackEvent, FeedbackRecord
+
+router = APIRouter()
+
+
+class FeedbackAccepted(BaseModel):
+    event_id: uuid.UUID
+    known_query: bool
+    stored_via: Literal["kafka", "sql"]
+
+
+@router.post("/v1/feedback", status_code=202, response_model=FeedbackAccepted, tags=["search"])
+async def feedback(request: Request, event: Annotated[FeedbackEvent, Body()]) -> FeedbackAccepted:
+    services = request.app.state.chatda.search
+    query = services.recent.get(event.query_id)
+    record = FeedbackRecord(
+        event_id=uuid.uuid4(),
+        received_at=datetime.now(UTC),
+        query=query,
+        known_query=query is not None,
+        event=event,
+    )
+    destination = await services.feedback.send(record)
+    return FeedbackAccepted(
+        event_id=record.event_id, known_query=record.known_query, stored_via=destination
+    )

@@ -1,0 +1,214 @@
+"""``/v1/feedback``: validation, the unknown-query flag, and both ways into the SQL store."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, select
+
+from chatda.db.engine import upgrade
+from chatda.db.tables import search_events
+from chatda.feedback import consumer
+from chatda.feedback.events import Click, FeedbackRecord, Impression, Shown
+from chatda.feedback.store import FeedbackStore
+from chatda.search.recent import RecentQueries
+
+
+def sql_engine(client: TestClient) -> Engine:
+    return client.app.state.chatda.store.engine  # type: ignore[attr-defined,no-any-return]
+
+
+def stored(engine: Engine, event_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(search_events).where(search_events.c.event_id == event_id)
+        ).first()
+    return dict(row._mapping) if row else None
+
+
+def query_id(client: TestClient, q: str = "해외송금 수수료") -> str:
+    return client.get("/v1/search", params={"q": q, "profile": "patient"}).json()["query_id"]
+
+
+def impression(qid: str) -> dict[str, Any]:
+    return {
+        "type": "impression",
+        "query_id": qid,
+        "shown": [{"id": "fx-fee", "position": 1}, {"id": "2", "position": 2}],
+    }
+
+
+def test_impression_and_click_go_to_sql_without_a_broker(bare_client: TestClient) -> None:
+    qid = query_id(bare_client)
+    shown = bare_client.post("/v1/feedback", json=impression(qid))
+    clicked = bare_client.post(
+        "/v1/feedback",
+        json={
+            "type": "click",
+            "query_id": qid,
+            "clicked_id": "fx-fee",
+            "position": 1,
+            "dwell_ms": 5300,
+        },
+    )
+    assert shown.status_code == clicked.status_code == 202
+    for response in (shown, clicked):
+        assert response.json()["known_query"] is True
+        assert response.json()["stored_via"] == "sql"
+    engine = sql_engine(bare_client)
+    row = stored(engine, shown.json()["event_id"])
+    assert row is not None and row["type"] == "impression" and row["query"] == "해외송금 수수료"
+    assert row["shown"] == [{"id": "fx-fee", "position": 1}, {"id": "2", "position": 2}]
+    row = stored(engine, clicked.json()["event_id"])
+    assert row is not None
+    assert (row["clicked_id"], row["position"], row["dwell_ms"]) == ("fx-fee", 1, 5300)
+
+
+def test_unknown_query_id_is_accepted_and_flagged(bare_client: TestClient) -> None:
+    response = bare_client.post("/v1/feedback", json=impression(str(uuid.uuid4())))
+    assert response.status_code == 202
+    assert response.json()["known_query"] is False
+    row = stored(sql_engine(bare_client), response.json()["event_id"])
+    assert row is not None and row["known_query"] is False and row["query"] is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"type": "view", "query_id": "00000000-0000-0000-0000-000000000000"},
+        {"type": "click", "query_id": "not-a-uuid", "clicked_id": "a", "position": 1},
+        {"type": "click", "query_id": str(uuid.uuid4()), "clicked_id": "a", "position": 0},
+        {"type": "click", "query_id": str(uuid.uuid4()), "clicked_id": "a", "position": 10**12},
+        {"type": "click", "query_id": str(uuid.uuid4()), "clicked_id": "", "position": 1},
+        {"type": "click", "query_id": str(uuid.uuid4()), "clicked_id": "a\nb", "position": 1},
+        {
+            "type": "click",
+            "query_id": str(uuid.uuid4()),
+            "clicked_id": "a",
+            "position": 1,
+            "dwell_ms": -1,
+        },
+        {
+            "type": "click",
+            "query_id": str(uuid.uuid4()),
+            "clicked_id": "a",
+            "position": 1,
+            "extra": True,
+        },
+        {"type": "impression", "query_id": str(uuid.uuid4()), "shown": []},
+        {
+            "type": "impression",
+            "query_id": str(uuid.uuid4()),
+            "shown": [{"id": "a", "position": 1}, {"id": "b", "position": 1}],
+        },
+        {
+            "type": "impression",
+            "query_id": str(uuid.uuid4()),
+            "shown": [{"id": f"d{i}", "position": i + 1} for i in range(201)],
+        },
+        {"type": "impression", "query_id": str(uuid.uuid4()), "shown": "fx-fee"},
+    ],
+)
+def test_invalid_feedback_is_422(bare_client: TestClient, payload: dict[str, Any]) -> None:
+    response = bare_client.post("/v1/feedback", json=payload)
+    assert response.status_code == 422
+    assert response.json()["error"]["message"]
+
+
+def test_feedback_through_kafka_reaches_sql_via_the_consumer(search_client: TestClient) -> None:
+    qid = query_id(search_client, "파킹통장 금리")
+    response = search_client.post("/v1/feedback", json=impression(qid))
+    assert response.status_code == 202
+    assert response.json()["stored_via"] == "kafka" and response.json()["known_query"] is True
+    event_id = response.json()["event_id"]
+    engine = sql_engine(search_client)
+    assert stored(engine, event_id) is None  # only the consumer writes it
+    settings = search_client.app.state.chatda.settings  # type: ignore[attr-defined]
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=consumer.run,
+        args=(
+            settings.kafka_bootstrap,
+            settings.events_topic,
+            f"test-{uuid.uuid4().hex[:6]}",
+            FeedbackStore(engine),
+            stop,
+        ),
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (row := stored(engine, event_id)) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert row is not None and row["query"] == "파킹통장 금리" and row["known_query"] is True
+
+
+def record(event: Impression | Click, query: str | None = "송금") -> FeedbackRecord:
+    return FeedbackRecord(
+        event_id=uuid.uuid4(),
+        received_at=datetime.now(UTC),
+        query=query,
+        known_query=query is not None,
+        event=event,
+    )
+
+
+@pytest.fixture()
+def store(tmp_path) -> FeedbackStore:
+    engine = create_engine(f"sqlite:///{tmp_path / 'feedback.db'}")
+    upgrade(engine)
+    return FeedbackStore(engine)
+
+
+def test_store_ignores_replayed_events(store: FeedbackStore) -> None:
+    event = Click(type="click", query_id=uuid.uuid4(), clicked_id="a", position=1)
+    first = record(event)
+    assert store.save([first]) == 1
+    assert store.save([first, record(event)]) == 1  # the replay is skipped, the new one kept
+
+
+def test_consumer_skips_records_that_do_not_parse(store: FeedbackStore) -> None:
+    good = record(
+        Impression(type="impression", query_id=uuid.uuid4(), shown=[Shown(id="a", position=1)])
+    )
+    values = [b"not json", None, b'{"event_id": "x"}', good.model_dump_json().encode()]
+    assert consumer.persist(store, values) == 1
+
+
+def test_popular_queries_count_searches_not_events(store: FeedbackStore) -> None:
+    one_search = uuid.uuid4()
+    many = [Shown(id=f"d{i}", position=i + 1) for i in range(5)]
+    store.save(
+        [
+            record(Impression(type="impression", query_id=one_search, shown=many), "적금")
+            for _ in range(5)
+        ]
+    )
+    for _ in range(3):
+        store.save(
+            [record(Click(type="click", query_id=uuid.uuid4(), clicked_id="a", position=1), "예금")]
+        )
+    store.save(
+        [record(Click(type="click", query_id=uuid.uuid4(), clicked_id="a", position=1), None)]
+    )
+    assert store.popular_queries(min_searches=1, limit=10) == [("예금", 3), ("적금", 1)]
+    assert store.popular_queries(min_searches=2, limit=10) == [("예금", 3)]
+
+
+def test_recent_queries_forget_the_oldest() -> None:
+    recent = RecentQueries(capacity=2)
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    recent.add(a, "가")
+    recent.add(b, "나")
+    recent.add(c, "다")
+    assert (recent.get(a), recent.get(b), recent.get(c), len(recent)) == (None, "나", "다", 2)

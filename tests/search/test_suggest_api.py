@@ -1,0 +1,122 @@
+"""``/v1/suggest`` over HTTP: every way of typing, every source, and rebuilds."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.search.conftest import ADMIN_TOKEN
+
+
+def suggest(client: TestClient, q: str, limit: int = 10) -> list[dict[str, Any]]:
+    response = client.get("/v1/suggest", params={"q": q, "limit": limit})
+    assert response.status_code == 200, response.text
+    return response.json()["suggestions"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "text", "match"),
+    [
+        ("송그", "송금", "prefix"),  # mid-syllable: ㄱ of 금 typed, ㅡ on its way
+        ("ㅅㄱ", "송금", "chosung"),
+        ("thdrma", "송금", "qwerty"),  # 송금 typed with the Latin layout on
+        ("환젼", "환전", "typo"),
+        ("내역", "송금 내역", "infix"),
+    ],
+)
+def test_each_way_of_typing(search_client: TestClient, typed: str, text: str, match: str) -> None:
+    top = suggest(search_client, typed)[0]
+    assert (top["text"], top["match"]) == (text, match)
+    assert top["kind"] == "intent" and top["ref"] is not None
+    assert top["highlight"] and all(0 <= a < b <= len(text) for a, b in top["highlight"])
+
+
+def test_article_titles_are_suggested(search_client: TestClient) -> None:
+    found = suggest(search_client, "파킹")
+    assert {"text": "파킹통장 고르는 법", "kind": "title", "ref": "parking"}.items() <= (
+        found[0].items()
+    )
+
+
+def test_short_hints_are_suggested_with_their_intent(search_client: TestClient) -> None:
+    hint = next(s for s in suggest(search_client, "계좌이") if s["text"] == "계좌이체")
+    assert hint["kind"] == "hint" and hint["ref"] == "1"
+
+
+def test_closed_and_non_suggest_intents_are_not_suggested(search_client: TestClient) -> None:
+    assert "송곳 대출" not in [s["text"] for s in suggest(search_client, "송고")]
+    assert "계좌 개설" not in [s["text"] for s in suggest(search_client, "계좌")]
+
+
+def test_index_reports_its_sources(search_client: TestClient) -> None:
+    index = search_client.get("/v1/suggest", params={"q": "송"}).json()["index"]
+    assert index["intents"] > 0 and index["titles"] >= 6 and index["catalog_version"] >= 1
+    assert index["entries"] <= index["intents"] + index["titles"] + index["queries"]
+
+
+@pytest.mark.parametrize("q", ["", " ", "\x00", "가" * 100])
+def test_odd_input_gets_no_suggestions(search_client: TestClient, q: str) -> None:
+    assert suggest(search_client, q) == []
+
+
+@pytest.mark.parametrize(
+    "params", [{"q": "송", "limit": 0}, {"q": "송", "limit": 51}, {"q": "송" * 300}, {}]
+)
+def test_bad_parameters_are_422(search_client: TestClient, params: dict) -> None:
+    response = search_client.get("/v1/suggest", params=params)
+    assert response.status_code == 422
+    assert response.json()["error"]["message"]
+
+
+def test_limit_is_honoured(search_client: TestClient) -> None:
+    assert len(suggest(search_client, "ㅅ", limit=2)) == 2
+
+
+def wait_for(client: TestClient, typed: str, text: str, timeout_s: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for suggestion in suggest(client, typed):
+            if suggestion["text"] == text:
+                return suggestion
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never suggested for {typed!r}")
+
+
+def test_catalog_edits_rebuild_the_index(bare_client: TestClient) -> None:
+    before = bare_client.get("/v1/suggest", params={"q": "적"}).json()["index"]["catalog_version"]
+    created = bare_client.post(
+        "/v1/admin/intents",
+        json={"id": 70, "name": "적립식 펀드", "hints": ["펀드 적립"], "areas": ["SUGGEST"]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert created.status_code == 201, created.text
+    found = wait_for(bare_client, "ㅈㄹ", "적립식 펀드")
+    assert (found["kind"], found["ref"], found["match"]) == ("intent", "70", "chosung")
+    after = bare_client.get("/v1/suggest", params={"q": "적"}).json()["index"]["catalog_version"]
+    assert after > before
+
+
+def test_popular_queries_from_feedback(bare_client: TestClient) -> None:
+    query = "환전 우대 " + uuid.uuid4().hex[:4]  # unique, so earlier runs cannot interfere
+    for _ in range(2):  # suggest_min_query_searches=2 in the test settings
+        search = bare_client.get("/v1/search", params={"q": query, "profile": "patient"}).json()
+        sent = bare_client.post(
+            "/v1/feedback",
+            json={
+                "type": "click",
+                "query_id": search["query_id"],
+                "clicked_id": "2",
+                "position": 1,
+            },
+        )
+        assert sent.json() == {**sent.json(), "known_query": True, "stored_via": "sql"}
+    services = bare_client.app.state.chatda.search  # type: ignore[attr-defined]
+    assert bare_client.portal is not None
+    bare_client.portal.call(services.suggest.reload_sources)
+    bare_client.portal.call(services.suggest.rebuild)
+    found = wait_for(bare_client, "환전 우대", query, timeout_s=5)
+    assert found["kind"] == "query" and found["ref"] is None
