@@ -1,0 +1,164 @@
+"""``ArticleMessage``: one article (or its deletion) as publishers send it to Kafka.
+
+The worker writes every accepted message into Milvus, so the limits here mirror the Milvus
+schema (``chatda.storage.articles_schema``): a message that passes validation can always be
+written, and a write failure therefore means infrastructure trouble, never bad data. Milvus
+counts VARCHAR lengths in UTF-8 bytes (a Hangul syllable is 3), so the facet fields that are
+indexed with a small limit are checked in bytes as well as characters.
+
+The body limit comes from ``CHATDA_MAX_TEXT_CHARS`` at validation time (pass
+``context={"max_text_chars": n}`` to override), so it is enforced but not part of the static
+JSON Schema. Oversize text is rejected, never silently truncated: the publisher must learn
+that its article is not searchable in full.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from chatda.settings import get_settings
+from chatda.storage.articles_schema import MAX_TAG_CHARS, MAX_TAGS
+
+POST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+MAX_POST_ID_CHARS = 128
+MAX_TITLE_CHARS = 500
+MAX_SERIES_BYTES = 256
+MAX_CATEGORY_BYTES = 128
+MAX_AUTHOR_CHARS = 200
+MAX_URL_CHARS = 2048
+SIZE_ERROR_TYPES = frozenset({"string_too_long", "too_long", "utf8_too_long", "text_too_long"})
+
+
+def _utf8_at_most(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        size = len(value.encode("utf-8"))
+        if size > limit:
+            raise PydanticCustomError(
+                "utf8_too_long",
+                "must be at most {limit} UTF-8 bytes, got {size}",
+                {"limit": limit, "size": size},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+Tag = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TAG_CHARS),
+    _utf8_at_most(MAX_TAG_CHARS),
+]
+Series = Annotated[
+    str, StringConstraints(max_length=MAX_SERIES_BYTES), _utf8_at_most(MAX_SERIES_BYTES)
+]
+Category = Annotated[
+    str, StringConstraints(max_length=MAX_CATEGORY_BYTES), _utf8_at_most(MAX_CATEGORY_BYTES)
+]
+
+
+class ArticleMessage(BaseModel):
+    """An article upsert, or with ``op="delete"`` the removal of every chunk of ``post_id``.
+
+    ``updated_at`` orders versions: the index never replaces content with an older version.
+    The Kafka key is ``post_id``, so all versions of one article share a partition and arrive
+    in publish order.
+    """
+
+    model_config = ConfigDict(extra="forbid", title="ArticleMessage")
+
+    post_id: str = Field(
+        pattern=POST_ID_PATTERN,
+        min_length=1,
+        max_length=MAX_POST_ID_CHARS,
+        description="stable article id; letters, digits and . _ : -",
+    )
+    op: Literal["upsert", "delete"] = Field(
+        default="upsert", description="delete needs only post_id and updated_at"
+    )
+    title: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TITLE_CHARS, description="required to upsert"
+    )
+    body: str | None = Field(
+        default=None,
+        description="required to upsert; at most CHATDA_MAX_TEXT_CHARS characters (20000)",
+    )
+    series: Series = Field(default="", description="at most 256 UTF-8 bytes")
+    category: Category = Field(default="", description="at most 128 UTF-8 bytes")
+    tags: list[Tag] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description="at most 16 tags of at most 64 characters and 64 UTF-8 bytes each",
+    )
+    author: str = Field(default="", max_length=MAX_AUTHOR_CHARS)
+    url: str = Field(default="", max_length=MAX_URL_CHARS)
+    published_at: AwareDatetime | None = Field(default=None, description="required to upsert")
+    updated_at: AwareDatetime = Field(description="version of this content; newer wins")
+    language: str = Field(default="ko", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+    @field_validator("body")
+    @classmethod
+    def _body_within_limit(cls, body: str | None, info: ValidationInfo) -> str | None:
+        context = info.context or {}
+        limit = int(context.get("max_text_chars") or get_settings().max_text_chars)
+        if body is not None and len(body) > limit:
+            raise PydanticCustomError(
+                "text_too_long",
+                "must be at most {limit} characters, got {size}",
+                {"limit": limit, "size": len(body)},
+            )
+        return body
+
+    @model_validator(mode="after")
+    def _upsert_is_complete(self) -> ArticleMessage:
+        if self.op == "upsert":
+            missing = [
+                name for name in ("title", "body", "published_at") if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"an upsert needs {', '.join(missing)}")
+        return self
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka record key: one article, one partition, publish order kept."""
+        return self.post_id.encode("ascii")
+
+    @property
+    def updated_epoch(self) -> int:
+        """``updated_at`` in the index's unit (whole epoch seconds)."""
+        return math.floor(self.updated_at.timestamp())
+
+    @property
+    def published_epoch(self) -> int:
+        """``published_at`` in epoch seconds; every upsert has one (validated above)."""
+        if self.published_at is None:
+            raise ValueError(f"{self.post_id}: a {self.op} message has no published_at")
+        return math.floor(self.published_at.timestamp())
+
+    def to_wire(self) -> bytes:
+        """The Kafka record value: compact UTF-8 JSON with unset optional fields left out."""
+        return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def error_summary(exc: ValidationError) -> str:
+    """One line naming every failing field, e.g. ``tags.0: must be at most 64 UTF-8 bytes``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)

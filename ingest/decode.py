@@ -1,0 +1,51 @@
+"""Kafka record → ``ArticleMessage``, or a ``PoisonRecord`` saying why it can never be indexed.
+
+Decoding is strict on purpose: invalid UTF-8 is rejected rather than repaired with U+FFFD
+(as ``chatda.text.normalize.decode_wire`` would), because an article indexed with replacement
+characters is silently wrong, while a dead-lettered one tells its publisher what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import ValidationError
+
+from chatda.articles.message import SIZE_ERROR_TYPES, ArticleMessage, error_summary
+
+
+class PoisonRecord(Exception):
+    """A record that no retry can index; it goes to the dead-letter topic.
+
+    ``reason`` is a short, stable label for metrics and the envelope: ``encoding``, ``json``,
+    ``schema``, ``size``, ``key`` or ``pipeline``.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_article(key: bytes | None, value: bytes | None, max_text_chars: int) -> ArticleMessage:
+    """The validated message of one record; raises ``PoisonRecord``."""
+    if value is None:
+        raise PoisonRecord("schema", "record has no value")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PoisonRecord("encoding", f"invalid UTF-8 at byte {exc.start}: {exc.reason}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PoisonRecord("json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    try:
+        message = ArticleMessage.model_validate(data, context={"max_text_chars": max_text_chars})
+    except ValidationError as exc:
+        size = any(error["type"] in SIZE_ERROR_TYPES for error in exc.errors())
+        raise PoisonRecord("size" if size else "schema", error_summary(exc)) from exc
+    if key != message.key:
+        # A wrong key puts versions of one article on different partitions, where their order
+        # (and so which version wins) is no longer defined.
+        raise PoisonRecord("key", f"record key {key!r} is not the post_id {message.post_id!r}")
+    return message

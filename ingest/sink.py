@@ -1,0 +1,167 @@
+"""Milvus writes of the ingest: rows keyed by chunk id, written through the serving alias.
+
+Idempotence comes from the keys: chunk ``n`` of article ``p`` is always row ``p#n``, and a
+write is an upsert, so writing a batch twice (after a crash before the offset commit) leaves
+exactly the rows of writing it once. What an upsert cannot do, removing chunks an article no
+longer has, is done by deleting the surplus ids, computed from what the index holds now.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from chatda.storage.articles_schema import (
+    alias_target,
+    collection_name,
+    create_articles_collection,
+)
+from chatda.storage.filters import quote
+from ingest.pipeline import PreparedArticle
+
+logger = logging.getLogger(__name__)
+
+# Milvus caps one query's result at 16384 rows. Groups of 64 articles stay under it while an
+# article has fewer than 256 chunks, which a 20000-character body at 256 tokens never reaches.
+_QUERY_GROUP = 64
+_QUERY_LIMIT = 16384
+_WRITE_GROUP = 512
+_STRONG = "Strong"
+
+
+def chunk_id(post_id: str, n: int) -> str:
+    return f"{post_id}#{n}"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedPost:
+    """What the index holds for one article right now."""
+
+    updated_at: int
+    chunk_nos: frozenset[int]
+
+    def chunk_ids_from(self, post_id: str, first: int) -> list[str]:
+        """Ids of this article's chunks numbered ``first`` and up: the surplus of a shrink."""
+        return [chunk_id(post_id, n) for n in sorted(self.chunk_nos) if n >= first]
+
+
+class ModelMismatch(RuntimeError):
+    """The alias serves a collection built for another embedding model."""
+
+
+class ArticleSink:
+    """Reads and writes article chunks through ``alias``.
+
+    Reads use Strong consistency: the version check must see the previous batch's writes,
+    and real Milvus defaults to Bounded staleness.
+    """
+
+    def __init__(self, client: MilvusClient, alias: str) -> None:
+        self.client = client
+        self.alias = alias
+
+    def ensure_collection(self, model_version: str) -> str:
+        """The collection behind the alias, created (named after the model) on first start.
+
+        Refuses to write into a collection built for another model: its vectors would live in
+        a different space, and that switch is a re-index (new collection, alias move).
+        """
+        target = alias_target(self.client, self.alias)
+        if target is None:
+            fresh = self._unclaimed_name(model_version)
+            create_articles_collection(self.client, fresh)
+            try:
+                self.client.create_alias(fresh, self.alias)
+                logger.info("milvus alias created alias=%s collection=%s", self.alias, fresh)
+                return fresh
+            except MilvusException:
+                target = alias_target(self.client, self.alias)
+                if target is None:
+                    raise
+                if target != fresh:  # another worker won the race with its own collection
+                    self.client.drop_collection(fresh)
+        model_prefix = collection_name(model_version, datetime.now(UTC)).rsplit("__", 1)[0]
+        if not target.startswith(model_prefix + "__"):
+            raise ModelMismatch(
+                f"alias {self.alias!r} points at {target!r}, not a collection of model "
+                f"{model_version!r}; re-index instead of mixing embedding spaces"
+            )
+        create_articles_collection(self.client, target)  # loads it after a Milvus restart
+        return target
+
+    def _unclaimed_name(self, model_version: str) -> str:
+        """A collection name for this model that no other alias serves.
+
+        Names have one-second resolution, so a second alias created in the same second (tests,
+        a parallel re-index) would share a collection; waiting for the next second avoids it.
+        A same-named collection without an alias is one a crashed start left behind: reused.
+        """
+        while True:
+            name = collection_name(model_version, datetime.now(UTC))
+            if not self.client.has_collection(name):
+                return name
+            owners = set(self.client.list_aliases(collection_name=name)["aliases"])
+            if owners <= {self.alias}:
+                return name
+            time.sleep(0.2)
+
+    def indexed(self, post_ids: Iterable[str]) -> dict[str, IndexedPost]:
+        """Version and chunk numbers of every given article present in the index."""
+        unique = sorted(set(post_ids))
+        versions: dict[str, int] = {}
+        numbers: dict[str, set[int]] = defaultdict(set)
+        for start in range(0, len(unique), _QUERY_GROUP):
+            group = unique[start : start + _QUERY_GROUP]
+            rows = self.client.query(
+                self.alias,
+                filter=f"post_id in [{', '.join(quote(p) for p in group)}]",
+                output_fields=["post_id", "chunk_no", "updated_at"],
+                limit=_QUERY_LIMIT,
+                consistency_level=_STRONG,
+            )
+            for row in rows:
+                post_id, updated = row["post_id"], int(row["updated_at"])
+                versions[post_id] = max(versions.get(post_id, updated), updated)
+                numbers[post_id].add(int(row["chunk_no"]))
+        return {p: IndexedPost(v, frozenset(numbers[p])) for p, v in versions.items()}
+
+    def write(self, rows: Sequence[dict[str, Any]], delete_ids: Sequence[str]) -> None:
+        """Upsert ``rows``, then delete ``delete_ids``; both are safe to repeat."""
+        for start in range(0, len(rows), _WRITE_GROUP):
+            self.client.upsert(self.alias, list(rows[start : start + _WRITE_GROUP]))
+        if delete_ids:
+            self.client.delete(self.alias, ids=list(delete_ids))
+
+
+def article_rows(
+    article: PreparedArticle, vectors: np.ndarray, model_version: str
+) -> list[dict[str, Any]]:
+    """The Milvus rows of one prepared article; ``vectors`` holds one row per chunk."""
+    m = article.message
+    return [
+        {
+            "chunk_id": chunk_id(m.post_id, c.n),
+            "post_id": m.post_id,
+            "chunk_no": c.n,
+            "title": article.title,
+            "text": c.text,
+            "bm25_text": c.bm25_text,
+            "dense": vector.tolist(),
+            "series": m.series,
+            "category": m.category,
+            "tags": list(m.tags),
+            "published_at": m.published_epoch,
+            "updated_at": m.updated_epoch,
+            "model_version": model_version,
+        }
+        for c, vector in zip(article.chunks, vectors, strict=True)
+    ]

@@ -1,0 +1,332 @@
+"""The ingest worker: a Kafka consumer-group member that keeps Milvus in step with ``articles``.
+
+One loop: poll a batch → decode and validate every record → keep the newest message per
+article, drop versions older than the index → chunk, embed (the whole batch at once), Kiwi
+terms → upsert rows and delete surplus chunks in Milvus → dead-letter the poison records →
+commit the offsets. The commit comes last, so a crash anywhere before it redelivers the batch,
+and the redelivery rewrites the same rows under the same ids: exactly-once in effect.
+
+Failures are split in two. A record that can never be indexed (bad bytes, bad JSON, schema,
+size, or anything ``prepare`` raises for it) is a poison record: dead-lettered, its offset
+committed, the batch goes on. Milvus or Kafka being unavailable is an infrastructure failure:
+nothing is committed, the batch is retried with backoff while the consumer stays in its group
+(partitions paused), and it is abandoned if those partitions move to another worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from chatda.articles.topics import ensure_article_topics
+from chatda.broker.kafka import make_consumer, make_producer
+from chatda.models.encoder import Encoder
+from chatda.storage.milvus_client import connect
+from chatda.text.morphemes import Morphemes, default_morphemes
+from ingest import metrics
+from ingest.config import WorkerConfig
+from ingest.dead_letter import DeadLetters
+from ingest.decode import PoisonRecord, decode_article
+from ingest.pipeline import Pipeline, PreparedArticle
+from ingest.plan import Decoded, newest_per_post, split_stale
+from ingest.sink import ArticleSink, article_rows
+
+logger = logging.getLogger(__name__)
+
+INFRASTRUCTURE_ERRORS = (MilvusException, KafkaError)
+_FIRST_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 30.0
+_LATENCY_SAMPLES = 100_000
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    records: int
+    indexed: int
+    deleted: int
+    stale: int
+    dead_letters: int
+    chunks: int
+
+
+@dataclass
+class WorkerStats:
+    """Running totals of one worker, for logs and the benchmark (Prometheus has the rest)."""
+
+    batches: int = 0
+    records: int = 0
+    chunks: int = 0
+    first_batch_at: float | None = None
+    last_commit_at: float | None = None
+    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_SAMPLES))
+
+
+class IngestWorker:
+    """One consumer-group member; run several (processes or hosts) to share the partitions."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        encoder: Encoder,
+        *,
+        morphemes: Morphemes | None = None,
+        milvus: MilvusClient | None = None,
+    ) -> None:
+        self.config = config
+        self.model_version = encoder.ref
+        self.pipeline = Pipeline(
+            encoder,
+            morphemes or default_morphemes(),
+            config.chunk_max_tokens,
+            config.overlap_sentences,
+            config.max_text_chars,
+        )
+        self.sink = ArticleSink(milvus or connect(config.milvus_uri, config.data_dir), config.alias)
+        self.stats = WorkerStats()
+        self._producer = make_producer(config.bootstrap)
+        self.dead_letters = DeadLetters(self._producer, config.dead_letter_topic)
+        self.assignment: set[TopicPartition] = set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
+        cfg = self.config
+        ensure_article_topics(cfg.bootstrap, [cfg.topic, cfg.dead_letter_topic], cfg.partitions)
+        collection = self.sink.ensure_collection(self.model_version)
+        consumer = make_consumer(
+            cfg.bootstrap, cfg.group_id, [cfg.topic], max_poll_records=cfg.batch_size
+        )
+        logger.info(
+            "ingest worker started topic=%s group=%s alias=%s collection=%s model=%s",
+            cfg.topic,
+            cfg.group_id,
+            cfg.alias,
+            collection,
+            self.model_version,
+        )
+        try:
+            while not stop.is_set():
+                polled = consumer.poll(timeout_ms=cfg.poll_timeout_ms)
+                self.assignment = set(consumer.assignment())
+                records = [r for batch in polled.values() for r in batch]
+                if records and self._process_until_written(consumer, records, stop):
+                    self._commit(consumer, records)
+                metrics.LAG.set(_lag(consumer))
+        finally:
+            consumer.close()
+            self._producer.close()
+            logger.info(
+                "ingest worker stopped group=%s records=%d chunks=%d",
+                cfg.group_id,
+                self.stats.records,
+                self.stats.chunks,
+            )
+
+    def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        """Apply one batch to Milvus and the dead-letter topic; commits nothing.
+
+        Raises only infrastructure errors; every per-record failure is dead-lettered.
+        """
+        started = time.monotonic()
+        if self.stats.first_batch_at is None:
+            self.stats.first_batch_at = started
+        poison: list[tuple[ConsumerRecord, PoisonRecord]] = []
+        decoded: list[Decoded] = []
+        for record in records:
+            try:
+                message = decode_article(record.key, record.value, self.config.max_text_chars)
+                decoded.append(Decoded(record, message))
+            except PoisonRecord as exc:
+                poison.append((record, exc))
+        newest, superseded = newest_per_post(decoded)
+        indexed = self.sink.indexed(item.message.post_id for item in newest)
+        current, stale = split_stale(newest, {p: i.updated_at for p, i in indexed.items()})
+
+        prepared: list[PreparedArticle] = []
+        delete_ids: list[str] = []
+        applied: list[Decoded] = []
+        for item in current:
+            message = item.message
+            held = indexed.get(message.post_id)
+            if message.op == "delete":
+                if held is not None:
+                    delete_ids.extend(held.chunk_ids_from(message.post_id, 0))
+                applied.append(item)
+                continue
+            try:
+                article = self.pipeline.prepare(message)
+            except Exception as exc:  # whatever one article triggers stays with that article
+                logger.exception("ingest prepare failed post_id=%s", message.post_id)
+                poison.append((item.record, PoisonRecord("pipeline", repr(exc))))
+                continue
+            prepared.append(article)
+            applied.append(item)
+            if held is not None:
+                delete_ids.extend(held.chunk_ids_from(message.post_id, len(article.chunks)))
+
+        vectors = self.pipeline.embed(prepared)
+        rows, offset = [], 0
+        for article in prepared:
+            count = len(article.chunks)
+            rows.extend(article_rows(article, vectors[offset : offset + count], self.model_version))
+            offset += count
+        self.sink.write(rows, delete_ids)
+        if poison:
+            self.dead_letters.send(poison)
+
+        result = BatchResult(
+            records=len(records),
+            indexed=len(prepared),
+            deleted=len(applied) - len(prepared),
+            stale=len(stale) + len(superseded),
+            dead_letters=len(poison),
+            chunks=len(rows),
+        )
+        self._observe(result, applied, poison, time.monotonic() - started)
+        return result
+
+    def _observe(
+        self,
+        result: BatchResult,
+        applied: Sequence[Decoded],
+        poison: Sequence[tuple[ConsumerRecord, PoisonRecord]],
+        seconds: float,
+    ) -> None:
+        now_ms = time.time() * 1000
+        for item in applied:
+            latency = max(now_ms - item.record.timestamp, 0.0) / 1000
+            metrics.PUBLISH_TO_SEARCHABLE.observe(latency)
+            self.stats.latencies_s.append(latency)
+        for _, error in poison:
+            metrics.DEAD_LETTERS.labels(error.reason).inc()
+        for outcome, count in (
+            ("indexed", result.indexed),
+            ("deleted", result.deleted),
+            ("stale", result.stale),
+            ("dead_letter", result.dead_letters),
+        ):
+            metrics.RECORDS.labels(outcome).inc(count)
+        metrics.STALE.inc(result.stale)
+        metrics.CHUNKS.inc(result.chunks)
+        metrics.BATCH_SECONDS.observe(seconds)
+        self.stats.batches += 1
+        self.stats.records += result.records
+        self.stats.chunks += result.chunks
+        logger.info(
+            "ingest batch records=%d indexed=%d deleted=%d stale=%d dead_letter=%d chunks=%d "
+            "seconds=%.2f",
+            result.records,
+            result.indexed,
+            result.deleted,
+            result.stale,
+            result.dead_letters,
+            result.chunks,
+            seconds,
+        )
+
+    def _process_until_written(
+        self, consumer: KafkaConsumer, records: Sequence[ConsumerRecord], stop: threading.Event
+    ) -> bool:
+        """Process the batch, retrying infrastructure failures; False when it was abandoned.
+
+        While backing off, the owned partitions are paused and ``poll`` keeps running, so the
+        consumer stays in the group (no max.poll.interval eviction) without fetching more. If
+        a rebalance changes the assignment meanwhile, the batch is dropped and every partition
+        still held is rewound to its first unprocessed record: the new owner of a moved
+        partition redoes it from the last commit, and nothing held is skipped.
+        """
+        owned = set(consumer.assignment())
+        rewind = _first_offsets(records)
+        delay = _FIRST_BACKOFF_S
+        retrying = False
+        while True:
+            try:
+                if retrying:  # a restarted Milvus comes back with the collection released
+                    self.sink.ensure_collection(self.model_version)
+                self.process(records)
+                return True
+            except INFRASTRUCTURE_ERRORS as exc:
+                metrics.MILVUS_RETRIES.inc()
+                logger.warning("ingest batch failed, retrying in %.1fs: %s", delay, exc)
+            if stop.is_set():
+                return False
+            consumer.pause(*owned)
+            moved = _wait_in_group(consumer, owned, rewind, delay, stop)
+            consumer.resume(*(owned & set(consumer.assignment())))
+            if moved:
+                for tp, offset in rewind.items():
+                    if tp in consumer.assignment():
+                        consumer.seek(tp, offset)
+                logger.warning("ingest group rebalanced during retry; batch dropped and rewound")
+                return False
+            if stop.is_set():
+                return False
+            delay = min(delay * 2, _MAX_BACKOFF_S)
+            retrying = True
+
+    def _commit(self, consumer: KafkaConsumer, records: Sequence[ConsumerRecord]) -> None:
+        """Commit the offset after the last record of each partition in the batch."""
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            if tp not in offsets or offsets[tp].offset <= record.offset:
+                offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+        try:
+            consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group rebalanced while the batch was processed: its records go to their new
+            # owner, which rewrites the same rows. Harmless, so only worth a warning.
+            logger.warning("ingest commit rejected after a rebalance: %s", exc)
+            return
+        self.stats.last_commit_at = time.monotonic()
+
+
+def _first_offsets(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        first[tp] = min(first.get(tp, record.offset), record.offset)
+    return first
+
+
+def _wait_in_group(
+    consumer: KafkaConsumer,
+    owned: set[TopicPartition],
+    rewind: dict[TopicPartition, int],
+    seconds: float,
+    stop: threading.Event,
+) -> bool:
+    """Poll the paused consumer for ``seconds``; True as soon as a rebalance shows.
+
+    A rebalance unpauses and resets positions, so records coming back from this poll are
+    the sign; their offsets join ``rewind`` so they are fetched again, never skipped.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stop.is_set():
+        returned = consumer.poll(timeout_ms=200)
+        for tp, batch in returned.items():
+            rewind[tp] = min(rewind.get(tp, batch[0].offset), batch[0].offset)
+        if returned or set(consumer.assignment()) != owned:
+            return True
+    return False
+
+
+def _lag(consumer: KafkaConsumer) -> int:
+    """Records on this worker's partitions past its position (from the last fetch's high
+    watermark, which is exact even where Tansu's ListOffsets is not)."""
+    total = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is not None:
+            total += max(high - consumer.position(tp), 0)
+    return total

@@ -1,0 +1,213 @@
+"""``POST /v1/articles`` and ``DELETE /v1/articles/{post_id}``: publishing into the ingest.
+
+The API validates and puts the message on Kafka; the ingest worker makes it searchable
+shortly after. So the answer is 202 Accepted with where each record landed (partition and
+offset), which is also what a caller needs to tell whether a given version was indexed.
+
+Publishing needs ``CHATDA_PUBLISHER_TOKEN``: without one configured the endpoints refuse
+(503) instead of running open. The Kafka producer is created on first use, so the search API
+starts and serves without a broker. The body is read by hand rather than declared, so the
+order of checks is auth first, then validation: an unauthenticated caller learns nothing
+about the contract.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from chatda.articles.message import POST_ID_PATTERN, ArticleMessage, error_summary
+from chatda.articles.publisher import BrokerUnavailable, Delivery, Publisher
+from chatda.settings import Settings
+from query.errors import error_body
+
+MAX_ARTICLES_PER_REQUEST = 500
+
+
+class BulkArticles(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    articles: list[ArticleMessage] = Field(min_length=1, max_length=MAX_ARTICLES_PER_REQUEST)
+
+
+class PublishedArticle(BaseModel):
+    post_id: str
+    partition: int
+    offset: int
+
+
+class PublishResponse(BaseModel):
+    topic: str
+    articles: list[PublishedArticle]
+
+
+class _PublisherSlot:
+    """The process's one producer, connected on first use and again after a failed connect."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._publisher: Publisher | None = None
+
+    def get(self, settings: Settings) -> Publisher:
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = Publisher.from_settings(settings)
+            return self._publisher
+
+    def close(self) -> None:
+        with self._lock:
+            if self._publisher is not None:
+                self._publisher.close()
+                self._publisher = None
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    slot = _PublisherSlot()
+    app.state.article_publisher = slot
+    try:
+        yield
+    finally:
+        await run_in_threadpool(slot.close)
+
+
+router = APIRouter(lifespan=_lifespan)
+
+_SINGLE_SCHEMA = ArticleMessage.model_json_schema()
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    _SINGLE_SCHEMA,
+                    {
+                        "type": "object",
+                        "required": ["articles"],
+                        "properties": {
+                            "articles": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": MAX_ARTICLES_PER_REQUEST,
+                                "items": _SINGLE_SCHEMA,
+                            }
+                        },
+                    },
+                ]
+            }
+        }
+    },
+}
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.chatda.settings
+    return settings
+
+
+def _refusal(request: Request) -> JSONResponse | None:
+    """503 when publishing is not configured, 401 unless the bearer token matches."""
+    secret = _settings(request).publisher_token
+    expected = secret.get_secret_value() if secret is not None else ""
+    if not expected:
+        return error_body(503, "publishing is disabled: set CHATDA_PUBLISHER_TOKEN to enable it")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("utf-8"), expected.encode("utf-8")
+    ):
+        response = error_body(401, "a valid bearer token is required to publish articles")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    return None
+
+
+def _invalid(exc: ValidationError) -> JSONResponse:
+    """422 in the app's error shape, every failing field named by its full path.
+
+    Built here rather than by raising RequestValidationError: the app's handler drops every
+    path part called "body", which would hide the article's own ``body`` field.
+    """
+    details = [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False)
+    ]
+    return error_body(422, error_summary(exc), details=details)
+
+
+async def _publish(request: Request, messages: list[ArticleMessage]) -> JSONResponse:
+    slot: _PublisherSlot = request.app.state.article_publisher
+    settings = _settings(request)
+
+    def send() -> tuple[str, list[Delivery]]:
+        publisher = slot.get(settings)
+        return publisher.topic, publisher.publish_many(messages)
+
+    try:
+        topic, deliveries = await run_in_threadpool(send)
+    except BrokerUnavailable as exc:
+        return error_body(503, f"articles cannot be published right now: {exc}")
+    body = PublishResponse(
+        topic=topic,
+        articles=[
+            PublishedArticle(post_id=m.post_id, partition=d.partition, offset=d.offset)
+            for m, d in zip(messages, deliveries, strict=True)
+        ],
+    )
+    return JSONResponse(status_code=202, content=body.model_dump())
+
+
+@router.post(
+    "/v1/articles",
+    status_code=202,
+    response_model=PublishResponse,
+    tags=["articles"],
+    openapi_extra={"requestBody": _REQUEST_BODY},
+)
+async def publish_articles(request: Request) -> JSONResponse:
+    """Publish one article, or ``{"articles": [...]}`` (at most 500), for indexing."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    try:
+        payload: Any = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return error_body(422, f"invalid JSON: {exc}")
+    context = {"max_text_chars": _settings(request).max_text_chars}
+    try:
+        if isinstance(payload, dict) and "articles" in payload:
+            messages = BulkArticles.model_validate(payload, context=context).articles
+        else:
+            messages = [ArticleMessage.model_validate(payload, context=context)]
+    except ValidationError as exc:
+        return _invalid(exc)
+    return await _publish(request, messages)
+
+
+@router.delete(
+    "/v1/articles/{post_id}", status_code=202, response_model=PublishResponse, tags=["articles"]
+)
+async def delete_article(
+    request: Request,
+    post_id: str = Path(pattern=POST_ID_PATTERN),
+    updated_at: AwareDatetime | None = Query(
+        None, description="version of the deletion; default now (older content loses)"
+    ),
+) -> JSONResponse:
+    """Publish the removal of every chunk of ``post_id``."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    message = ArticleMessage(
+        post_id=post_id, op="delete", updated_at=updated_at or datetime.now(UTC)
+    )
+    return await _publish(request, [message])

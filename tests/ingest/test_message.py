@@ -1,0 +1,102 @@
+"""The article message contract: what is accepted, what is refused, and the committed schema."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from chatda.articles.message import ArticleMessage, error_summary
+from chatda.articles.schema import render_schema, schema_path
+from chatda.cli import ingest_commands
+from chatda.demo import articles_path
+from chatda.storage.articles_schema import article_schema
+
+DELETE = {"post_id": "a-1", "op": "delete", "updated_at": "2026-06-01T09:00:00+09:00"}
+UPSERT = {
+    "post_id": "a-1",
+    "title": "파킹통장 고르는 법",
+    "body": "파킹통장은 수시입출금 통장입니다.",
+    "published_at": "2026-06-01T09:00:00+09:00",
+    "updated_at": "2026-06-01T09:00:00+09:00",
+}
+
+
+def summary(data: dict[str, Any], **context: Any) -> str:
+    with pytest.raises(ValidationError) as info:
+        ArticleMessage.model_validate(data, context=context or None)
+    return error_summary(info.value)
+
+
+def test_every_demo_article_is_a_valid_message() -> None:
+    lines = articles_path().read_text(encoding="utf-8").splitlines()
+    messages = [ArticleMessage.model_validate_json(line) for line in lines]
+    assert len(messages) == 75
+    assert all(m.op == "upsert" and m.language == "ko" for m in messages)
+
+
+def test_delete_needs_only_id_version_and_op() -> None:
+    message = ArticleMessage.model_validate(DELETE)
+    assert message.key == b"a-1"
+    assert message.updated_epoch == int(datetime(2026, 6, 1, tzinfo=UTC).timestamp())
+    assert json.loads(message.to_wire())["op"] == "delete"
+
+
+def test_wire_round_trip() -> None:
+    message = ArticleMessage.model_validate(UPSERT)
+    assert ArticleMessage.model_validate_json(message.to_wire()) == message
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"post_id": "a b"}, "post_id"),
+        ({"post_id": "x" * 129}, "post_id"),
+        ({"post_id": ""}, "post_id"),
+        ({"title": "가" * 501}, "title"),
+        ({"tags": [f"t{i}" for i in range(17)]}, "tags"),
+        ({"tags": ["t" * 65]}, "tags.0"),
+        ({"tags": ["이자" * 11]}, "tags.0: must be at most 64 UTF-8 bytes"),
+        ({"category": "저축" * 22}, "category"),
+        ({"updated_at": "2026-06-01T09:00:00"}, "updated_at"),
+        ({"published_at": "2026-06-01"}, "published_at"),
+        ({"op": "patch"}, "op"),
+        ({"unknown": 1}, "unknown"),
+        ({"title": None}, "an upsert needs title"),
+    ],
+)
+def test_invalid_upserts_name_the_field(change: dict[str, Any], fragment: str) -> None:
+    assert fragment in summary({**UPSERT, **change})
+
+
+def test_body_limit_comes_from_settings_or_context() -> None:
+    assert "body: must be at most 10 characters, got 18" in summary(UPSERT, max_text_chars=10)
+    ArticleMessage.model_validate({**UPSERT, "body": "가" * 20000})
+    assert "body" in summary({**UPSERT, "body": "가" * 20001})
+
+
+def test_limits_fit_the_milvus_schema() -> None:
+    """A message that validates can always be written: byte limits match the collection's."""
+    fields = {f.name: f.params for f in article_schema().fields}
+    assert fields["post_id"]["max_length"] == 128
+    assert fields["series"]["max_length"] == 256
+    assert fields["category"]["max_length"] == 128
+    assert fields["tags"]["max_length"] == 64 and fields["tags"]["max_capacity"] == 16
+    assert fields["title"]["max_length"] >= 500 * 4  # 500 characters of up to 4 bytes
+
+
+def test_committed_schema_matches_the_model() -> None:
+    assert json.loads(schema_path().read_text(encoding="utf-8")) == (
+        ArticleMessage.model_json_schema()
+    )
+    assert schema_path().read_text(encoding="utf-8") == render_schema()
+
+
+def test_schema_command_prints_the_schema() -> None:
+    result = CliRunner().invoke(ingest_commands.app, ["articles", "schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == ArticleMessage.model_json_schema()
