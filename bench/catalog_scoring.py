@@ -42,8 +42,12 @@ def _median_ms(fn, repeats: int) -> float:
 def run(n_intents: int, device: str, rng: np.random.Generator) -> dict[str, float]:
     now = datetime.now(UTC)
     intents = [
-        Intent(id=i + 1, name=f"의도 {i}", hints=[f"힌트 {i} {h}" for h in range(1, HINTS)],
-               updated_at=now)
+        Intent(
+            id=i + 1,
+            name=f"의도 {i}",
+            hints=[f"힌트 {i} {h}" for h in range(1, HINTS)],
+            updated_at=now,
+        )
         for i in range(n_intents)
     ]
     texts = [t for i in intents for t in [i.name, *i.hints]]
@@ -81,14 +85,19 @@ def main() -> None:
     rng = np.random.default_rng(0)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch threads: {torch.get_num_threads()}; batch {BATCH} queries; {HINTS} rows/intent")
-    print("| device | intents | rows | numpy matmul+top10 ms | chatda scorer ms | ratio | matrix MiB |")
+    print(
+        "| device | intents | rows | numpy matmul+top10 ms | chatda scorer ms | ratio "
+        "| matrix MiB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for device in devices:
         for n in args.sizes:
             r = run(n, device, rng)
-            print(f"| {device} | {r['intents']:,} | {r['rows']:,} | {r['numpy_ms']:.2f} | "
-                  f"{r['scorer_ms']:.2f} | {r['scorer_ms'] / r['numpy_ms']:.2f} | "
-                  f"{r['matrix_mb']:.1f} |")
+            print(
+                f"| {device} | {r['intents']:,} | {r['rows']:,} | {r['numpy_ms']:.2f} | "
+                f"{r['scorer_ms']:.2f} | {r['scorer_ms'] / r['numpy_ms']:.2f} | "
+                f"{r['matrix_mb']:.1f} |"
+            )
 
 
 if __name__ == "__main__":

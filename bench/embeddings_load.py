@@ -70,11 +70,15 @@ def main() -> None:
     print("| texts/s | " + " | ".join(f"{r:,.0f}" for r in rates.values()) + " |")
     print()
     print(f"batching speed-up: {on['rps'] / off['rps']:.2f}x the batch-1 server")
-    print(f"server with batching: {on['rps'] / best_rate:.0%} of the roofline "
-          f"({best_rate:,.0f} texts/s at batch {best_bs})")
+    print(
+        f"server with batching: {on['rps'] / best_rate:.0%} of the roofline "
+        f"({best_rate:,.0f} texts/s at batch {best_bs})"
+    )
     if args.json:
-        out = {k: {kk: vv for kk, vv in v.items() if kk != "result"} for k, v in
-               {"on": on, "off": off}.items()}
+        out = {
+            k: {kk: vv for kk, vv in v.items() if kk != "result"}
+            for k, v in {"on": on, "off": off}.items()
+        }
         out["roofline"] = {"batch": best_bs, "rate": best_rate, "rates": rates}
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)

@@ -29,7 +29,9 @@ class LoadResult:
         return self.requests / self.seconds
 
     def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+        return (
+            float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+        )
 
     def row(self, label: str) -> str:
         ok = self.requests - sum(self.errors.values())

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     catalog_poll_s: float = 3.0
     catalog_file: Path | None = Field(default=None, description="imported at start if store empty")
 
+    # indexer jobs: name -> "interval:SECONDS" | "cron:CRONTAB" | "off"
+    jobs: dict[str, str] = Field(default_factory=lambda: {"aggregate-feedback": "interval:600"})
+
     # text
     max_text_chars: int = 20000
     user_dictionary: Path | None = None
@@ -77,6 +80,33 @@ class Settings(BaseSettings):
     chunk_overlap_sentences: int = 1
     # --- end article ingest ---
 
+    # --- search API (chatda.search; /v1/search, /v1/suggest, /v1/feedback) ---
+    profiles: str | None = Field(
+        default=None, description="SLA profiles as JSON/YAML text, merged over the built-in ones"
+    )
+    profiles_file: Path | None = Field(
+        default=None, description="SLA profiles file (JSON/YAML), merged before `profiles`"
+    )
+    search_default_profile: str = "default"
+    search_workers: int = Field(default=8, ge=1, description="threads for Milvus search legs")
+    search_snippet_chars: int = Field(default=160, ge=20, le=2000)
+    search_recent_queries: int = Field(
+        default=100_000, ge=1, description="query ids remembered to flag unknown feedback"
+    )
+    suggest_refresh_s: float = Field(
+        default=300.0, gt=0, description="reload article titles and popular queries"
+    )
+    suggest_max_titles: int = Field(default=50_000, ge=1)
+    suggest_max_hint_chars: int = Field(default=30, ge=1, description="longer hints are prose")
+    suggest_min_query_searches: int = Field(
+        default=3, ge=1, description="searches with feedback before a query is suggested"
+    )
+    suggest_max_queries: int = Field(default=1000, ge=1)
+    events_partitions: int = Field(default=4, ge=1, description="partitions of a new events topic")
+    feedback_group_id: str = "chatda-feedback"
+    feedback_send_timeout_s: float = Field(default=2.0, gt=0)
+    # --- end search API ---
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def models_dir(self) -> Path:
@@ -88,7 +118,7 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.data_dir / 'chatda.db').resolve()}"
 
     def masked(self) -> dict[str, Any]:
-        """Effective settings for display: secrets replaced so logs and terminals never leak them."""
+        """Effective settings for display: secrets masked so logs and terminals never leak them."""
         out: dict[str, Any] = {}
         for key, value in self.model_dump().items():
             if isinstance(value, SecretStr):

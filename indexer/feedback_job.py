@@ -28,9 +28,16 @@ def aggregate_feedback(engine: Engine) -> str:
         conn.execute(delete(item_stats))
         for item in sorted(items):
             shown_n = max(impressions[item], clicks[item])
-            conn.execute(insert(item_stats).values(
-                item_id=item, impressions=shown_n, clicks=clicks[item],
-                ctr=clicks[item] / shown_n if shown_n else 0.0, updated_at=now,
-            ))
-    return f"{len(items)} items, {sum(impressions.values())} impressions, " \
-           f"{sum(clicks.values())} clicks"
+            conn.execute(
+                insert(item_stats).values(
+                    item_id=item,
+                    impressions=shown_n,
+                    clicks=clicks[item],
+                    ctr=clicks[item] / shown_n if shown_n else 0.0,
+                    updated_at=now,
+                )
+            )
+    return (
+        f"{len(items)} items, {sum(impressions.values())} impressions, "
+        f"{sum(clicks.values())} clicks"
+    )

@@ -10,7 +10,6 @@ from sqlalchemy import Engine, insert, select, update
 
 from chatda.db.tables import job_runs
 
-
 STALE_AFTER = timedelta(hours=6)
 
 
@@ -35,12 +34,17 @@ def record_run(engine: Engine, job: str, trigger: str, fn: Callable[[], str]) ->
             started = row.started_at.replace(tzinfo=row.started_at.tzinfo or UTC)
             if now - started < STALE_AFTER:
                 raise JobAlreadyRunning(f"job {job} is already running (run {row.id})")
-            conn.execute(update(job_runs).where(job_runs.c.id == row.id).values(
-                status="abandoned", finished_at=now))
-        run_id = conn.execute(
-            insert(job_runs).values(job=job, trigger=trigger, started_at=datetime.now(UTC),
-                                    status="running", detail="")
-        ).inserted_primary_key[0]
+            conn.execute(
+                update(job_runs)
+                .where(job_runs.c.id == row.id)
+                .values(status="abandoned", finished_at=now)
+            )
+        inserted = conn.execute(
+            insert(job_runs).values(
+                job=job, trigger=trigger, started_at=datetime.now(UTC), status="running", detail=""
+            )
+        )
+        run_id = inserted.inserted_primary_key[0]  # type: ignore[index]
     status, detail = "ok", ""
     try:
         detail = fn()
@@ -50,9 +54,9 @@ def record_run(engine: Engine, job: str, trigger: str, fn: Callable[[], str]) ->
     finally:
         with engine.begin() as conn:
             conn.execute(
-                update(job_runs).where(job_runs.c.id == run_id).values(
-                    finished_at=datetime.now(UTC), status=status, detail=detail[:4000]
-                )
+                update(job_runs)
+                .where(job_runs.c.id == run_id)
+                .values(finished_at=datetime.now(UTC), status=status, detail=detail[:4000])
             )
     return {"job": job, "status": status, "detail": detail}
 

@@ -14,10 +14,21 @@ from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.models.encoder import Encoder
 from chatda.models.registry import ModelRegistry
+from chatda.search.services import SearchServices
 from chatda.settings import Settings, get_settings
-from query.errors import install_error_handlers
 from chatda.text.morphemes import default_morphemes
-from query.routes import admin_intents, admin_page, embeddings, health, intents
+from query.errors import install_error_handlers
+from query.routes import (
+    admin_intents,
+    admin_page,
+    articles,
+    embeddings,
+    feedback,
+    health,
+    intents,
+    search,
+    suggest,
+)
 from query.state import ApiState
 
 
@@ -27,9 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ModelRegistry(settings.models_dir)
-        encoder = Encoder(
-            registry.get(settings.model_name), settings.device, settings.cpu_threads
-        )
+        encoder = Encoder(registry.get(settings.model_name), settings.device, settings.cpu_threads)
         batcher = DynamicBatcher(
             encoder,
             max_batch_size=settings.batch_max_size,
@@ -52,12 +61,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.catalog_poll_s,
         )
         await catalog.start()
+        search_services = await SearchServices.open(settings, catalog, batcher, engine)
         app.state.chatda = ApiState(
-            settings=settings, encoder=encoder, batcher=batcher, store=store, catalog=catalog
+            settings=settings,
+            encoder=encoder,
+            batcher=batcher,
+            store=store,
+            catalog=catalog,
+            search=search_services,
         )
         try:
             yield
         finally:
+            await search_services.close()
             await catalog.close()
             await batcher.close()
             engine.dispose()
@@ -66,7 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(embeddings.router)
+    app.include_router(articles.router)
     app.include_router(intents.router)
     app.include_router(admin_intents.router)
     app.include_router(admin_page.router)
+    app.include_router(search.router)
+    app.include_router(suggest.router)
+    app.include_router(feedback.router)
     return app

@@ -8,6 +8,7 @@ from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.service import CatalogService
 from chatda.catalog.store import CatalogStore
 from chatda.models.encoder import Encoder
+from chatda.search.services import SearchServices
 from chatda.settings import Settings
 
 
@@ -18,3 +19,4 @@ class ApiState:
     batcher: DynamicBatcher
     store: CatalogStore
     catalog: CatalogService
+    search: SearchServices

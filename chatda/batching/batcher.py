@@ -8,6 +8,7 @@ queue; the next batch takes whatever is waiting, so batch size adapts to load wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -107,10 +108,8 @@ class DynamicBatcher:
         self._closed = True
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         while self._queue:
             item = self._queue.popleft()

@@ -68,12 +68,15 @@ def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
         wanted = config["acks"] in ("all", -1)
         config["enable_idempotence"] = wanted and broker_supports_idempotence(bootstrap)
         if wanted and not config["enable_idempotence"]:
-            logger.warning("kafka broker %s lacks InitProducerId; producer is at-least-once",
-                           bootstrap)
+            logger.warning(
+                "kafka broker %s lacks InitProducerId; producer is at-least-once", bootstrap
+            )
     producer = KafkaProducer(bootstrap_servers=bootstrap, **config)
     logger.info(
         "kafka producer ready bootstrap=%s idempotent=%s acks=%s",
-        bootstrap, config["enable_idempotence"], config["acks"],
+        bootstrap,
+        config["enable_idempotence"],
+        config["acks"],
     )
     return producer
 
@@ -120,8 +123,10 @@ def ensure_topics(
         if not missing:
             return []
         result = admin.create_topics(
-            {t: {"num_partitions": n, "replication_factor": replication_factor}
-             for t, n in missing.items()},
+            {
+                t: {"num_partitions": n, "replication_factor": replication_factor}
+                for t, n in missing.items()
+            },
             raise_errors=False,
             wait_for_metadata=True,
         )
@@ -142,8 +147,12 @@ def _warn_partition_mismatch(admin: KafkaAdminClient, wanted: Mapping[str, int])
     for described in admin.describe_topics(list(wanted)):
         have, want = len(described["partitions"]), wanted[described["name"]]
         if have != want:
-            logger.warning("kafka topic %s has %d partitions, %d requested; left unchanged",
-                           described["name"], have, want)
+            logger.warning(
+                "kafka topic %s has %d partitions, %d requested; left unchanged",
+                described["name"],
+                have,
+                want,
+            )
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

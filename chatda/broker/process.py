@@ -140,8 +140,9 @@ class ManagedProcess:
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                logger.warning("%s pid=%d ignored %s; killing", self.name, proc.pid,
-                               self.stop_signal.name)
+                logger.warning(
+                    "%s pid=%d ignored %s; killing", self.name, proc.pid, self.stop_signal.name
+                )
                 proc.kill()
                 proc.wait()
         logger.info("%s stopped pid=%d code=%s", self.name, proc.pid, proc.returncode)

@@ -92,9 +92,12 @@ class TansuBroker:
             [
                 self.binary or tansu_binary(),
                 "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", self.storage_engine,
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                self.storage_engine,
             ],
             log_path=self.log_path,
         )

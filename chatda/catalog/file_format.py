@@ -63,9 +63,7 @@ def read_catalog(path: Path) -> list[IntentIn]:
 
 def dump_catalog(intents: list[Intent] | list[IntentIn]) -> str:
     fields = set(IntentIn.model_fields)
-    rows = [
-        {"id": i.id, **i.model_dump(mode="json", include=fields - {"id"})} for i in intents
-    ]
+    rows = [{"id": i.id, **i.model_dump(mode="json", include=fields - {"id"})} for i in intents]
     return yaml.safe_dump(
         {"version": 1, "intents": rows}, allow_unicode=True, sort_keys=False, width=100
     )

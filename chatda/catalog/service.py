@@ -8,6 +8,7 @@ the current model, builds the new snapshot off to the side and swaps one referen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -81,10 +82,8 @@ class CatalogService:
     async def close(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-            except asyncio.CancelledError:
-                pass
 
     async def _poll(self) -> None:
         while True:
@@ -110,9 +109,7 @@ class CatalogService:
             missing = [t for t in texts if t not in self._vectors]
             for start in range(0, len(missing), _EMBED_CHUNK):
                 chunk = missing[start : start + _EMBED_CHUNK]
-                vectors = await self.batcher.encode(
-                    chunk, "query", deadline=time.monotonic() + 300
-                )
+                vectors = await self.batcher.encode(chunk, "query", deadline=time.monotonic() + 300)
                 self._vectors.update(zip(chunk, vectors, strict=True))
             new_terms = [t for t in texts if t not in self._terms]
             if new_terms:
@@ -132,7 +129,11 @@ class CatalogService:
             self._snapshot = snapshot
             log.info(
                 "catalog snapshot v%s: %d intents, %d texts (%d embedded) in %.2fs",
-                version, snapshot.size, len(texts), len(missing), time.perf_counter() - started,
+                version,
+                snapshot.size,
+                len(texts),
+                len(missing),
+                time.perf_counter() - started,
             )
             return True
 

@@ -105,8 +105,9 @@ class CatalogSnapshot:
         dense = torch.full((batch, self.size), -2.0, device=device)
         dense = dense.scatter_reduce(1, index, sims, reduce="amax", include_self=True)
         is_best = sims >= dense.gather(1, index)
-        rows = torch.where(is_best, torch.arange(n_rows, device=device).expand(batch, n_rows),
-                           n_rows)
+        rows = torch.where(
+            is_best, torch.arange(n_rows, device=device).expand(batch, n_rows), n_rows
+        )
         best_row = torch.full((batch, self.size), n_rows, device=device, dtype=torch.long)
         best_row = best_row.scatter_reduce(1, index, rows, reduce="amin", include_self=True)
         lexical = torch.zeros((batch, self.size), device=device)
@@ -126,20 +127,27 @@ class CatalogSnapshot:
         top = torch.topk(masked, k, dim=1)
         picked = top.indices
         # one transfer for the whole batch: only the top k per query leave the device
-        table = torch.stack([
-            top.values,
-            dense.gather(1, picked),
-            lexical.gather(1, picked),
-            best_row.gather(1, picked).float(),
-            t["thresholds"][picked],
-            picked.float(),
-        ]).cpu().numpy()
+        table = (
+            torch.stack(
+                [
+                    top.values,
+                    dense.gather(1, picked),
+                    lexical.gather(1, picked),
+                    best_row.gather(1, picked).float(),
+                    t["thresholds"][picked],
+                    picked.float(),
+                ]
+            )
+            .cpu()
+            .numpy()
+        )
         results: list[list[IntentScore]] = []
         for i, ctx in enumerate(contexts):
             limit = self.size if ctx.everything else ctx.top_k
             row = [
-                IntentScore(int(v[5]), float(v[0]), float(v[1]), float(v[2]), int(v[3]),
-                            float(v[4]))
+                IntentScore(
+                    int(v[5]), float(v[0]), float(v[1]), float(v[2]), int(v[3]), float(v[4])
+                )
                 for v in table[:, i, :].T
                 if v[0] > hidden
             ]

@@ -44,9 +44,12 @@ class CatalogStore:
 
     def _bump(self, conn: Connection) -> None:
         now = _now()
-        if conn.execute(update(catalog_state).values(
-            version=catalog_state.c.version + 1, updated_at=now
-        )).rowcount == 0:
+        if (
+            conn.execute(
+                update(catalog_state).values(version=catalog_state.c.version + 1, updated_at=now)
+            ).rowcount
+            == 0
+        ):
             conn.execute(insert(catalog_state).values(id=1, version=1, updated_at=now))
 
     def _parents(self, conn: Connection) -> dict[int, int | None]:
@@ -56,12 +59,15 @@ class CatalogStore:
     def list(self, search: str | None = None) -> list[Intent]:
         """All intents by id; ``search`` filters on name, hints and memo (the catalog is small)."""
         with self.engine.connect() as conn:
-            found = [_row_to_intent(r) for r in conn.execute(select(intents).order_by(intents.c.id))]
+            found = [
+                _row_to_intent(r) for r in conn.execute(select(intents).order_by(intents.c.id))
+            ]
         if not search:
             return found
         needle = search.casefold()
         return [
-            i for i in found
+            i
+            for i in found
             if needle in i.name.casefold()
             or needle in i.memo.casefold()
             or any(needle in h.casefold() for h in i.hints)

@@ -11,17 +11,17 @@ PATH_SEPARATOR = " > "
 
 def check_tree(parents: Mapping[int, int | None]) -> None:
     """Every parent exists and no intent is its own ancestor."""
-    for node, parent in parents.items():
+    for child, parent in parents.items():
         if parent is not None and parent not in parents:
-            raise InvalidCatalog(f"intent {node}: parent_id {parent} does not exist", id=node)
+            raise InvalidCatalog(f"intent {child}: parent_id {parent} does not exist", id=child)
     for start in parents:
         seen = {start}
-        node = parents[start]
-        while node is not None:
-            if node in seen:
+        ancestor = parents[start]
+        while ancestor is not None:
+            if ancestor in seen:
                 raise InvalidCatalog(f"intent {start}: parent chain forms a cycle", id=start)
-            seen.add(node)
-            node = parents[node]
+            seen.add(ancestor)
+            ancestor = parents[ancestor]
 
 
 def paths(names: Mapping[int, str], parents: Mapping[int, int | None]) -> dict[int, str]:
@@ -30,7 +30,9 @@ def paths(names: Mapping[int, str], parents: Mapping[int, int | None]) -> dict[i
     def path(node: int) -> str:
         if node not in out:
             parent = parents.get(node)
-            out[node] = names[node] if parent is None else path(parent) + PATH_SEPARATOR + names[node]
+            out[node] = (
+                names[node] if parent is None else path(parent) + PATH_SEPARATOR + names[node]
+            )
         return out[node]
 
     for node in names:

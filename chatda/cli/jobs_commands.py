@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from typing import Any
 
 import typer
 
@@ -21,7 +23,7 @@ def list_jobs(as_json: bool = typer.Option(False, "--json")) -> None:
     settings = get_settings()
     engine = make_engine(settings.sql_url)
     upgrade(engine)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": job.name,
             "description": job.description,
@@ -39,8 +41,9 @@ def list_jobs(as_json: bool = typer.Option(False, "--json")) -> None:
     for row in rows:
         typer.echo(f"{row['name']:20} {row['schedule']:20} {row['description']}")
         for run in row["runs"]:
-            typer.echo(f"    {run['started_at']}  {run['status']:9} {run['trigger']:9} "
-                       f"{run['detail']}")
+            typer.echo(
+                f"    {run['started_at']}  {run['status']:9} {run['trigger']:9} {run['detail']}"
+            )
 
 
 @app.command("run")
@@ -59,13 +62,15 @@ def run_job(name: str) -> None:
 
 def scheduler() -> None:
     """Run the indexer's scheduler until stopped (jobs from CHATDA_JOBS)."""
+    import signal
+
     from indexer.scheduler import build_scheduler
 
     sched = build_scheduler()
+    # as a container's main process it must stop on SIGTERM, finishing the job in hand
+    signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=True))
     jobs = sched.get_jobs()
     names = ", ".join(j.id for j in jobs) or "none (see CHATDA_JOBS)"
     typer.echo(f"scheduler: jobs {names}")
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass

@@ -6,14 +6,27 @@ import json
 
 import typer
 
-from chatda.cli import catalog_commands, model_commands, train_commands
+from chatda.cli import (
+    catalog_commands,
+    ingest_commands,
+    jobs_commands,
+    model_commands,
+    train_commands,
+)
+from chatda.cli.eval_command import eval_command
+from chatda.cli.up_command import up
 from chatda.logs import configure_logging
 from chatda.settings import get_settings
 
 app = typer.Typer(help="chatda 찾다 — Korean-first natural-language search.", no_args_is_help=True)
 app.add_typer(model_commands.app, name="model")
+app.add_typer(ingest_commands.app)
 app.add_typer(catalog_commands.app, name="catalog")
 app.add_typer(train_commands.app, name="train")
+app.command("eval")(eval_command)
+app.command("up")(up)
+app.add_typer(jobs_commands.app, name="jobs")
+app.command("scheduler")(jobs_commands.scheduler)
 
 
 @app.callback()

@@ -63,7 +63,8 @@ def eval_command(
 
     registry = _registry()
     version = _resolve(registry, model)
-    metrics = evaluate(Encoder(version, device=device), EvalSuite.load(_data_dir(data_dir)))
+    encoder = Encoder(version, device=device, cpu_threads=get_settings().cpu_threads)
+    metrics = evaluate(encoder, EvalSuite.load(_data_dir(data_dir)))
     if not (version.manifest.evaluation or {}).get("metrics"):
         store_metrics(registry, version, metrics)
     if as_json:
@@ -80,13 +81,15 @@ def nli_sts_command(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: int = typer.Option(42),
     epochs: float | None = typer.Option(None, help="default 1"),
-    batch_size: int | None = typer.Option(None, help="default 32 on CPU, 128 on CUDA"),
+    batch_size: int | None = typer.Option(None, help="default 16 on CPU, 128 on CUDA"),
     lr: float | None = typer.Option(None, help="default 2e-5"),
     max_seq_length: int | None = typer.Option(None, help="default 64 on CPU, 128 on CUDA"),
     max_steps: int | None = typer.Option(None, help="stop after N steps (-1: epochs decide)"),
-    max_triplets: int | None = typer.Option(None, help="cap NLI triplets (seeded subset)"),
-    max_sts: int | None = typer.Option(None, help="cap KorSTS train pairs (seeded subset)"),
-    eval_steps: int | None = typer.Option(None, help="select on KorSTS dev every N steps"),
+    max_triplets: int | None = typer.Option(None, help="NLI triplets; default 600 CPU, all CUDA"),
+    max_sts: int | None = typer.Option(None, help="KorSTS train pairs; default 2000 CPU, all CUDA"),
+    eval_steps: int | None = typer.Option(
+        None, help="select a checkpoint on KorSTS dev every N steps (default: CUDA 100, CPU off)"
+    ),
     skip_eval: bool = typer.Option(False, help="register without the evaluation table"),
     as_json: bool = typer.Option(False, "--json", help="print the new version as JSON"),
 ) -> None:
@@ -98,6 +101,7 @@ def nli_sts_command(
     registry = _registry()
     parent = _resolve(registry, model)
     config = default_config(
+        "nli-sts",
         device,
         seed=seed,
         epochs=epochs,
@@ -106,11 +110,104 @@ def nli_sts_command(
         max_seq_length=max_seq_length,
         max_steps=max_steps,
         eval_steps=eval_steps,
+        cpu_threads=get_settings().cpu_threads,
     )
     root = _data_dir(data_dir)
-    d = nli_sts.load_data(root, seed, max_triplets, max_sts)
+    cpu = not config.device.startswith("cuda")
+    d = nli_sts.load_data(
+        root,
+        seed,
+        max_triplets or (nli_sts.CPU_MAX_TRIPLETS if cpu else None),
+        max_sts or (nli_sts.CPU_MAX_STS if cpu else None),
+    )
     evaluate = (
         None if skip_eval else evaluator_for(registry, parent, EvalSuite.load(root), config.device)
     )
     version = nli_sts.train(registry, parent, d, config, evaluate)
     _report(version, as_json)
+
+
+@app.command("retrieval")
+def retrieval_command(
+    model: str | None = typer.Option(None, "--model", help="parent name@version; default: serving"),
+    feedback: Path | None = typer.Option(
+        None, "--feedback", help="JSONL of {query, positive} click pairs (until the SQL table)"
+    ),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    seed: int = typer.Option(42),
+    max_pairs: int | None = typer.Option(None, help="training pairs; default 600 CPU, 10000 CUDA"),
+    bm25_share: float = typer.Option(0.1, help="share of pairs whose positive is BM25 top-1"),
+    negatives_k: int = typer.Option(3, help="BM25 candidates per query (gold removed)"),
+    filter_margin: float = typer.Option(
+        0.0, help="drop a negative scored above score(positive) - margin by the parent"
+    ),
+    no_filter: bool = typer.Option(False, "--no-filter", help="keep every BM25 negative"),
+    epochs: float | None = typer.Option(None, help="default 1 CPU, 2 CUDA"),
+    batch_size: int | None = typer.Option(None, help="default 16 CPU, 128 CUDA"),
+    lr: float | None = typer.Option(None, help="default 1e-5"),
+    max_seq_length: int | None = typer.Option(None, help="default 128 CPU, 256 CUDA"),
+    max_steps: int | None = typer.Option(None, help="stop after N steps (-1: epochs decide)"),
+    skip_eval: bool = typer.Option(False, help="register without the evaluation table"),
+    as_json: bool = typer.Option(False, "--json", help="print the new version as JSON"),
+) -> None:
+    """Query → passage tuning (MultipleNegativesRanking) with BM25 hard negatives."""
+    from chatda.text.morphemes import default_morphemes
+    from chatda.text.sentences import split_sentences
+    from train import retrieval
+    from train.data import read_feedback
+    from train.evaluate import EvalSuite, evaluator_for
+    from train.hard_negatives import Bm25Index
+    from train.runner import default_config
+
+    registry = _registry()
+    parent = _resolve(registry, model)
+    config = default_config(
+        "retrieval",
+        device,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        max_seq_length=max_seq_length,
+        max_steps=max_steps,
+        cpu_threads=get_settings().cpu_threads,
+    )
+    pairs = max_pairs or (10000 if config.device.startswith("cuda") else 600)
+    root = _data_dir(data_dir)
+    terms = default_morphemes().terms
+    d, bm25 = retrieval.build_data(
+        root,
+        read_feedback(feedback) if feedback else [],
+        pairs,
+        bm25_share,
+        seed,
+        index=lambda passages: Bm25Index(passages, terms),
+        split=split_sentences,
+    )
+    evaluate = (
+        None if skip_eval else evaluator_for(registry, parent, EvalSuite.load(root), config.device)
+    )
+    version = retrieval.train(
+        registry,
+        parent,
+        d,
+        bm25,
+        config,
+        negatives_k=negatives_k,
+        filter_margin=None if no_filter else filter_margin,
+        evaluate=evaluate,
+    )
+    _report(version, as_json)
+
+
+@app.command("export-onnx")
+def export_onnx_command(
+    model: str | None = typer.Option(None, "--model", help="name@version; default: serving"),
+) -> None:
+    """Export a version to ONNX (fp32 + int8 dynamic quantisation) for the CPU backend."""
+    from train.onnx_backend import export
+
+    registry = _registry()
+    folder = export(registry, _resolve(registry, model))
+    typer.echo(f"exported to {folder}")

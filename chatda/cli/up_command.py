@@ -30,14 +30,14 @@ def _wait_healthy(base: str, proc: subprocess.Popen, timeout_s: float = 300) -> 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise typer.Exit(f"the API exited with {proc.returncode}; see its log above")
+            raise SystemExit(f"the API exited with {proc.returncode}; see its log above")
         try:
             if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise typer.Exit("the API did not become healthy in time")
+    raise SystemExit("the API did not become healthy in time")
 
 
 def _publish_demo_articles(bootstrap: str) -> int:

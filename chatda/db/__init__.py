@@ -1,1 +1,1 @@
-"""The SQL store: SQLite in the data dir by default, PostgreSQL in production (CHATDA_DATABASE_URL)."""
+"""The SQL store: SQLite in the data dir by default, PostgreSQL via CHATDA_DATABASE_URL."""

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -40,5 +41,49 @@ catalog_state = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Search feedback (impressions and clicks), one row per accepted event. ``event_id`` is unique
+# so a replayed Kafka record or a retried direct write is stored once.
+search_events = Table(
+    "search_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("query_id", String(36), nullable=False, index=True),
+    Column("query", Text, nullable=True),
+    Column("known_query", Boolean, nullable=False),
+    Column("shown", JSON, nullable=True),
+    Column("clicked_id", String(256), nullable=True),
+    Column("position", Integer, nullable=True),
+    Column("dwell_ms", Integer, nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    UniqueConstraint("event_id", name="uq_search_events_event_id"),
+)
+
+# Scheduled job runs (indexer/): what ran, when, how it ended — `chatda jobs list` shows them.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False, index=True),
+    Column("trigger", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# Click-through per shown item (article or intent id), rebuilt from search_events by the
+# feedback job, for threshold review and retraining.
+item_stats = Table(
+    "item_stats",
+    metadata,
+    Column("item_id", String(256), primary_key=True),
+    Column("impressions", Integer, nullable=False),
+    Column("clicks", Integer, nullable=False),
+    Column("ctr", Float, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,4 +1,4 @@
-"""Hand-written demo content for chatda: a service-intent catalog, personal-finance articles, and small eval sets."""
+"""Hand-written demo content: a service-intent catalog, finance articles, small eval sets."""
 
 from pathlib import Path
 

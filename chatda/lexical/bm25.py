@@ -17,7 +17,11 @@ from scipy import sparse
 
 class BM25Index:
     def __init__(
-        self, corpus: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25
+        self,
+        corpus: Sequence[Sequence[str]],
+        k1: float = 1.5,
+        b: float = 0.75,
+        epsilon: float = 0.25,
     ) -> None:
         self.n_docs = len(corpus)
         self.vocab: dict[str, int] = {}

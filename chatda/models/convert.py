@@ -127,12 +127,15 @@ def build_bert(image: E5Image) -> BertModel:
         for short, long in names.items():
             state[f"encoder.layer.{layer}.{long}.weight"] = t[f"l{layer}.{short}.w"]
             state[f"encoder.layer.{layer}.{long}.bias"] = t[f"l{layer}.{short}.b"]
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
+    tensors = {
+        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()
+    }
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     missing = [m for m in missing if not m.startswith("pooler.")]
     if missing or unexpected:
         raise ValueError(f"weight mapping incomplete: missing={missing} unexpected={unexpected}")
     # e5 never uses BERT's pooler; zeros make the saved checkpoint complete and deterministic.
+    assert model.pooler is not None
     torch.nn.init.zeros_(model.pooler.dense.weight)
     torch.nn.init.zeros_(model.pooler.dense.bias)
     return model.eval()

@@ -46,8 +46,9 @@ class Encoder:
         self.max_length = self.manifest.max_seq_length
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.dim = self.manifest.dim
-        log.info("loaded %s on %s (threads=%s)", self.manifest.ref, self.device,
-                 torch.get_num_threads())
+        log.info(
+            "loaded %s on %s (threads=%s)", self.manifest.ref, self.device, torch.get_num_threads()
+        )
 
     @property
     def ref(self) -> str:

@@ -100,8 +100,9 @@ def read_image(path: Path) -> E5Image:
     h, nl, nh, ff, voc, maxp, tvs = cur.take("<7i")
     (eps,) = cur.take("<f")
     cur.take("<i")
-    header = Header(int(version), int(h), int(nl), int(nh), int(ff), int(voc), int(maxp),
-                    int(tvs), float(eps))
+    header = Header(
+        int(version), int(h), int(nl), int(nh), int(ff), int(voc), int(maxp), int(tvs), float(eps)
+    )
 
     n_pieces, bos, eos, pad, unk = (int(v) for v in cur.take("<5i"))
     (blob_len,) = cur.take("<Q")

@@ -74,7 +74,7 @@ class ModelNotFound(LookupError):
 
 
 def parse_ref(ref: str, default_name: str) -> tuple[str, str | None]:
-    """``name@version``, ``name`` (serving version) or ``@version`` / bare version of the default."""
+    """``name@version``, ``name@`` (serving version), or a bare version of the default name."""
     if "@" in ref:
         name, version = ref.split("@", 1)
         return name or default_name, version or None
@@ -105,7 +105,9 @@ class ModelRegistry:
     def get(self, name: str, version: str | None = None) -> ModelVersion:
         version = version or self.serving_version(name)
         if version is None:
-            raise ModelNotFound(f"no serving version for model {name!r}; run `chatda model prepare`")
+            raise ModelNotFound(
+                f"no serving version for model {name!r}; run `chatda model prepare`"
+            )
         vdir = self._dir(name) / version
         manifest = vdir / MANIFEST
         if not manifest.is_file():
@@ -127,10 +129,12 @@ class ModelRegistry:
 
     @contextmanager
     def staging(self, manifest: ModelManifest) -> Iterator[Path]:
-        """Yield an empty folder to write a version into; it appears under its name only on success."""
+        """Yield an empty folder for a new version; it appears under its name only on success."""
         target = self._dir(manifest.name) / manifest.version
         if target.exists():
-            raise FileExistsError(f"model {manifest.ref} already exists; versions are never overwritten")
+            raise FileExistsError(
+                f"model {manifest.ref} already exists; versions are never overwritten"
+            )
         tmp = self._dir(manifest.name) / f".staging-{manifest.version}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:

@@ -91,14 +91,20 @@ def build_filter(
         else:
             terms.append(template.format(inline))
 
-    for field, values in (("category", _values("category", category)),
-                          ("series", _values("series", series))):
+    for field, values in (
+        ("category", _values("category", category)),
+        ("series", _values("series", series)),
+    ):
         if values is not None:
             add(f"{field} in {{}}", field, values, f"[{', '.join(map(quote, values))}]")
     tag_values = _values("tags", tags)
     if tag_values is not None:
-        add("array_contains_any(tags, {})", "tags", tag_values,
-            f"[{', '.join(map(quote, tag_values))}]")
+        add(
+            "array_contains_any(tags, {})",
+            "tags",
+            tag_values,
+            f"[{', '.join(map(quote, tag_values))}]",
+        )
     if start is not None:
         add("published_at >= {}", "published_from", start, str(start))
     if end is not None:

@@ -40,7 +40,9 @@ async def admin(request: Request, q: str | None = None) -> Response:
 async def login(request: Request, token: str = Form(...)) -> Response:
     if not token_matches(request.app.state.chatda.settings.admin_token, token):
         return templates.TemplateResponse(
-            request, "login.html", {"error": "토큰이 올바르지 않습니다 (invalid token)"},
+            request,
+            "login.html",
+            {"error": "토큰이 올바르지 않습니다 (invalid token)"},
             status_code=403,
         )
     response = RedirectResponse("/admin", status_code=303)

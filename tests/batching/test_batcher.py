@@ -1,4 +1,4 @@
-"""The dynamic batcher with the real model: coalescing, order, post-steps, deadlines, load shedding."""
+"""The dynamic batcher with the real model: coalescing, order, post-steps, deadlines, shedding."""
 
 from __future__ import annotations
 

@@ -12,24 +12,39 @@ AUTH = {"authorization": f"Bearer {ADMIN}"}
 
 
 def editable(intent: dict) -> dict:
-    keys = ("parent_id", "service_id", "name", "hints", "memo", "open", "areas", "threshold",
-            "version")
+    keys = (
+        "parent_id",
+        "service_id",
+        "name",
+        "hints",
+        "memo",
+        "open",
+        "areas",
+        "threshold",
+        "version",
+    )
     return {k: intent[k] for k in keys}
 
 
 @pytest.mark.parametrize("headers, status", [({}, 401), ({"authorization": "Bearer nope"}, 403)])
 def test_admin_needs_the_token(api, headers, status) -> None:
     assert api.get("/v1/admin/intents", headers=headers).status_code == status
-    assert api.post("/v1/admin/intents:test", json={"query": "x"}, headers=headers).status_code \
+    assert (
+        api.post("/v1/admin/intents:test", json={"query": "x"}, headers=headers).status_code
         == status
+    )
 
 
 def test_list_and_get_show_paths(api) -> None:
     body = api.get("/v1/admin/intents", headers=AUTH).json()
     by_id = {i["id"]: i for i in body["intents"]}
     assert by_id[2]["path"] == "송금 > 해외송금"
-    assert api.get("/v1/admin/intents", params={"q": "리볼빙"}, headers=AUTH).json()[
-        "intents"][0]["id"] == 5
+    assert (
+        api.get("/v1/admin/intents", params={"q": "리볼빙"}, headers=AUTH).json()["intents"][0][
+            "id"
+        ]
+        == 5
+    )
     assert api.get("/v1/admin/intents/404", headers=AUTH).status_code == 404
 
 
@@ -65,7 +80,9 @@ def test_create_update_conflict_delete(api) -> None:
     body = editable(created.json()) | {"hints": ["매달 돈 모으기", "풍차돌리기"]}
     assert api.put("/v1/admin/intents/50", json=body, headers=AUTH).status_code == 200
     stale = api.put("/v1/admin/intents/50", json=body | {"name": "덮어쓰기"}, headers=AUTH)
-    assert stale.status_code == 409 and "changed by someone else" in stale.json()["error"]["message"]
+    assert (
+        stale.status_code == 409 and "changed by someone else" in stale.json()["error"]["message"]
+    )
     assert api.get("/v1/admin/intents/50", headers=AUTH).json()["name"] == "적금"
 
     assert api.delete("/v1/admin/intents/50", headers=AUTH).status_code == 204
@@ -115,8 +132,12 @@ def test_replicas_converge_through_the_store(api) -> None:
     one = state.store.get(3)
     from chatda.catalog.models import IntentUpdate
 
-    state.store.update(3, IntentUpdate(**one.model_dump(exclude={"id", "updated_at"}) | {
-        "hints": [*one.hints, "엔화 환전"]}))
+    state.store.update(
+        3,
+        IntentUpdate(
+            **one.model_dump(exclude={"id", "updated_at"}) | {"hints": [*one.hints, "엔화 환전"]}
+        ),
+    )
     deadline = time.monotonic() + 30
     while api.get("/healthz").json()["catalog"]["version"] == before:
         assert time.monotonic() < deadline

@@ -17,8 +17,12 @@ from tests.catalog.conftest import ADMIN, SMALL_CATALOG
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -27,11 +31,17 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("admin-page")
     catalog = root / "catalog.yaml"
     catalog.write_text(SMALL_CATALOG, encoding="utf-8")
-    settings = Settings(data_dir=root, models_dir_override=models_dir, device="cpu",
-                        catalog_file=catalog, admin_token=ADMIN)
+    settings = Settings(
+        data_dir=root,
+        models_dir_override=models_dir,
+        device="cpu",
+        catalog_file=catalog,
+        admin_token=ADMIN,
+    )
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                        log_config=None))
+    srv = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
+    )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120

@@ -55,8 +55,9 @@ def test_unknown_parent_and_cycles_are_rejected(store) -> None:
         store.create(IntentIn(id=9, parent_id=77, name="고아"))
     current = store.get(1)
     with pytest.raises(InvalidCatalog, match="cycle"):
-        store.update(1, IntentUpdate(**current.model_dump(exclude={"id", "updated_at"}) | {
-            "parent_id": 2}))
+        store.update(
+            1, IntentUpdate(**current.model_dump(exclude={"id", "updated_at"}) | {"parent_id": 2})
+        )
     assert store.get(1).parent_id is None
 
 
@@ -139,7 +140,9 @@ def test_import_with_duplicate_ids_or_cycle_writes_nothing(store) -> None:
     dup = SMALL_CATALOG + "  - id: 1\n    name: 또송금\n"
     with pytest.raises(InvalidCatalog, match="duplicate"):
         store.import_intents(parse_catalog(dup))
-    cycle = SMALL_CATALOG.replace("  - id: 1\n    name: 송금", "  - id: 1\n    parent_id: 2\n    name: 송금")
+    cycle = SMALL_CATALOG.replace(
+        "  - id: 1\n    name: 송금", "  - id: 1\n    parent_id: 2\n    name: 송금"
+    )
     with pytest.raises(InvalidCatalog, match="cycle"):
         store.import_intents(parse_catalog(cycle))
     assert store.version() == before and len(store.list()) == 5

@@ -61,13 +61,31 @@ def test_a_job_never_overlaps_itself(engine) -> None:
 def test_feedback_aggregation_computes_click_through(engine) -> None:
     now = datetime.now(UTC)
     rows = [
-        {"event_id": "e1", "type": "impression", "query_id": "q1", "known_query": True,
-         "shown": [{"id": "a-1", "position": 1}, {"id": "a-2", "position": 2}],
-         "received_at": now},
-        {"event_id": "e2", "type": "impression", "query_id": "q2", "known_query": True,
-         "shown": [{"id": "a-1", "position": 1}], "received_at": now},
-        {"event_id": "e3", "type": "click", "query_id": "q1", "known_query": True,
-         "clicked_id": "a-1", "position": 1, "received_at": now},
+        {
+            "event_id": "e1",
+            "type": "impression",
+            "query_id": "q1",
+            "known_query": True,
+            "shown": [{"id": "a-1", "position": 1}, {"id": "a-2", "position": 2}],
+            "received_at": now,
+        },
+        {
+            "event_id": "e2",
+            "type": "impression",
+            "query_id": "q2",
+            "known_query": True,
+            "shown": [{"id": "a-1", "position": 1}],
+            "received_at": now,
+        },
+        {
+            "event_id": "e3",
+            "type": "click",
+            "query_id": "q1",
+            "known_query": True,
+            "clicked_id": "a-1",
+            "position": 1,
+            "received_at": now,
+        },
     ]
     blank = {"query": None, "shown": None, "clicked_id": None, "position": None, "dwell_ms": None}
     with engine.begin() as conn:

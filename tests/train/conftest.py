@@ -1,0 +1,83 @@
+"""Tiny in-memory data and a throw-away registry, so training tests take seconds.
+
+The parent model is the shared base (``base_model`` fixture); every new version is written into
+``tmp_registry`` and never into the shared registry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatda.models.registry import ModelRegistry
+from train.data import RetrievalSet, ScoredPair, Triplet
+from train.evaluate import EvalSuite
+from train.runner import TrainConfig
+
+TRIPLETS = [
+    Triplet("남자가 기타를 치고 있다.", "한 남자가 악기를 연주한다.", "남자가 잠을 자고 있다."),
+    Triplet(
+        "아이들이 공원에서 뛰어논다.", "아이들이 밖에서 놀고 있다.", "아이들이 교실에 앉아 있다."
+    ),
+    Triplet("여자가 요리를 하고 있다.", "여자가 음식을 만든다.", "여자가 수영을 하고 있다."),
+    Triplet("비행기가 이륙하고 있다.", "비행기가 하늘로 떠오른다.", "비행기가 격납고에 서 있다."),
+    Triplet("고양이가 소파 위에서 잔다.", "고양이가 쉬고 있다.", "고양이가 쥐를 쫓고 있다."),
+    Triplet("남자가 자전거를 탄다.", "남자가 자전거로 이동한다.", "남자가 걸어서 간다."),
+    Triplet("학생들이 시험을 본다.", "학생들이 문제를 푼다.", "학생들이 소풍을 간다."),
+    Triplet("개가 공을 물어 온다.", "개가 공놀이를 한다.", "개가 집에서 자고 있다."),
+]
+
+PAIRS = [
+    ScoredPair("남자가 기타를 친다.", "남자가 기타를 연주한다.", 4.8),
+    ScoredPair("여자가 양파를 썬다.", "여자가 양파를 자르고 있다.", 4.6),
+    ScoredPair("아이가 웃고 있다.", "남자가 차를 운전한다.", 0.2),
+    ScoredPair("개가 달린다.", "고양이가 잔다.", 0.4),
+    ScoredPair("비가 온다.", "날씨가 흐리고 비가 내린다.", 3.6),
+    ScoredPair("사람들이 춤을 춘다.", "사람들이 노래를 부른다.", 1.8),
+    ScoredPair("기차가 역에 도착했다.", "기차가 정거장에 들어왔다.", 4.4),
+    ScoredPair("남자가 수영한다.", "여자가 책을 읽는다.", 0.0),
+]
+
+PASSAGES = [
+    "서울은 대한민국의 수도이며 가장 큰 도시이다.",
+    "김치는 배추와 고춧가루로 만드는 한국의 전통 발효 음식이다.",
+    "한글은 세종대왕이 1443년에 창제한 문자이다.",
+    "제주도는 한국에서 가장 큰 섬으로 한라산이 있다.",
+]
+QUERIES = [
+    "한국의 수도는 어디인가?",
+    "김치는 무엇으로 만드나?",
+    "한글을 만든 사람은?",
+    "한라산은 어디에 있나?",
+]
+
+
+@pytest.fixture
+def tmp_registry(tmp_path: Path) -> ModelRegistry:
+    return ModelRegistry(tmp_path / "models")
+
+
+@pytest.fixture
+def tiny_config() -> TrainConfig:
+    """A few steps at a high learning rate: enough for the loss to move, seconds on a CPU."""
+    return TrainConfig(
+        device="cpu",
+        seed=7,
+        epochs=4,
+        batch_size=4,
+        learning_rate=1e-4,
+        warmup_ratio=0.0,
+        max_seq_length=32,
+        eval_steps=0,
+        logging_steps=1,
+    )
+
+
+@pytest.fixture
+def tiny_suite() -> EvalSuite:
+    return EvalSuite(
+        korsts_test=PAIRS,
+        klue_sts_dev=PAIRS[:6],
+        korquad=RetrievalSet(passages=PASSAGES, queries=QUERIES, gold=[0, 1, 2, 3]),
+    )
