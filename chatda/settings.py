@@ -32,6 +32,9 @@ class Settings(BaseSettings):
 
     # model serving
     model_name: str = "e5-small-ko"
+    model_version: str | None = Field(
+        default=None, description="pin a registry version; default: the serving pointer"
+    )
     device: str = Field(default="auto", description="auto | cpu | cuda")
     cpu_threads: int = Field(default=0, description="torch threads on CPU; 0 = all cores")
     max_seq_length: int = 512

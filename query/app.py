@@ -38,7 +38,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ModelRegistry(settings.models_dir)
-        encoder = Encoder(registry.get(settings.model_name), settings.device, settings.cpu_threads)
+        encoder = Encoder(
+            registry.get(settings.model_name, settings.model_version),
+            settings.device,
+            settings.cpu_threads,
+        )
         batcher = DynamicBatcher(
             encoder,
             max_batch_size=settings.batch_max_size,

@@ -112,7 +112,7 @@ def ingest(
     if metrics_port:
         start_http_server(metrics_port)
     encoder = Encoder(
-        ModelRegistry(settings.models_dir).get(settings.model_name),
+        ModelRegistry(settings.models_dir).get(settings.model_name, settings.model_version),
         settings.device,
         settings.cpu_threads,
     )
