@@ -43,10 +43,13 @@ def roofline(seconds: float = 4.0) -> tuple[int, float, dict[int, float]]:
 
 def load(n: int, c: int, max_batch: int) -> dict:
     env = {"CHATDA_BATCH_MAX_SIZE": str(max_batch), "CHATDA_REQUEST_TIMEOUT_MS": "120000"}
+
+    def request(i: int) -> tuple[str, dict]:
+        return "/v1/embeddings", {"input": query(i)}
+
     with api_server(env) as base:
-        url = f"{base}/v1/embeddings"
-        asyncio.run(run_load(url, 200, 16, lambda i: {"input": query(i)}))  # warm-up
-        result = asyncio.run(run_load(url, n, c, lambda i: {"input": query(i)}))
+        asyncio.run(run_load(base, 200, 16, request))  # warm-up
+        result = asyncio.run(run_load(base, n, c, request))
     return {"result": result, **summary(result)}
 
 

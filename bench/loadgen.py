@@ -74,14 +74,14 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def run_load(
-    url: str,
+    base_url: str,
     n: int,
     concurrency: int,
-    body: Callable[[int], dict | None],
-    method: str = "POST",
+    request: Callable[[int], tuple[str, dict | None]],
 ) -> LoadResult:
-    """``body(i)`` gives the JSON for request i (None: no body, e.g. GET with a query string)."""
-    parts = urlsplit(url)
+    """``request(i)`` gives request i's path (with query string) and JSON body: POST when there
+    is a body, GET otherwise."""
+    parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     counter = iter(range(n))
     latencies: list[float] = []
@@ -91,9 +91,9 @@ async def run_load(
         reader, writer = await asyncio.open_connection(host, port)
         try:
             for i in counter:
-                payload = body(i)
+                path, payload = request(i)
                 data = json.dumps(payload, ensure_ascii=False).encode() if payload else b""
-                path = parts.path if payload is not None else f"{parts.path}?{parts.query}"
+                method = "POST" if payload is not None else "GET"
                 head = (
                     f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"

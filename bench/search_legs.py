@@ -1,6 +1,6 @@
 """The measurements behind docs/search.md: fusion quality on the demo eval set, leg latency.
 
-    .venv/bin/python -m tests.search.bench_search [--repeat 30]
+    .venv/bin/python -m bench.search_legs [--repeat 30]
 
 Builds the demo corpus (chatda/demo/articles.jsonl, 256-token chunks as ingest makes them) in
 a fresh milvus-lite server, then reports
