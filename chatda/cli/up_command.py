@@ -1,7 +1,8 @@
 """``chatda up`` (what ``make run`` calls): the whole local stack under one supervisor.
 
 Embedded engines are started only when no external ones are configured: the Tansu broker and a
-milvus-lite server. Then the API and one ingest worker run as separate processes; the demo
+milvus-lite server. Then the API, one ingest worker and the indexer scheduler run as separate
+processes; the demo
 catalog is loaded and the demo articles are published through Kafka, exactly as a publisher
 would. Ctrl-C stops everything in reverse order.
 """
@@ -70,7 +71,7 @@ def _load_demo_catalog() -> int:
 def up(
     demo: bool = typer.Option(True, help="load the demo catalog and publish the demo articles"),
 ) -> None:
-    """Run broker, Milvus, API and ingest worker locally until Ctrl-C."""
+    """Run broker, Milvus, API, ingest worker and scheduler locally until Ctrl-C."""
     from chatda.broker.tansu import TansuBroker
     from chatda.storage.milvus_server import MilvusLiteServer
 
@@ -129,6 +130,7 @@ def up(
         base = f"http://{settings.api_host}:{settings.api_port}"
         api = spawn("api", "serve")
         spawn("ingest", "ingest")
+        spawn("scheduler", "scheduler")
         _wait_healthy(base, api)
         if demo:
             typer.echo(f"· published {_publish_demo_articles(bootstrap)} demo articles to Kafka")
