@@ -73,7 +73,11 @@ class WorkerStats:
 
 
 class IngestWorker:
-    """One consumer-group member; run several (processes or hosts) to share the partitions."""
+    """One consumer-group member; run several (processes or hosts) to share the partitions.
+
+    ``stats`` and ``assignment`` (the partitions held after the last poll) are there for
+    logs, the benchmark and tests; Prometheus gets the rest through ``ingest.metrics``.
+    """
 
     def __init__(
         self,
@@ -101,29 +105,25 @@ class IngestWorker:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
         cfg = self.config
-        ensure_article_topics(cfg.bootstrap, [cfg.topic, cfg.dead_letter_topic], cfg.partitions)
-        collection = self.sink.ensure_collection(self.model_version)
-        consumer = make_consumer(
-            cfg.bootstrap, cfg.group_id, [cfg.topic], max_poll_records=cfg.batch_size
-        )
-        logger.info(
-            "ingest worker started topic=%s group=%s alias=%s collection=%s model=%s",
-            cfg.topic,
-            cfg.group_id,
-            cfg.alias,
-            collection,
-            self.model_version,
-        )
         try:
-            while not stop.is_set():
-                polled = consumer.poll(timeout_ms=cfg.poll_timeout_ms)
-                self.assignment = set(consumer.assignment())
-                records = [r for batch in polled.values() for r in batch]
-                if records and self._process_until_written(consumer, records, stop):
-                    self._commit(consumer, records)
-                metrics.LAG.set(_lag(consumer))
+            ensure_article_topics(cfg.bootstrap, [cfg.topic, cfg.dead_letter_topic], cfg.partitions)
+            collection = self.sink.ensure_collection(self.model_version)
+            consumer = make_consumer(
+                cfg.bootstrap, cfg.group_id, [cfg.topic], max_poll_records=cfg.batch_size
+            )
+            logger.info(
+                "ingest worker started topic=%s group=%s alias=%s collection=%s model=%s",
+                cfg.topic,
+                cfg.group_id,
+                cfg.alias,
+                collection,
+                self.model_version,
+            )
+            try:
+                self._consume(consumer, stop)
+            finally:
+                consumer.close()
         finally:
-            consumer.close()
             self._producer.close()
             logger.info(
                 "ingest worker stopped group=%s records=%d chunks=%d",
@@ -131,6 +131,15 @@ class IngestWorker:
                 self.stats.records,
                 self.stats.chunks,
             )
+
+    def _consume(self, consumer: KafkaConsumer, stop: threading.Event) -> None:
+        while not stop.is_set():
+            polled = consumer.poll(timeout_ms=self.config.poll_timeout_ms)
+            self.assignment = set(consumer.assignment())
+            records = [r for batch in polled.values() for r in batch]
+            if records and self._process_until_written(consumer, records, stop):
+                self._commit(consumer, records)
+            metrics.LAG.set(_lag(consumer))
 
     def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         """Apply one batch to Milvus and the dead-letter topic; commits nothing.

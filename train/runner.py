@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -205,8 +206,10 @@ def register(
 ) -> ModelVersion:
     """Write the model as a new version; serving truncation and prompts are the parent's.
 
-    ``evaluate`` runs on the staged folder through the serving code path, before the version
-    becomes visible, so no version is ever listed without its evaluation.
+    ``evaluate`` runs through the serving code path on a private copy *before* staging, so no
+    version is ever listed without its evaluation, and the registry's staging folder exists only
+    for the seconds of the final save (``clean_staging`` by another process cannot hit a
+    half-evaluated version).
     """
     p = parent.manifest
     manifest = ModelManifest(
@@ -220,10 +223,12 @@ def register(
         training=training,
     )
     model.max_seq_length = p.max_seq_length
+    if evaluate is not None:
+        with tempfile.TemporaryDirectory(prefix="chatda-eval-") as private:
+            model.save(private)
+            manifest.evaluation = evaluate(ModelVersion(manifest=manifest, path=Path(private)))
     with registry.staging(manifest) as folder:
         model.save(str(folder))
-        if evaluate is not None:
-            manifest.evaluation = evaluate(ModelVersion(manifest=manifest, path=folder))
     log.info("registered %s", manifest.ref)
     return registry.get(manifest.name, manifest.version)
 

@@ -27,13 +27,15 @@ from chatda.settings import get_settings
 SAMPLE_QUERY = "해외로 돈 보내고 싶어"
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen, timeout_s: float = 300) -> None:
+def _wait_healthy(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> None:
+    """Until the API answers and its catalog is embedded, so the printed URLs work at once."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the API exited with {proc.returncode}; see its log above")
         try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+            health = httpx.get(f"{base}/healthz", timeout=2)
+            if health.status_code == 200 and health.json()["catalog"]["ready"]:
                 return
         except httpx.HTTPError:
             pass

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -53,9 +53,7 @@ def _clause(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]
 
 
-def sample_article(
-    i: int, prefix: str, *, sentences: int | None = None, updated: datetime = BASE_TIME
-) -> ArticleMessage:
+def sample_article(i: int, prefix: str, *, sentences: int | None = None) -> ArticleMessage:
     """Article ``i``: a demo article's title and opening, tagged with ``code(i)``.
 
     Every tenth article keeps three sentences (several chunks); the rest are a short title
@@ -76,7 +74,7 @@ def sample_article(
         author=demo["author"],
         url=f"https://example.com/{prefix}/{i}",
         published_at=datetime.fromisoformat(demo["published_at"]),
-        updated_at=updated,
+        updated_at=BASE_TIME,
     )
 
 
@@ -243,7 +241,3 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30)
         consumer.close()
     assert len(records) >= expected, f"{len(records)} of {expected} records on {topic}"
     return sorted(records, key=lambda r: (r.partition, r.offset))
-
-
-def updated(seconds: int) -> datetime:
-    return BASE_TIME + timedelta(seconds=seconds)

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from chatda.articles.message import ArticleMessage
 from chatda.broker.process import free_port
@@ -52,7 +53,7 @@ def client(kafka_bootstrap: str, topic: str, tmp_path_factory) -> Iterator[TestC
         data_dir=tmp_path_factory.mktemp("api"),
         kafka_bootstrap=kafka_bootstrap,
         articles_topic=topic,
-        publisher_token=TOKEN,
+        publisher_token=SecretStr(TOKEN),
         max_text_chars=2000,
     )
     with make_client(settings) as c:
@@ -161,7 +162,9 @@ def test_invalid_delete_is_422(client: TestClient, path: str, params: dict) -> N
 
 @pytest.mark.parametrize("bootstrap", [None, f"127.0.0.1:{free_port()}"], ids=["unset", "down"])
 def test_no_broker_is_a_quick_503(tmp_path: Path, bootstrap: str | None) -> None:
-    settings = Settings(data_dir=tmp_path, kafka_bootstrap=bootstrap, publisher_token=TOKEN)
+    settings = Settings(
+        data_dir=tmp_path, kafka_bootstrap=bootstrap, publisher_token=SecretStr(TOKEN)
+    )
     started = time.monotonic()
     with make_client(settings) as c:
         r = c.post("/v1/articles", json=payload(1), headers=AUTH)
