@@ -23,7 +23,10 @@ def error_body(status: int, message: str, **extra: object) -> JSONResponse:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        path = list(err.get("loc", ()))
+        if path[:1] == ["body"]:
+            path = path[1:]
+        loc = ".".join(str(p) for p in path)
         parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
     return "; ".join(parts) or "invalid request"
 
