@@ -8,6 +8,14 @@ import sys
 import structlog
 
 
+class _ClosedSocketNoise(logging.Filter):
+    """kafka-python logs an ERROR with a traceback when a client it is closing still polls its
+    socket; every short-lived admin client (lag checks) does this. Nothing failed: drop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.ERROR and "(closed)" in record.getMessage())
+
+
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -32,6 +40,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    logging.getLogger("kafka.net.transport").addFilter(_ClosedSocketNoise())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
