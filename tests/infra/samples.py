@@ -58,18 +58,45 @@ HOSTILE_CATEGORIES = [
     'back\\slash" || true || "',
     "\\",
     '"',
-    "여행\" or category != \"",
-    "category in [\"맛집\"]",
+    '여행" or category != "',
+    'category in ["맛집"]',
 ]
 
 ROWS = [
-    chunk("seoul-food", 0, "서울 맛집 추천 냉면 서울", category="맛집", series="서울 탐방",
-          tags=["서울", "맛집"], published_at=epoch(2026, 1, 10)),
-    chunk("busan-sea", 1, "부산 바다 여행 해운대", series="부산 여행기",
-          tags=["부산", "바다"], published_at=epoch(2026, 3, 5)),
-    chunk("seoul-trip", 2, "서울 여행 코스 경복궁", series="서울 탐방",
-          tags=["서울", "여행"], published_at=epoch(2026, 6, 1)),
-    *[chunk(f"hostile-{i}", 10 + i, "기타 문서", category=c, tags=[c],
-            published_at=epoch(2025, 1, 1))
-      for i, c in enumerate(HOSTILE_CATEGORIES)],
+    chunk(
+        "seoul-food",
+        0,
+        "서울 맛집 추천 냉면 서울",
+        category="맛집",
+        series="서울 탐방",
+        tags=["서울", "맛집"],
+        published_at=epoch(2026, 1, 10),
+    ),
+    chunk(
+        "busan-sea",
+        1,
+        "부산 바다 여행 해운대",
+        series="부산 여행기",
+        tags=["부산", "바다"],
+        published_at=epoch(2026, 3, 5),
+    ),
+    chunk(
+        "seoul-trip",
+        2,
+        "서울 여행 코스 경복궁",
+        series="서울 탐방",
+        tags=["서울", "여행"],
+        published_at=epoch(2026, 6, 1),
+    ),
+    *[
+        chunk(
+            f"hostile-{i}",
+            10 + i,
+            "기타 문서",
+            category=c,
+            tags=[c],
+            published_at=epoch(2025, 1, 1),
+        )
+        for i, c in enumerate(HOSTILE_CATEGORIES)
+    ],
 ]

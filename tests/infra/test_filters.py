@@ -14,7 +14,9 @@ from tests.infra.samples import HOSTILE_CATEGORIES, ROWS
 
 def matching(client: MilvusClient, collection: str, expr: str, params: dict) -> list[str]:
     rows = client.query(
-        collection, filter=expr or "chunk_no >= 0", filter_params=params,
+        collection,
+        filter=expr or "chunk_no >= 0",
+        filter_params=params,
         output_fields=["chunk_id"],
     )
     return sorted(r["chunk_id"] for r in rows)
@@ -51,8 +53,9 @@ def test_invalid_arguments_are_rejected() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         build_filter(None, None, None, datetime(2026, 1, 1), None)
     with pytest.raises(ValueError, match="after"):
-        build_filter(None, None, None, datetime(2026, 2, 1, tzinfo=UTC),
-                     datetime(2026, 1, 1, tzinfo=UTC))
+        build_filter(
+            None, None, None, datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+        )
     with pytest.raises(ValueError, match="at most"):
         build_filter([f"c{i}" for i in range(MAX_VALUES + 1)], None, None, None, None)
 
@@ -72,13 +75,16 @@ def test_hostile_category_matches_only_its_own_row(
 
 def test_facets_combine_with_and_values_with_or(milvus: MilvusClient, articles: str) -> None:
     assert matching(milvus, articles, *build_filter(["맛집", "여행"], None, None, None, None)) == [
-        "busan-sea#0", "seoul-food#0", "seoul-trip#0"
+        "busan-sea#0",
+        "seoul-food#0",
+        "seoul-trip#0",
     ]
     assert matching(milvus, articles, *build_filter(["여행"], ["서울 탐방"], None, None, None)) == [
         "seoul-trip#0"
     ]
     assert matching(milvus, articles, *build_filter(None, None, ["부산", "맛집"], None, None)) == [
-        "busan-sea#0", "seoul-food#0"
+        "busan-sea#0",
+        "seoul-food#0",
     ]
 
 
@@ -86,7 +92,8 @@ def test_publication_window_is_inclusive(milvus: MilvusClient, articles: str) ->
     start = datetime(2026, 1, 10, tzinfo=UTC)
     end = datetime(2026, 3, 5, tzinfo=UTC)
     assert matching(milvus, articles, *build_filter(None, None, None, start, end)) == [
-        "busan-sea#0", "seoul-food#0"
+        "busan-sea#0",
+        "seoul-food#0",
     ]
     assert len(matching(milvus, articles, *build_filter(None, None, None, None, None))) == len(ROWS)
 
