@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,9 +146,13 @@ class ModelRegistry:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def clean_staging(self) -> int:
-        """Remove folders left by interrupted writes (a crash mid-conversion or mid-training)."""
-        stale = list(self.root.glob("*/.staging-*"))
+    def clean_staging(self, older_than_s: float = 3600) -> int:
+        """Remove folders left by interrupted writes (a crash mid-conversion or mid-training).
+
+        Only old ones: a young staging folder may belong to another process still writing.
+        """
+        cutoff = time.time() - older_than_s
+        stale = [p for p in self.root.glob("*/.staging-*") if p.stat().st_mtime < cutoff]
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
         return len(stale)
