@@ -35,8 +35,8 @@ def test_yaml_override_is_merged_into_one_profile() -> None:
     profiles = load_profiles("default:\n  budget_ms: 200\n  fusion: {weights: {bm25: 0.9}}\n")
     default = profiles["default"]
     assert default.budget_ms == 200
-    assert default.fusion.weights == {"dense": 1.0, "bm25": 0.9}
-    assert default.fusion.method == "rrf" and default.depth_of(SourceName.BM25) == 40
+    assert default.fusion.weights == {"dense": 0.6, "bm25": 0.9}
+    assert default.fusion.method == "weighted" and default.depth_of(SourceName.BM25) == 40
     assert profiles["deep"] == load_profiles()["deep"]
 
 
