@@ -23,6 +23,7 @@ class LoadResult:
     seconds: float
     errors: dict[int, int]
     latencies_ms: np.ndarray
+    partial: int = 0
 
     @property
     def rps(self) -> float:
@@ -38,17 +39,17 @@ class LoadResult:
         return (
             f"| {label} | {self.requests} | {self.concurrency} | {self.rps:,.0f} | "
             f"{self.percentile(50):.1f} | {self.percentile(95):.1f} | {self.percentile(99):.1f} | "
-            f"{ok} | {dict(self.errors) or '-'} |"
+            f"{ok} | {self.partial} | {dict(self.errors) or '-'} |"
         )
 
 
 HEADER = (
-    "| run | requests | concurrency | req/s | p50 ms | p95 ms | p99 ms | 2xx | errors |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| run | requests | concurrency | req/s | p50 ms | p95 ms | p99 ms | 2xx | partial | errors |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     status_line = await reader.readline()
     status = int(status_line.split()[1])
     length = 0
@@ -62,15 +63,16 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
             length = int(value)
         elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
             chunked = True
+    body = b""
     if chunked:
         while True:
             size = int((await reader.readline()).strip(), 16)
-            await reader.readexactly(size + 2)
+            body += (await reader.readexactly(size + 2))[:size]
             if size == 0:
                 break
     else:
-        await reader.readexactly(length)
-    return status
+        body = await reader.readexactly(length)
+    return status, body
 
 
 async def run_load(
@@ -86,8 +88,10 @@ async def run_load(
     counter = iter(range(n))
     latencies: list[float] = []
     errors: dict[int, int] = {}
+    partial = 0
 
     async def worker() -> None:
+        nonlocal partial
         reader, writer = await asyncio.open_connection(host, port)
         try:
             for i in counter:
@@ -100,16 +104,19 @@ async def run_load(
                 )
                 t0 = time.perf_counter()
                 writer.write(head.encode() + data)
-                status = await _read_response(reader)
+                status, body = await _read_response(reader)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 if status >= 300:
                     errors[status] = errors.get(status, 0) + 1
+                elif b'"partial":true' in body:
+                    partial += 1
         finally:
             writer.close()
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return LoadResult(n, concurrency, time.perf_counter() - start, errors, np.array(latencies))
+    seconds = time.perf_counter() - start
+    return LoadResult(n, concurrency, seconds, errors, np.array(latencies), partial)
 
 
 def summary(result: LoadResult) -> dict[str, float]:
