@@ -29,7 +29,6 @@ from chatda.articles.publisher import Publisher
 from chatda.evaluation.data import CorpusItem, EvalQuery
 from chatda.evaluation.metrics import latency_summary, summarise
 from chatda.models.encoder import Encoder
-from chatda.search import fusion
 from chatda.search.articles import ArticleIndex
 from chatda.search.hits import ArticleHit, collapse
 from chatda.search.profiles import DOCUMENT_LEGS, Profile, SourceName, load_profiles
@@ -62,20 +61,7 @@ def _messages(corpus: list[CorpusItem], post_ids: list[str]) -> list[ArticleMess
 
 def _fused(profile: Profile, legs: dict[SourceName, list[ArticleHit]]) -> list[str]:
     used = {leg: hits for leg, hits in legs.items() if leg in profile.sources}
-    weights = {leg.value: profile.weight_of(leg) for leg in used}
-    if profile.fusion.method == "rrf":
-        scores = fusion.rrf(
-            {leg.value: [a.post_id for a in hits] for leg, hits in used.items()},
-            weights,
-            profile.fusion.k,
-        )
-    else:
-        scores = fusion.weighted(
-            {leg.value: {a.post_id: a.score for a in hits} for leg, hits in used.items()},
-            weights,
-            profile.fusion.normalization,
-        )
-    return [post_id for post_id, _ in fusion.ranked(scores)]
+    return [post_id for post_id, _ in profile.fuse(used)]
 
 
 def _start_worker(env: dict[str, str], topic: str, group: str, alias: str) -> subprocess.Popen:

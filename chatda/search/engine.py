@@ -24,7 +24,6 @@ from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.models import Area
 from chatda.catalog.service import CatalogNotReady, CatalogService
 from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
-from chatda.search import fusion
 from chatda.search.articles import ArticleIndex, MilvusUnavailable
 from chatda.search.highlight import Span, find_spans, query_needles, snippet
 from chatda.search.hits import ArticleHit, ChunkHit, collapse
@@ -276,22 +275,10 @@ class SearchEngine:
         if not legs:
             return []
         weights = {leg.value: profile.weight_of(leg) for leg in legs}
-        if profile.fusion.method == "rrf":
-            fused = fusion.rrf(
-                {leg.value: [a.post_id for a in hits] for leg, hits in legs.items()},
-                weights,
-                profile.fusion.k,
-            )
-        else:
-            fused = fusion.weighted(
-                {leg.value: {a.post_id: a.score for a in hits} for leg, hits in legs.items()},
-                weights,
-                profile.fusion.normalization,
-            )
         by_leg = {leg: {a.post_id: a for a in hits} for leg, hits in legs.items()}
         needles = query_needles(text, self.morphemes)
         documents = []
-        for rank, (post_id, score) in enumerate(fusion.ranked(fused)[:top_k], start=1):
+        for rank, (post_id, score) in enumerate(profile.fuse(legs)[:top_k], start=1):
             places = {leg: found[post_id] for leg, found in by_leg.items() if post_id in found}
             # the snippet comes from the chunk the article ranked best with
             best = min(places.items(), key=lambda item: (item[1].rank, -weights[item[0].value]))

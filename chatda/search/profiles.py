@@ -10,7 +10,7 @@ profiles. An invalid configuration fails the process at start-up, never a reques
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from chatda.search import fusion
 from chatda.search.fusion import Normalization
+from chatda.search.hits import ArticleHit
 
 PROFILE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 MAX_DEPTH = 1000
@@ -100,6 +102,23 @@ class Profile(BaseModel):
 
     def weight_of(self, leg: SourceName) -> float:
         return self.fusion.weights.get(leg.value, 0.0)
+
+    def fuse(self, legs: Mapping[SourceName, Sequence[ArticleHit]]) -> list[tuple[str, float]]:
+        """Articles of the given document legs fused as this profile says, best first."""
+        weights = {leg.value: self.weight_of(leg) for leg in legs}
+        if self.fusion.method == "rrf":
+            scores = fusion.rrf(
+                {leg.value: [a.post_id for a in hits] for leg, hits in legs.items()},
+                weights,
+                self.fusion.k,
+            )
+        else:
+            scores = fusion.weighted(
+                {leg.value: {a.post_id: a.score for a in hits} for leg, hits in legs.items()},
+                weights,
+                self.fusion.normalization,
+            )
+        return fusion.ranked(scores)
 
 
 DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
