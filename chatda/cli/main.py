@@ -29,6 +29,14 @@ app.add_typer(jobs_commands.app, name="jobs")
 app.command("scheduler")(jobs_commands.scheduler)
 
 
+@app.command("feedback-consumer")
+def feedback_consumer() -> None:
+    """Persist search events from Kafka into the SQL store (until SIGTERM)."""
+    from chatda.feedback.consumer import main as run_consumer
+
+    run_consumer()
+
+
 @app.callback()
 def _setup() -> None:
     settings = get_settings()

@@ -1,8 +1,8 @@
 """``chatda up`` (what ``make run`` calls): the whole local stack under one supervisor.
 
 Embedded engines are started only when no external ones are configured: the Tansu broker and a
-milvus-lite server. Then the API, one ingest worker and the indexer scheduler run as separate
-processes; the demo
+milvus-lite server. Then the API, one ingest worker, the indexer scheduler and the feedback
+consumer run as separate processes; the demo
 catalog is loaded and the demo articles are published through Kafka, exactly as a publisher
 would. Ctrl-C stops everything in reverse order.
 """
@@ -133,6 +133,7 @@ def up(
         api = spawn("api", "serve")
         spawn("ingest", "ingest")
         spawn("scheduler", "scheduler")
+        spawn("feedback", "feedback-consumer")
         _wait_healthy(base, api)
         if demo:
             typer.echo(f"· published {_publish_demo_articles(bootstrap)} demo articles to Kafka")

@@ -25,7 +25,7 @@ REQUIRED = {
     "MINIO_ROOT_PASSWORD": "test-minio-password",
 }
 ENGINES = {"kafka", "etcd", "minio", "milvus", "postgres"}
-CHATDA = {"api", "ingest", "indexer"}
+CHATDA = {"api", "ingest", "indexer", "feedback"}
 
 
 def run_config(env: dict[str, str], tmp_path: Any) -> subprocess.CompletedProcess[str]:
@@ -118,7 +118,7 @@ def test_merged_depends_on(resolved: dict[str, Any]) -> None:
         deps = services[name]["depends_on"]
         for engine in ("kafka", "milvus", "postgres"):
             assert deps[engine]["condition"] == "service_healthy", (name, engine)
-    for name in ("ingest", "indexer"):
+    for name in ("ingest", "indexer", "feedback"):
         assert services[name]["depends_on"]["api"]["condition"] == "service_healthy"
     assert services["ingest"]["deploy"]["replicas"] == 2
 
@@ -163,6 +163,7 @@ def test_roles(raw: dict[str, Any]) -> None:
     assert services["ingest"]["command"][0] == "ingest"
     assert services["ingest"]["deploy"]["replicas"] == 2
     assert services["indexer"]["command"] == ["scheduler"]
+    assert services["feedback"]["command"] == ["feedback-consumer"]
     assert "deploy" not in services["indexer"]  # one scheduler
 
 
