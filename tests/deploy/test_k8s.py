@@ -99,6 +99,7 @@ def test_expected_objects() -> None:
             ("PodDisruptionBudget", "chatda-api"),
             ("Deployment", "chatda-ingest"),
             ("Deployment", "chatda-indexer"),
+            ("Deployment", "chatda-feedback"),
         ]
     )
 
