@@ -8,6 +8,7 @@ import typer
 
 from chatda.cli import (
     catalog_commands,
+    index_commands,
     ingest_commands,
     jobs_commands,
     model_commands,
@@ -26,6 +27,7 @@ app.add_typer(train_commands.app, name="train")
 app.command("eval")(eval_command)
 app.command("up")(up)
 app.add_typer(jobs_commands.app, name="jobs")
+app.add_typer(index_commands.app, name="index")
 app.command("scheduler")(jobs_commands.scheduler)
 
 

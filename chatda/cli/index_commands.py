@@ -1,0 +1,44 @@
+"""``chatda index status``: the article collections, the alias, models, rows and ingest lag."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from chatda.settings import get_settings
+
+app = typer.Typer(
+    help="The article index (Milvus collections behind the alias).", no_args_is_help=True
+)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Collections with their model and row count, which one the alias serves, ingest lag."""
+    from chatda.broker.kafka import committed_lag
+    from chatda.models.registry import ModelRegistry
+    from chatda.storage.milvus_client import connect
+    from indexer.index_status import index_status
+
+    settings = get_settings()
+    lag = None
+    if settings.kafka_bootstrap:
+        try:
+            lag = committed_lag(
+                settings.kafka_bootstrap, settings.ingest_group_id, settings.articles_topic
+            )
+        except Exception as exc:  # lag is informative; an unreachable broker must not hide the rest
+            typer.echo(f"ingest lag unavailable: {exc}", err=True)
+    client = connect(settings.milvus_uri, settings.data_dir)
+    report = index_status(client, ModelRegistry(settings.models_dir), settings.articles_alias, lag)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(
+        f"alias {report.alias} → {report.target or '(none)'}   ingest lag: "
+        f"{'?' if report.ingest_lag is None else report.ingest_lag}"
+    )
+    for c in report.collections:
+        mark = "*" if c.serving else " "
+        typer.echo(f"{mark} {c.name:60} {c.model or '(unknown model)':28} {c.rows:>8} rows")

@@ -1,0 +1,44 @@
+"""`chatda index status` against a real milvus-lite server: collections, models, alias, rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pymilvus import MilvusClient
+
+from chatda.models.registry import ModelRegistry
+from chatda.storage.articles_schema import (
+    collection_name,
+    create_articles_collection,
+    ensure_alias,
+)
+from indexer.index_status import index_status, model_of
+
+
+def test_status_names_models_rows_and_the_serving_collection(
+    milvus_uri: str, models_dir: Path
+) -> None:
+    client = MilvusClient(uri=milvus_uri)
+    registry = ModelRegistry(models_dir)
+    alias = "status_test_alias"
+    old = collection_name("e5-small-ko@base", datetime(2026, 1, 1, tzinfo=UTC))
+    new = collection_name("e5-small-ko@base", datetime(2026, 2, 1, tzinfo=UTC))
+    stranger = collection_name("other-model@v1", datetime(2026, 3, 1, tzinfo=UTC))
+    for name in (old, new, stranger):
+        create_articles_collection(client, name)
+    ensure_alias(client, alias, new)
+    try:
+        report = index_status(client, registry, alias, ingest_lag=7)
+        by_name = {c.name: c for c in report.collections}
+        assert report.target == new and report.ingest_lag == 7
+        assert by_name[new].serving and not by_name[old].serving
+        assert by_name[old].model == "e5-small-ko@base"
+        assert by_name[stranger].model is None
+        assert by_name[new].rows == 0
+        assert model_of("not_an_article_collection", registry) is None
+    finally:
+        client.drop_alias(alias)
+        for name in (old, new, stranger):
+            client.drop_collection(name)
+        client.close()
