@@ -42,3 +42,40 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
     for c in report.collections:
         mark = "*" if c.serving else " "
         typer.echo(f"{mark} {c.name:60} {c.model or '(unknown model)':28} {c.rows:>8} rows")
+
+
+@app.command()
+def rollback() -> None:
+    """Point the alias back at the previous build of the same model."""
+    from chatda.models.registry import ModelRegistry
+    from chatda.storage.milvus_client import connect
+    from indexer.collections import IndexStateError
+    from indexer.collections import rollback as roll_back
+
+    settings = get_settings()
+    client = connect(settings.milvus_uri, settings.data_dir)
+    try:
+        before, after = roll_back(
+            client, ModelRegistry(settings.models_dir), settings.articles_alias
+        )
+    except IndexStateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"alias {settings.articles_alias}: {before} → {after}")
+
+
+@app.command()
+def gc(keep: int = typer.Option(2, help="previous builds kept for rollback")) -> None:
+    """Drop builds older than the serving one, beyond the newest KEEP."""
+    from chatda.storage.milvus_client import connect
+    from indexer.collections import IndexStateError
+    from indexer.collections import gc as collect
+
+    settings = get_settings()
+    client = connect(settings.milvus_uri, settings.data_dir)
+    try:
+        dropped = collect(client, settings.articles_alias, keep)
+    except IndexStateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo("dropped: " + (", ".join(dropped) or "nothing"))

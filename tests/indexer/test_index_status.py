@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from pymilvus import MilvusClient
 
 from chatda.models.registry import ModelRegistry
 from chatda.storage.articles_schema import (
+    alias_target,
     collection_name,
     create_articles_collection,
     ensure_alias,
@@ -41,4 +43,39 @@ def test_status_names_models_rows_and_the_serving_collection(
         client.drop_alias(alias)
         for name in (old, new, stranger):
             client.drop_collection(name)
+        client.close()
+
+
+def test_rollback_and_gc(milvus_uri: str, models_dir: Path) -> None:
+    from indexer.collections import IndexStateError, gc, rollback
+
+    client = MilvusClient(uri=milvus_uri)
+    registry = ModelRegistry(models_dir)
+    alias = "rollback_test_alias"
+    builds = [
+        collection_name("e5-small-ko@base", datetime(2026, month, 1, tzinfo=UTC))
+        for month in (1, 2, 3, 4)
+    ]
+    other_model = collection_name("other-model@v1", datetime(2026, 3, 15, tzinfo=UTC))
+    for name in [*builds, other_model]:
+        create_articles_collection(client, name)
+    try:
+        with pytest.raises(IndexStateError, match="does not exist"):
+            rollback(client, registry, alias)
+        ensure_alias(client, alias, builds[3])
+        assert rollback(client, registry, alias) == (builds[3], builds[2])  # skips other_model
+        assert alias_target(client, alias) == builds[2]
+        assert gc(client, alias, keep=1) == [builds[0]]
+        remaining = set(client.list_collections())
+        assert builds[0] not in remaining
+        assert {builds[1], builds[2], builds[3]} <= remaining  # newer than serving: kept
+        assert gc(client, alias, keep=0) == [builds[1]]
+        assert client.has_collection(other_model)  # built after the serving one: left alone
+        with pytest.raises(IndexStateError, match="no earlier collection"):
+            rollback(client, registry, alias)
+    finally:
+        client.drop_alias(alias)
+        for name in [*builds, other_model]:
+            if client.has_collection(name):
+                client.drop_collection(name)
         client.close()

@@ -1,0 +1,64 @@
+"""Rollback and garbage collection of article collections behind the alias.
+
+Collections are never modified in place: a build is a new collection, the alias moves, and the
+previous ones stay for `rollback` until `gc` drops the oldest. Names sort by build time within a
+model (``articles__<model>__<UTC stamp>``), so "older than the serving one" is a name order.
+"""
+
+from __future__ import annotations
+
+from pymilvus import MilvusClient
+
+from chatda.models.registry import ModelRegistry
+from chatda.storage.articles_schema import alias_target, ensure_alias, list_article_collections
+from indexer.index_status import model_of
+
+
+class IndexStateError(RuntimeError):
+    """The index is not in a state the command can act on; nothing was changed."""
+
+
+def _stamp(name: str) -> str:
+    return name.rsplit("__", 1)[-1]
+
+
+def _older(client: MilvusClient, target: str) -> list[str]:
+    """Article collections built before ``target``, newest first."""
+    return sorted(
+        (n for n in list_article_collections(client) if _stamp(n) < _stamp(target)),
+        key=_stamp,
+        reverse=True,
+    )
+
+
+def rollback(client: MilvusClient, registry: ModelRegistry, alias: str) -> tuple[str, str]:
+    """Point the alias at the previous build of the same model; returns (from, to).
+
+    Only the same model: the services encode queries with the serving model, so moving the alias
+    to another model's vectors would mix embedding spaces (the model switch is a re-index).
+    """
+    target = alias_target(client, alias)
+    if target is None:
+        raise IndexStateError(f"alias {alias!r} does not exist; nothing to roll back")
+    model = model_of(target, registry)
+    previous = [n for n in _older(client, target) if model_of(n, registry) == model]
+    if not previous:
+        raise IndexStateError(f"no earlier collection of model {model} than {target}")
+    ensure_alias(client, alias, previous[0])
+    return target, previous[0]
+
+
+def gc(client: MilvusClient, alias: str, keep: int) -> list[str]:
+    """Drop collections older than the serving one beyond the ``keep`` newest; returns them.
+
+    Collections newer than the serving one are left alone: they may be a build in progress.
+    """
+    if keep < 0:
+        raise ValueError("keep must be >= 0")
+    target = alias_target(client, alias)
+    if target is None:
+        raise IndexStateError(f"alias {alias!r} does not exist; refusing to guess what serves")
+    dropped = _older(client, target)[keep:]
+    for name in dropped:
+        client.drop_collection(name)
+    return dropped
