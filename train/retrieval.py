@@ -140,7 +140,7 @@ def train(
             "with_hard_negative": sum(1 for m in mined if m.candidates),
         },
         "hard_negatives": {
-            "miner": "rank_bm25 BM25Okapi over Kiwi content morphemes",
+            "miner": "BM25Okapi scores (chatda.lexical.bm25) over Kiwi content morphemes",
             "k": negatives_k,
             "filter_margin": filter_margin,
             "filter": asdict(report) if report else None,
