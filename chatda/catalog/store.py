@@ -29,6 +29,16 @@ def _row_to_intent(row: object) -> Intent:
     return Intent.model_validate(data)
 
 
+def matches(intent: Intent, search: str) -> bool:
+    """Whether ``search`` occurs (case-folded) in the intent's name, hints or memo."""
+    needle = search.casefold()
+    return (
+        needle in intent.name.casefold()
+        or needle in intent.memo.casefold()
+        or any(needle in h.casefold() for h in intent.hints)
+    )
+
+
 def _values(item: IntentIn | IntentUpdate) -> dict[str, object]:
     return item.model_dump(mode="json", exclude={"version"})
 
@@ -62,16 +72,7 @@ class CatalogStore:
             found = [
                 _row_to_intent(r) for r in conn.execute(select(intents).order_by(intents.c.id))
             ]
-        if not search:
-            return found
-        needle = search.casefold()
-        return [
-            i
-            for i in found
-            if needle in i.name.casefold()
-            or needle in i.memo.casefold()
-            or any(needle in h.casefold() for h in i.hints)
-        ]
+        return [i for i in found if matches(i, search)] if search else found
 
     def get(self, intent_id: int) -> Intent:
         with self.engine.connect() as conn:

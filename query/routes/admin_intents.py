@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from chatda.catalog.file_format import dump_catalog, parse_catalog
 from chatda.catalog.models import Area, Intent, IntentIn, IntentUpdate
+from chatda.catalog.store import matches
 from chatda.catalog.tree import paths
 from chatda.text.normalize import normalize_query
 from query.auth import require_admin
@@ -59,7 +60,7 @@ async def list_intents(
 ) -> IntentList:
     store = request.app.state.chatda.store
     everything = store.list()
-    found = store.list(q) if q else everything
+    found = [i for i in everything if matches(i, q)] if q else everything
     return IntentList(intents=_views(found, everything), catalog_version=store.version())
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from chatda.catalog.store import matches
 from chatda.catalog.tree import paths
 from query.auth import ADMIN_COOKIE, presented_token, token_matches
 
@@ -21,7 +22,7 @@ async def admin(request: Request, q: str | None = None) -> Response:
     if not token_matches(state.settings.admin_token, presented_token(request, ADMIN_COOKIE)):
         return templates.TemplateResponse(request, "login.html", {"error": None})
     everything = state.store.list()
-    shown = state.store.list(q) if q else everything
+    shown = [i for i in everything if matches(i, q)] if q else everything
     path_of = paths({i.id: i.name for i in everything}, {i.id: i.parent_id for i in everything})
     return templates.TemplateResponse(
         request,
