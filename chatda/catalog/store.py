@@ -146,8 +146,8 @@ class CatalogStore:
             raise InvalidCatalog(f"duplicate intent ids in import: {dupes}", ids=dupes)
         now = _now()
         with self.engine.begin() as conn:
-            parents = {} if mode == "replace" else self._parents(conn)
             existing = self._parents(conn)
+            parents = {} if mode == "replace" else dict(existing)
             parents.update({i.id: i.parent_id for i in items})
             check_tree(parents)
             if mode == "replace":
