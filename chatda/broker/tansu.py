@@ -12,11 +12,11 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from types import TracebackType
 
 from kafka import KafkaAdminClient
 
 from chatda.broker.process import (
+    LocalServer,
     ManagedProcess,
     ServerStartError,
     ensure_port_free,
@@ -51,7 +51,7 @@ def tansu_binary() -> str:
         raise ServerStartError(str(exc)) from exc
 
 
-class TansuBroker:
+class TansuBroker(LocalServer):
     """A Tansu broker child process on ``host:port``; a context manager.
 
     ``port=None`` picks a free port. ``start()`` returns only once the broker answers a Kafka
@@ -130,14 +130,3 @@ class TansuBroker:
         finally:
             with contextlib.suppress(Exception):
                 admin.close()
-
-    def __enter__(self) -> TansuBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -12,18 +12,23 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from types import TracebackType
 
 from pymilvus import MilvusClient
 
-from chatda.broker.process import ManagedProcess, ensure_port_free, free_port, port_accepts
+from chatda.broker.process import (
+    LocalServer,
+    ManagedProcess,
+    ensure_port_free,
+    free_port,
+    port_accepts,
+)
 
 logger = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 60.0
 
 
-class MilvusLiteServer:
+class MilvusLiteServer(LocalServer):
     """``milvus-lite server`` on 127.0.0.1 over ``data_dir``; a context manager.
 
     ``start()`` returns once a pymilvus client can list collections. Collections come back
@@ -96,14 +101,3 @@ class MilvusLiteServer:
         finally:
             with contextlib.suppress(Exception):
                 client.close()
-
-    def __enter__(self) -> MilvusLiteServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
