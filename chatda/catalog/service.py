@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -144,10 +145,15 @@ class CatalogService:
         top_k: int = 5,
         deadline: float | None = None,
         everything: bool = False,
+        terms: Sequence[str] | None = None,
     ) -> tuple[CatalogSnapshot, list[IntentScore], np.ndarray]:
-        """Embed the query and score it in the same batched pass; also returns the embedding."""
+        """Embed the query and score it in the same batched pass; also returns the embedding.
+
+        ``terms``: the query's morphemes when the caller already has them (one Kiwi pass).
+        """
         snap = self.snapshot
-        terms = self.morphemes.terms(query)
+        if terms is None:
+            terms = self.morphemes.terms(query)
         ctx = MatchContext(snap.lexical_scores(terms), area, top_k, everything)
         encoded = await self.batcher.submit(
             [query], "query", deadline=deadline, post_step=snap, context=ctx

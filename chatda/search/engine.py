@@ -170,20 +170,22 @@ class SearchEngine:
         clock = _Clock(started, started + budget_ms / 1000)
         text = request.normalized
         wanted = set(profile.sources)
+        # one Kiwi pass serves intent lexical scores, the BM25 leg and the highlights
+        terms = self.morphemes.terms(text)
         embedding: asyncio.Task[_Embedded] | None = None
         if SourceName.INTENTS in wanted or SourceName.DENSE in wanted:
             embedding = asyncio.ensure_future(
-                self._embed(text, request.areas, profile.depth_of(SourceName.INTENTS), clock)
+                self._embed(text, terms, request.areas, profile.depth_of(SourceName.INTENTS), clock)
             )
         jobs: dict[SourceName, Awaitable[Any]] = {}
         if SourceName.SUGGEST in wanted:
             jobs[SourceName.SUGGEST] = self._suggestions(text, profile)
         if embedding is not None and SourceName.INTENTS in wanted:
             jobs[SourceName.INTENTS] = self._intents(embedding, request.areas, profile)
-        terms = self.morphemes.joined(text) if wanted & set(DOCUMENT_LEGS) else ""
+        joined = " ".join(terms)
         for leg in DOCUMENT_LEGS:
             if leg in wanted:
-                jobs[leg] = self._leg(leg, request, profile, terms, embedding, clock)
+                jobs[leg] = self._leg(leg, request, profile, joined, embedding, clock)
         try:
             done = await asyncio.gather(*(clock.run(job) for job in jobs.values()))
         finally:
@@ -191,7 +193,7 @@ class SearchEngine:
         reports = {source: report for source, (report, _) in zip(jobs, done, strict=True)}
         values = {source: value for source, (_, value) in zip(jobs, done, strict=True)}
         fusion_started = time.monotonic()
-        documents = self._fuse(text, profile, values, request.top_k)
+        documents = self._fuse(text, terms, profile, values, request.top_k)
         fusion_ms = round((time.monotonic() - fusion_started) * 1000, 2)
         query_id = uuid.uuid4()
         self.recent.add(query_id, text)
@@ -210,7 +212,9 @@ class SearchEngine:
             fusion_ms=fusion_ms,
         )
 
-    async def _embed(self, text: str, areas: list[Area], depth: int, clock: _Clock) -> _Embedded:
+    async def _embed(
+        self, text: str, terms: list[str], areas: list[Area], depth: int, clock: _Clock
+    ) -> _Embedded:
         """The one embedding of the query; with the catalog loaded, intents come with it."""
         if not self.catalog.ready:
             vectors = await self.batcher.encode([text], "query", deadline=clock.deadline)
@@ -219,7 +223,7 @@ class SearchEngine:
         # several areas: match across all and keep the wanted ones, so look a little deeper
         top_k = depth if single else depth * len(Area)
         snap, scores, vector = await self.catalog.match(
-            text, area=single, top_k=top_k, deadline=clock.deadline
+            text, area=single, top_k=top_k, deadline=clock.deadline, terms=terms
         )
         return _Embedded(vector, snap, scores)
 
@@ -267,7 +271,12 @@ class SearchEngine:
         return collapse(hits)
 
     def _fuse(
-        self, text: str, profile: Profile, values: Mapping[SourceName, Any], top_k: int
+        self,
+        text: str,
+        terms: list[str],
+        profile: Profile,
+        values: Mapping[SourceName, Any],
+        top_k: int,
     ) -> list[RankedArticle]:
         legs: dict[SourceName, list[ArticleHit]] = {
             leg: values[leg] for leg in DOCUMENT_LEGS if values.get(leg)
@@ -276,7 +285,7 @@ class SearchEngine:
             return []
         weights = {leg.value: profile.weight_of(leg) for leg in legs}
         by_leg = {leg: {a.post_id: a for a in hits} for leg, hits in legs.items()}
-        needles = query_needles(text, self.morphemes)
+        needles = query_needles(text, self.morphemes, terms)
         documents = []
         for rank, (post_id, score) in enumerate(profile.fuse(legs)[:top_k], start=1):
             places = {leg: found[post_id] for leg, found in by_leg.items() if post_id in found}

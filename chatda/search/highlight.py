@@ -23,9 +23,14 @@ Span = tuple[int, int]
 _WORD_EDGE_SLACK = 12
 
 
-def query_needles(query: str, morphemes: Morphemes) -> tuple[str, ...]:
-    """The strings to look for, longest first; ``query`` must already be normalised."""
-    terms = set(morphemes.terms(query))
+def query_needles(
+    query: str, morphemes: Morphemes, query_terms: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The strings to look for, longest first; ``query`` must already be normalised.
+
+    ``query_terms``: its morphemes when the caller already has them.
+    """
+    terms = set(morphemes.terms(query) if query_terms is None else query_terms)
     if not terms:
         return ()
     runs: list[Span] = []
