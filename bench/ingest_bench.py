@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from pymilvus import MilvusClient
 
 from chatda.articles.message import ArticleMessage
 from chatda.articles.progress import wait_until_indexed
@@ -113,6 +114,7 @@ def main() -> None:
         articles = demo_articles(args.articles, "tput")
         texts = [c.embed_text for m in articles for c in pipeline.prepare(m).chunks]
         worker = IngestWorker(config, encoder, morphemes=morphemes)
+        probe = MilvusClient(uri=milvus.uri)
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
 
@@ -121,14 +123,18 @@ def main() -> None:
             publisher.publish_many(articles)
             thread.start()
             try:
-                wait_until_indexed(broker.bootstrap, GROUP, TOPIC, 3600, poll_s=_WAIT_POLL_S)
+                wait_until_indexed(
+                    broker.bootstrap, probe, GROUP, ALIAS, TOPIC, 3600, poll_s=_WAIT_POLL_S
+                )
                 assert worker.stats.first_batch_at and worker.stats.last_commit_at
                 pipeline_s = worker.stats.last_commit_at - worker.stats.first_batch_at
                 pipeline_chunks = worker.stats.chunks
                 raw_after = raw_embedding_seconds(encoder, texts)
                 worker.stats.latencies_s.clear()
                 publish_steadily(publisher, args.rate, args.duration)
-                wait_until_indexed(broker.bootstrap, GROUP, TOPIC, 3600, poll_s=_WAIT_POLL_S)
+                wait_until_indexed(
+                    broker.bootstrap, probe, GROUP, ALIAS, TOPIC, 3600, poll_s=_WAIT_POLL_S
+                )
                 latencies = list(worker.stats.latencies_s)
             finally:
                 stop.set()

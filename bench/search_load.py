@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
+from pymilvus import MilvusClient
+
 from bench.embeddings_load import roofline
 from bench.loadgen import HEADER, run_load
 from bench.server import api_server
@@ -74,9 +76,16 @@ def main() -> None:
             env={**os.environ, **env, "CHATDA_LOG_LEVEL": "WARNING"},
         )
         try:
+            probe = MilvusClient(uri=milvus.uri)
             wait_until_indexed(
-                broker.bootstrap, settings.ingest_group_id, settings.articles_topic, 900
+                broker.bootstrap,
+                probe,
+                settings.ingest_group_id,
+                settings.articles_alias,
+                settings.articles_topic,
+                900,
             )
+            probe.close()
         finally:
             worker.terminate()
             worker.wait(60)

@@ -11,7 +11,7 @@ from pymilvus import MilvusClient
 
 from chatda.models.registry import ModelRegistry
 from chatda.storage.articles_schema import alias_target, ensure_alias, list_article_collections
-from indexer.index_status import model_of
+from chatda.storage.index_models import collection_model
 
 
 class IndexStateError(RuntimeError):
@@ -40,8 +40,8 @@ def rollback(client: MilvusClient, registry: ModelRegistry, alias: str) -> tuple
     target = alias_target(client, alias)
     if target is None:
         raise IndexStateError(f"alias {alias!r} does not exist; nothing to roll back")
-    model = model_of(target, registry)
-    previous = [n for n in _older(client, target) if model_of(n, registry) == model]
+    model = collection_model(client, target, registry)
+    previous = [n for n in _older(client, target) if collection_model(client, n, registry) == model]
     if not previous:
         raise IndexStateError(f"no earlier collection of model {model} than {target}")
     ensure_alias(client, alias, previous[0])

@@ -1,7 +1,9 @@
 """Everything one ingest worker needs to know, resolved once from settings and CLI options.
 
 Topic, group and alias are parameters rather than settings lookups so tests, benchmarks and a
-re-index can run a worker against their own names next to the production one.
+re-index can run a worker against their own names next to the production one. ``group_id`` is
+the base name: the worker consumes as ``<group_id>.<collection>`` (``chatda.storage.index_models``).
+A re-index replay has no dead-letter topic: the live workers dead-lettered those records already.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class WorkerConfig:
     milvus_uri: str | None
     data_dir: Path
     topic: str
-    dead_letter_topic: str
+    dead_letter_topic: str | None
     group_id: str
     alias: str
     partitions: int

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
@@ -37,7 +36,11 @@ class PreparedArticle:
 
 
 class Pipeline:
-    """Turns validated messages into chunk texts, BM25 input and vectors."""
+    """Turns validated messages into chunk texts, BM25 input and vectors.
+
+    ``encoder`` may be replaced between batches: the worker follows the model of the
+    collection it writes to.
+    """
 
     def __init__(
         self,
@@ -52,7 +55,9 @@ class Pipeline:
         self.max_tokens = max_tokens
         self.overlap_sentences = overlap_sentences
         self.max_text_chars = max_text_chars
-        self._count_tokens = partial(encoder.count_tokens, kind="passage")
+
+    def _count_tokens(self, text: str) -> int:
+        return self.encoder.count_tokens(text, "passage")
 
     def prepare(self, message: ArticleMessage) -> PreparedArticle:
         """Chunks of one upsert, each with the text to embed and its Kiwi morphemes.

@@ -1,4 +1,4 @@
-"""Milvus writes of the ingest: rows keyed by chunk id, written through the serving alias.
+"""Milvus writes of the ingest: rows keyed by chunk id, in the collection the alias serves.
 
 Idempotence comes from the keys: chunk ``n`` of article ``p`` is always row ``p#n``, and a
 write is an upsert, so writing a batch twice (after a crash before the offset commit) leaves
@@ -26,6 +26,7 @@ from chatda.storage.articles_schema import (
     create_articles_collection,
 )
 from chatda.storage.filters import quote
+from chatda.storage.index_models import ServedIndex, model_slug_prefix, served_index
 from ingest.pipeline import PreparedArticle
 
 logger = logging.getLogger(__name__)
@@ -55,12 +56,15 @@ class IndexedPost:
 
 
 class ModelMismatch(RuntimeError):
-    """The alias serves a collection built for another embedding model."""
+    """The alias serves a collection whose embedding model cannot be determined."""
 
 
 class ArticleSink:
-    """Reads and writes article chunks through ``alias``.
+    """Reads and writes article chunks of the collection ``alias`` served when last resolved.
 
+    Writes go to the concrete collection, never through the alias: a batch embedded for one
+    model must land in that model's collection even if the alias moves meanwhile (a re-index
+    swap); the worker then follows the alias into the new collection's consumer group.
     Reads use Strong consistency: the version check must see the previous batch's writes,
     and real Milvus defaults to Bounded staleness.
     """
@@ -68,35 +72,56 @@ class ArticleSink:
     def __init__(self, client: MilvusClient, alias: str) -> None:
         self.client = client
         self.alias = alias
+        self.collection: str | None = None
 
-    def ensure_collection(self, model_version: str) -> str:
-        """The collection behind the alias, created (named after the model) on first start.
-
-        Refuses to write into a collection built for another model: its vectors would live in
-        a different space, and that switch is a re-index (new collection, alias move).
+    def resolve(self, default_model: str) -> ServedIndex:
+        """The collection behind the alias and its model; on first start, created for
+        ``default_model`` (the serving model) with the alias pointing at it.
         """
-        target = alias_target(self.client, self.alias)
-        if target is None:
-            fresh = self._unclaimed_name(model_version)
-            create_articles_collection(self.client, fresh)
+        served = served_index(self.client, self.alias)
+        if served is None:
+            fresh = self._unclaimed_name(default_model)
+            create_articles_collection(self.client, fresh, default_model)
             try:
                 self.client.create_alias(fresh, self.alias)
                 logger.info("milvus alias created alias=%s collection=%s", self.alias, fresh)
-                return fresh
+                served = ServedIndex(fresh, default_model)
             except MilvusException:
-                target = alias_target(self.client, self.alias)
-                if target is None:
+                served = served_index(self.client, self.alias)
+                if served is None:
                     raise
-                if target != fresh:  # another worker won the race with its own collection
+                if served.collection != fresh:  # another worker won the race with its own
                     self.client.drop_collection(fresh)
-        model_prefix = collection_name(model_version, datetime.now(UTC)).rsplit("__", 1)[0]
-        if not target.startswith(model_prefix + "__"):
+        model = served.model
+        if model is None and served.collection.startswith(model_slug_prefix(default_model)):
+            model = default_model  # built before collections recorded their model
+        if model is None:
             raise ModelMismatch(
-                f"alias {self.alias!r} points at {target!r}, not a collection of model "
-                f"{model_version!r}; re-index instead of mixing embedding spaces"
+                f"alias {self.alias!r} points at {served.collection!r}, whose model is not "
+                "recorded; re-index it (chatda index reindex)"
             )
-        create_articles_collection(self.client, target)  # loads it after a Milvus restart
-        return target
+        create_articles_collection(self.client, served.collection)  # loads it after a restart
+        self.collection = served.collection
+        return ServedIndex(served.collection, model)
+
+    def alias_moved(self) -> bool:
+        """Whether the alias now serves another collection than the one written to.
+
+        An unreachable Milvus reads as "not moved": the next write fails and is retried.
+        """
+        try:
+            return alias_target(self.client, self.alias) not in (None, self.collection)
+        except MilvusException:
+            return False
+
+    def load(self) -> None:
+        """Load the collection again (a restarted Milvus brings it back released)."""
+        create_articles_collection(self.client, self._target())
+
+    def _target(self) -> str:
+        if self.collection is None:
+            raise RuntimeError("ArticleSink.resolve() must run before reads and writes")
+        return self.collection
 
     def _unclaimed_name(self, model_version: str) -> str:
         """A collection name for this model that no other alias serves.
@@ -122,7 +147,7 @@ class ArticleSink:
         for start in range(0, len(unique), _QUERY_GROUP):
             group = unique[start : start + _QUERY_GROUP]
             rows = self.client.query(
-                self.alias,
+                self._target(),
                 filter=f"post_id in [{', '.join(quote(p) for p in group)}]",
                 output_fields=["post_id", "chunk_no", "updated_at"],
                 limit=_QUERY_LIMIT,
@@ -136,10 +161,11 @@ class ArticleSink:
 
     def write(self, rows: Sequence[dict[str, Any]], delete_ids: Sequence[str]) -> None:
         """Upsert ``rows``, then delete ``delete_ids``; both are safe to repeat."""
+        target = self._target()
         for start in range(0, len(rows), _WRITE_GROUP):
-            self.client.upsert(self.alias, list(rows[start : start + _WRITE_GROUP]))
+            self.client.upsert(target, list(rows[start : start + _WRITE_GROUP]))
         if delete_ids:
-            self.client.delete(self.alias, ids=list(delete_ids))
+            self.client.delete(target, ids=list(delete_ids))
 
 
 def article_rows(

@@ -6,6 +6,11 @@ terms → upsert rows and delete surplus chunks in Milvus → dead-letter the po
 commit the offsets. The commit comes last, so a crash anywhere before it redelivers the batch,
 and the redelivery rewrites the same rows under the same ids: exactly-once in effect.
 
+The worker writes the collection the alias serves, encodes with that collection's model, and
+consumes as that collection's group. When a re-index moves the alias, the worker leaves the
+old group before its next batch, loads the new model if it differs, and joins the new group,
+which the re-index left exactly where its replay stopped.
+
 Failures are split in two. A record that can never be indexed (bad bytes, bad JSON, schema,
 size, or anything ``prepare`` raises for it) is a poison record: dead-lettered, its offset
 committed, the batch goes on. Milvus or Kafka being unavailable is an infrastructure failure:
@@ -19,7 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
@@ -32,6 +37,7 @@ from pymilvus.exceptions import MilvusException
 from chatda.articles.topics import ensure_article_topics
 from chatda.broker.kafka import make_consumer, make_producer
 from chatda.models.encoder import Encoder
+from chatda.storage.index_models import ingest_group
 from chatda.storage.milvus_client import connect
 from chatda.text.morphemes import Morphemes, default_morphemes
 from ingest import metrics
@@ -48,6 +54,9 @@ INFRASTRUCTURE_ERRORS = (MilvusException, KafkaError)
 _FIRST_BACKOFF_S = 0.5
 _MAX_BACKOFF_S = 30.0
 _LATENCY_SAMPLES = 100_000
+_ALIAS_CHECK_S = 1.0
+
+EncoderLoader = Callable[[str], Encoder]
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,8 @@ class IngestWorker:
 
     ``stats`` and ``assignment`` (the partitions held after the last poll) are there for
     logs, the benchmark and tests; Prometheus gets the rest through ``ingest.metrics``.
+    ``encoder`` is the model of a first collection; ``load_encoder`` loads another one by ref
+    when the alias serves (or moves to) a collection of another model.
     """
 
     def __init__(
@@ -86,9 +97,12 @@ class IngestWorker:
         *,
         morphemes: Morphemes | None = None,
         milvus: MilvusClient | None = None,
+        load_encoder: EncoderLoader | None = None,
     ) -> None:
         self.config = config
         self.model_version = encoder.ref
+        self.load_encoder = load_encoder
+        self.group_id: str | None = None
         self.pipeline = Pipeline(
             encoder,
             morphemes or default_morphemes(),
@@ -99,44 +113,84 @@ class IngestWorker:
         self.sink = ArticleSink(milvus or connect(config.milvus_uri, config.data_dir), config.alias)
         self.stats = WorkerStats()
         self._producer = make_producer(config.bootstrap)
-        self.dead_letters = DeadLetters(self._producer, config.dead_letter_topic)
+        self.dead_letters = (
+            DeadLetters(self._producer, config.dead_letter_topic)
+            if config.dead_letter_topic
+            else None
+        )
         self.assignment: set[TopicPartition] = set()
+
+    @property
+    def collection(self) -> str | None:
+        return self.sink.collection
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
         cfg = self.config
+        topics = [t for t in (cfg.topic, cfg.dead_letter_topic) if t]
         try:
-            ensure_article_topics(cfg.bootstrap, [cfg.topic, cfg.dead_letter_topic], cfg.partitions)
-            collection = self.sink.ensure_collection(self.model_version)
-            consumer = make_consumer(
-                cfg.bootstrap, cfg.group_id, [cfg.topic], max_poll_records=cfg.batch_size
-            )
-            logger.info(
-                "ingest worker started topic=%s group=%s alias=%s collection=%s model=%s",
-                cfg.topic,
-                cfg.group_id,
-                cfg.alias,
-                collection,
-                self.model_version,
-            )
-            try:
-                self._consume(consumer, stop)
-            finally:
-                consumer.close()
+            ensure_article_topics(cfg.bootstrap, topics, cfg.partitions)
+            while not stop.is_set():
+                self._follow_alias()
+                assert self.group_id is not None
+                consumer = make_consumer(
+                    cfg.bootstrap, self.group_id, [cfg.topic], max_poll_records=cfg.batch_size
+                )
+                logger.info(
+                    "ingest worker started topic=%s group=%s alias=%s collection=%s model=%s",
+                    cfg.topic,
+                    self.group_id,
+                    cfg.alias,
+                    self.collection,
+                    self.model_version,
+                )
+                try:
+                    self._consume(consumer, stop)
+                finally:
+                    consumer.close()
+                    self.assignment = set()
         finally:
             self._producer.close()
             logger.info(
                 "ingest worker stopped group=%s records=%d chunks=%d",
-                cfg.group_id,
+                self.group_id,
                 self.stats.records,
                 self.stats.chunks,
             )
 
+    def _follow_alias(self) -> None:
+        """Resolve the alias: the collection to write, its model (loaded if new), its group."""
+        served = self.sink.resolve(self.model_version)
+        assert served.model is not None
+        if served.model != self.model_version:
+            if self.load_encoder is None:
+                raise RuntimeError(
+                    f"alias {self.config.alias!r} serves model {served.model}, this worker has "
+                    f"{self.model_version} and no way to load another"
+                )
+            logger.info("ingest worker loading model %s for %s", served.model, served.collection)
+            self.pipeline.encoder = self.load_encoder(served.model)
+            self.model_version = served.model
+        self.group_id = ingest_group(self.config.group_id, served.collection)
+
     def _consume(self, consumer: KafkaConsumer, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set or the alias moves to another collection.
+
+        A batch polled after the alias moved is left uncommitted in the old group: the new
+        collection's group delivers it again, embedded with the new model.
+        """
+        checked = time.monotonic()
         while not stop.is_set():
             polled = consumer.poll(timeout_ms=self.config.poll_timeout_ms)
             self.assignment = set(consumer.assignment())
             records = [r for batch in polled.values() for r in batch]
+            if records or time.monotonic() - checked > _ALIAS_CHECK_S:
+                checked = time.monotonic()
+                if self.sink.alias_moved():
+                    logger.info(
+                        "ingest alias %s moved; leaving %s", self.config.alias, self.group_id
+                    )
+                    return
             if records and self._process_until_written(consumer, records, stop):
                 self._commit(consumer, records)
             metrics.LAG.set(_lag(consumer))
@@ -190,7 +244,7 @@ class IngestWorker:
             rows.extend(article_rows(article, vectors[offset : offset + count], self.model_version))
             offset += count
         self.sink.write(rows, delete_ids)
-        if poison:
+        if poison and self.dead_letters is not None:
             self.dead_letters.send(poison)
 
         result = BatchResult(
@@ -261,7 +315,7 @@ class IngestWorker:
         while True:
             try:
                 if retrying:  # a restarted Milvus comes back with the collection released
-                    self.sink.ensure_collection(self.model_version)
+                    self.sink.load()
                 self.process(records)
                 return True
             except INFRASTRUCTURE_ERRORS as exc:

@@ -49,6 +49,7 @@ class Encoded:
 class _Request:
     n: int
     kind: Kind
+    encoder: Encoder
     post_step: PostStep | None
     context: Any
     deadline: float
@@ -118,7 +119,7 @@ class DynamicBatcher:
         self._executor.shutdown(wait=True)
 
     def swap_encoder(self, encoder: Encoder) -> None:
-        """Takes effect from the next batch; a batch never mixes two models."""
+        """The default model of later requests; a queued request keeps the one it came with."""
         self.encoder = encoder
 
     async def encode(
@@ -134,12 +135,17 @@ class DynamicBatcher:
         deadline: float | None = None,
         post_step: PostStep | None = None,
         context: Any = None,
+        encoder: Encoder | None = None,
     ) -> Encoded:
         """Queue texts; ``deadline`` is an absolute ``time.monotonic()`` value.
 
         With a ``post_step``, ``Encoded.extras`` holds its result for each text, computed in the
         same pass; ``context`` is handed to the post-step with each of this request's rows.
+        ``encoder`` pins the model (default: the batcher's current one): while the serving model
+        switches, a request whose post-step was built for the old model is still encoded by it,
+        and a batch only ever holds requests of one model.
         """
+        encoder = encoder or self.encoder
         if self._closed:
             raise BatcherClosed("batcher closed")
         if self._task is None:
@@ -150,11 +156,12 @@ class DynamicBatcher:
             metrics.REJECTED.labels("overloaded").inc()
             raise Overloaded(len(self._queue), self.queue_limit, self._retry_after())
         if not texts:
-            return Encoded(np.zeros((0, self.encoder.dim), np.float32), [] if post_step else None)
+            return Encoded(np.zeros((0, encoder.dim), np.float32), [] if post_step else None)
         future: asyncio.Future[Encoded] = loop.create_future()
         request = _Request(
             n=len(texts),
             kind=kind,
+            encoder=encoder,
             post_step=post_step,
             context=context,
             deadline=deadline if deadline is not None else now + self.default_timeout_s,
@@ -162,9 +169,9 @@ class DynamicBatcher:
             enqueued=now,
             remaining=len(texts),
         )
-        request.rows = np.empty((len(texts), self.encoder.dim), dtype=np.float32)
+        request.rows = np.empty((len(texts), encoder.dim), dtype=np.float32)
         request.extras = [None] * len(texts) if post_step is not None else None
-        for i, ids in enumerate(self.encoder.tokenize(texts, kind)):
+        for i, ids in enumerate(encoder.tokenize(texts, kind)):
             request.tokens += len(ids)
             self._queue.append(_Item(request, i, ids))
         self._wakeup.set()
@@ -175,7 +182,8 @@ class DynamicBatcher:
         return round(max(0.05, passes * self._recent_pass_s), 3)
 
     def _take(self) -> list[_Item]:
-        """Pop the next batch: FIFO, live requests only, bounded by size and padded tokens."""
+        """Pop the next batch: FIFO, live requests of one model only, bounded by size and padded
+        tokens."""
         now = time.monotonic()
         taken: list[_Item] = []
         longest = 0
@@ -192,6 +200,8 @@ class DynamicBatcher:
                 continue
             width = max(longest, len(item.ids))
             if taken and width * (len(taken) + 1) > self.max_batch_tokens:
+                break
+            if taken and req.encoder is not taken[0].request.encoder:
                 break
             longest = width
             taken.append(self._queue.popleft())
@@ -211,7 +221,7 @@ class DynamicBatcher:
                 metrics.QUEUE_WAIT.observe(start - item.request.enqueued)
             try:
                 embeddings, extras = await loop.run_in_executor(
-                    self._executor, self._compute, self.encoder, items
+                    self._executor, self._compute, items[0].request.encoder, items
                 )
             except Exception as exc:  # the model failed: every caller in the batch learns why
                 log.exception("batch of %d failed", len(items))

@@ -16,21 +16,25 @@ app = typer.Typer(
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Collections with their model and row count, which one the alias serves, ingest lag."""
-    from chatda.broker.kafka import committed_lag
+    from chatda.articles.progress import serving_lag
     from chatda.models.registry import ModelRegistry
     from chatda.storage.milvus_client import connect
     from indexer.index_status import index_status
 
     settings = get_settings()
+    client = connect(settings.milvus_uri, settings.data_dir)
     lag = None
     if settings.kafka_bootstrap:
         try:
-            lag = committed_lag(
-                settings.kafka_bootstrap, settings.ingest_group_id, settings.articles_topic
+            lag = serving_lag(
+                settings.kafka_bootstrap,
+                client,
+                settings.ingest_group_id,
+                settings.articles_alias,
+                settings.articles_topic,
             )
         except Exception as exc:  # lag is informative; an unreachable broker must not hide the rest
             typer.echo(f"ingest lag unavailable: {exc}", err=True)
-    client = connect(settings.milvus_uri, settings.data_dir)
     report = index_status(client, ModelRegistry(settings.models_dir), settings.articles_alias, lag)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))

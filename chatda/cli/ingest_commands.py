@@ -91,7 +91,9 @@ def ingest(
     from prometheus_client import start_http_server
 
     from chatda.models.encoder import Encoder
-    from chatda.models.registry import ModelRegistry
+    from chatda.models.registry import ModelRegistry, parse_ref
+    from chatda.storage.index_models import served_index
+    from chatda.storage.milvus_client import connect
     from ingest.config import WorkerConfig
     from ingest.worker import IngestWorker
 
@@ -111,12 +113,22 @@ def ingest(
         raise typer.Exit(2) from exc
     if metrics_port:
         start_http_server(metrics_port)
-    encoder = Encoder(
-        ModelRegistry(settings.models_dir).get(settings.model_name, settings.model_version),
-        settings.device,
-        settings.cpu_threads,
+    registry = ModelRegistry(settings.models_dir)
+
+    def load_encoder(ref: str) -> Encoder:
+        name, version = parse_ref(ref, settings.model_name)
+        return Encoder(registry.get(name, version), settings.device, settings.cpu_threads)
+
+    # the model of the collection the alias serves; the serving model only for a first start
+    milvus = connect(config.milvus_uri, config.data_dir)
+    served = served_index(milvus, config.alias, registry)
+    first = served.model if served and served.model else None
+    encoder = (
+        load_encoder(first)
+        if first
+        else load_encoder(f"{settings.model_name}@{settings.model_version or ''}")
     )
-    IngestWorker(config, encoder).run(stop)
+    IngestWorker(config, encoder, milvus=milvus, load_encoder=load_encoder).run(stop)
 
 
 @articles_app.command()
@@ -139,21 +151,28 @@ def wait(
     topic: str | None = typer.Option(None, help="default: CHATDA_ARTICLES_TOPIC"),
     group: str | None = typer.Option(None, help="default: CHATDA_INGEST_GROUP_ID"),
 ) -> None:
-    """Block until every published article is searchable (the worker group's lag is zero)."""
+    """Block until every published article is searchable (the serving collection's group
+    has no lag)."""
     from chatda.articles.progress import wait_until_indexed
+    from chatda.storage.milvus_client import connect
 
     settings = get_settings()
     if not settings.kafka_bootstrap:
         typer.echo("error: no Kafka broker configured (set CHATDA_KAFKA_BOOTSTRAP)", err=True)
         raise typer.Exit(2)
+    client = connect(settings.milvus_uri, settings.data_dir)
     try:
         wait_until_indexed(
             settings.kafka_bootstrap,
+            client,
             group or settings.ingest_group_id,
+            settings.articles_alias,
             topic or settings.articles_topic,
             timeout,
         )
     except TimeoutError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    finally:
+        client.close()
     typer.echo(json.dumps({"indexed": True}))

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pymilvus import MilvusClient
+
 from chatda.articles.message import ArticleMessage
 from chatda.articles.progress import wait_until_indexed
 from chatda.articles.publisher import Publisher
@@ -123,8 +125,10 @@ def evaluate_documents(
         with Publisher(bootstrap, topic, settings.article_partitions) as publisher:
             publisher.publish_many(_messages(corpus, post_ids))
         worker = _start_worker(env, topic, group, alias)
+        probe = MilvusClient(uri=milvus_uri)
+        stack.callback(probe.close)
         try:
-            wait_until_indexed(bootstrap, group, topic, timeout_s)
+            wait_until_indexed(bootstrap, probe, group, alias, topic, timeout_s)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=60)

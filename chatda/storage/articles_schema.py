@@ -25,6 +25,7 @@ from pymilvus.milvus_client.index import IndexParams
 logger = logging.getLogger(__name__)
 
 COLLECTION_PREFIX = "articles__"
+MODEL_PROPERTY = "chatda.model"
 DENSE_DIM = 384
 MAX_TAGS = 16
 MAX_TAG_CHARS = 64
@@ -101,8 +102,13 @@ def article_index_params() -> IndexParams:
     return params
 
 
-def create_articles_collection(client: MilvusClient, name: str) -> None:
+def create_articles_collection(
+    client: MilvusClient, name: str, model_ref: str | None = None
+) -> None:
     """Create (if missing), index and load the chunk collection ``name``; safe to repeat.
+
+    ``model_ref`` is recorded as the collection property ``chatda.model`` (see
+    ``chatda.storage.index_models``): the model every vector of the collection comes from.
 
     Indexes are created one by one with ``sync=False``: pymilvus would otherwise poll each
     index's build state every 0.5 s (3.5 s for seven indexes), pointless on an empty
@@ -123,6 +129,8 @@ def create_articles_collection(client: MilvusClient, name: str) -> None:
             missing.append(param)
     if missing:
         client.create_index(name, missing, sync=False)
+    if model_ref is not None:
+        client.alter_collection_properties(name, properties={MODEL_PROPERTY: model_ref})
     client.load_collection(name)
 
 

@@ -15,7 +15,8 @@ from chatda.storage.articles_schema import (
     create_articles_collection,
     ensure_alias,
 )
-from indexer.index_status import index_status, model_of
+from chatda.storage.index_models import model_from_name
+from indexer.index_status import index_status
 
 
 def test_status_names_models_rows_and_the_serving_collection(
@@ -38,7 +39,7 @@ def test_status_names_models_rows_and_the_serving_collection(
         assert by_name[old].model == "e5-small-ko@base"
         assert by_name[stranger].model is None
         assert by_name[new].rows == 0
-        assert model_of("not_an_article_collection", registry) is None
+        assert model_from_name("not_an_article_collection", registry) is None
     finally:
         client.drop_alias(alias)
         for name in (old, new, stranger):

@@ -15,10 +15,11 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from chatda.articles.message import ArticleMessage
-from chatda.articles.progress import wait_until_indexed
+from chatda.articles.progress import serving_lag, wait_until_indexed
 from chatda.articles.publisher import Publisher
 from chatda.broker.kafka import committed_lag
 from chatda.models.encoder import Encoder
+from chatda.storage.index_models import ingest_group
 from ingest.worker import IngestWorker
 from tests.ingest.helpers import (
     Names,
@@ -71,15 +72,17 @@ def test_batch_written_but_not_committed_is_redone_once(
     messages = [sample_article(i, "redo", sentences=3 if i % 3 == 0 else 1) for i in range(12)]
     publish(kafka_bootstrap, names, messages)
     worker = IngestWorker(worker_config(kafka_bootstrap, milvus_uri, tmp_path, names), encoder)
-    worker.sink.ensure_collection(encoder.ref)
+    group = ingest_group(names.group_id, worker.sink.resolve(encoder.ref).collection)
 
     # Written to Milvus, offsets never committed: what a crash right before the commit leaves.
     worker.process(read_topic(kafka_bootstrap, names.topic, len(messages)))
-    assert committed_lag(kafka_bootstrap, names.group_id, names.topic) == len(messages)
+    assert committed_lag(kafka_bootstrap, group, names.topic) == len(messages)
     assert_exactly_once(milvus, names, encoder, messages)
 
     with WorkerThread(worker):
-        wait_until_indexed(kafka_bootstrap, names.group_id, names.topic, timeout_s=120)
+        wait_until_indexed(
+            kafka_bootstrap, milvus, names.group_id, names.alias, names.topic, timeout_s=120
+        )
     assert worker.stats.records == 2 * len(messages)  # the batch really came back, rewritten
     assert_exactly_once(milvus, names, encoder, messages)
 
@@ -107,11 +110,14 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)  # right after its first write: mid-stream, mid-batch
     proc.wait()
-    assert committed_lag(kafka_bootstrap, names.group_id, names.topic) > 0
+    lag = serving_lag(kafka_bootstrap, milvus, names.group_id, names.alias, names.topic)
+    assert lag is not None and lag > 0
 
     config = worker_config(kafka_bootstrap, milvus_uri, tmp_path, names, batch_size=16)
     with WorkerThread(IngestWorker(config, encoder)):
-        wait_until_indexed(kafka_bootstrap, names.group_id, names.topic, timeout_s=300)
+        wait_until_indexed(
+            kafka_bootstrap, milvus, names.group_id, names.alias, names.topic, timeout_s=300
+        )
     assert_exactly_once(milvus, names, encoder, messages)
 
 
@@ -143,6 +149,8 @@ def test_two_workers_split_partitions_and_one_leaves_cleanly(
         assert "ingest worker stopped" in log.read_text()
         local.wait_for_partitions(4)
         publish(kafka_bootstrap, names, later)
-        wait_until_indexed(kafka_bootstrap, names.group_id, names.topic, timeout_s=300)
+        wait_until_indexed(
+            kafka_bootstrap, milvus, names.group_id, names.alias, names.topic, timeout_s=300
+        )
     assert local.worker.stats.records > 0
     assert_exactly_once(milvus, names, encoder, first + later)

@@ -13,6 +13,7 @@ from chatda.articles.progress import wait_until_indexed
 from chatda.articles.publisher import Publisher
 from chatda.broker.kafka import committed_lag
 from chatda.models.encoder import Encoder
+from chatda.storage.index_models import ingest_group
 from chatda.storage.milvus_server import MilvusLiteServer
 from ingest.worker import IngestWorker
 from tests.ingest.helpers import Names, WorkerThread, chunk_counts, sample_article, worker_config
@@ -44,19 +45,25 @@ def test_worker_waits_out_a_milvus_outage(
     try:
         with (
             Publisher(kafka_bootstrap, names.topic, 4) as publisher,
-            WorkerThread(IngestWorker(config, encoder, milvus=client)),
+            WorkerThread(IngestWorker(config, encoder, milvus=client)) as running,
         ):
             publisher.publish(sample_article(1, "out"))
-            wait_until_indexed(kafka_bootstrap, names.group_id, names.topic, timeout_s=120)
+            wait_until_indexed(
+                kafka_bootstrap, client, names.group_id, names.alias, names.topic, timeout_s=120
+            )
             server.stop()
             publisher.publish(sample_article(2, "out"))
             deadline = time.monotonic() + 60
             while retries() == before:
                 assert time.monotonic() < deadline, "the worker never retried"
                 time.sleep(0.1)
-            assert committed_lag(kafka_bootstrap, names.group_id, names.topic) == 1
+            assert running.worker.collection is not None
+            group = ingest_group(names.group_id, running.worker.collection)
+            assert committed_lag(kafka_bootstrap, group, names.topic) == 1
             server = MilvusLiteServer(tmp_path / "milvus", port=port).start()
-            wait_until_indexed(kafka_bootstrap, names.group_id, names.topic, timeout_s=120)
+            wait_until_indexed(
+                kafka_bootstrap, client, names.group_id, names.alias, names.topic, timeout_s=120
+            )
         assert chunk_counts(client, names.alias) == {"out-0001": 1, "out-0002": 1}
         assert dead_letters() == dlq_before
     finally:

@@ -64,17 +64,23 @@ def publisher(kafka_bootstrap: str, names: Names) -> Iterator[Publisher]:
 
 @pytest.fixture(scope="module")
 def published(
-    worker: WorkerThread, publisher: Publisher, kafka_bootstrap: str, names: Names
+    worker: WorkerThread,
+    publisher: Publisher,
+    kafka_bootstrap: str,
+    names: Names,
+    milvus: MilvusClient,
 ) -> list[ArticleMessage]:
     """The 200 articles, published and indexed."""
     messages = [sample_article(i, PREFIX) for i in range(COUNT)]
     publisher.publish_many(messages)
-    settle(kafka_bootstrap, names)
+    settle(kafka_bootstrap, names, milvus)
     return messages
 
 
-def settle(kafka_bootstrap: str, names: Names) -> None:
-    wait_until_indexed(kafka_bootstrap, names.group_id, names.topic, timeout_s=300)
+def settle(kafka_bootstrap: str, names: Names, milvus: MilvusClient) -> None:
+    wait_until_indexed(
+        kafka_bootstrap, milvus, names.group_id, names.alias, names.topic, timeout_s=300
+    )
 
 
 def metric(name: str, **labels: str) -> float:
@@ -181,7 +187,7 @@ def test_shorter_update_removes_surplus_chunks(
         update={"body": "짧아진 본문입니다.", "updated_at": old.updated_at + timedelta(minutes=1)}
     )
     publisher.publish(new)
-    settle(kafka_bootstrap, names)
+    settle(kafka_bootstrap, names, milvus)
     (row,) = rows_of(milvus, names, old.post_id)
     assert row["chunk_id"] == f"{old.post_id}#0"
     assert row["text"] == "짧아진 본문입니다."
@@ -199,7 +205,7 @@ def test_delete_removes_every_chunk(
     assert len(rows_of(milvus, names, target.post_id)) > 1
     publisher.delete(target.post_id, target.updated_at + timedelta(minutes=1))
     publisher.delete("w-never-indexed", BASE_TIME)
-    settle(kafka_bootstrap, names)
+    settle(kafka_bootstrap, names, milvus)
     assert rows_of(milvus, names, target.post_id) == []
 
 
@@ -218,7 +224,7 @@ def test_stale_versions_never_overwrite_newer_content(
     )
     publisher.publish(older)
     publisher.delete(published[3].post_id, published[3].updated_at - timedelta(minutes=1))
-    settle(kafka_bootstrap, names)
+    settle(kafka_bootstrap, names, milvus)
     assert rows_of(milvus, names, current.post_id) == before
     assert rows_of(milvus, names, published[3].post_id) != []
     assert metric("chatda_ingest_stale_total") == stale_before + 2
@@ -239,7 +245,7 @@ def test_newest_version_in_a_batch_wins(
         for n in (2, 3, 1)
     ]
     publisher.publish_many(versions)
-    settle(kafka_bootstrap, names)
+    settle(kafka_bootstrap, names, milvus)
     (row,) = rows_of(milvus, names, base.post_id)
     assert row["text"] == "버전 3"
 
@@ -281,7 +287,7 @@ def test_poison_records_go_to_the_dead_letter_topic(
         placed = [future.get(timeout=30) for future in sent]
     finally:
         producer.close()
-    settle(kafka_bootstrap, names)
+    settle(kafka_bootstrap, names, milvus)
 
     counts = chunk_counts(milvus, names.alias)
     assert all(counts[m.post_id] >= 1 for m in good)
