@@ -141,7 +141,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, MilvusLiteServer(Path(tmp)) as server:
         client = MilvusClient(uri=server.uri)
         name = f"articles__bench_{uuid.uuid4().hex[:6]}__20260101T000000"
-        create_articles_collection(client, name)
+        create_articles_collection(client, name, encoder.ref)
         client.insert(name, rows)
         ensure_alias(client, "articles", name)
         index = ArticleIndex(server.uri, Path(tmp), "articles")

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     )
     search_default_profile: str = "default"
     search_workers: int = Field(default=8, ge=1, description="threads for Milvus search legs")
+    index_follow_s: float = Field(
+        default=5.0, gt=0, description="how often the API checks which model the index serves"
+    )
     search_snippet_chars: int = Field(default=160, ge=20, le=2000)
     search_recent_queries: int = Field(
         default=100_000, ge=1, description="query ids remembered to flag unknown feedback"

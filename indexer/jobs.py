@@ -9,6 +9,8 @@ from sqlalchemy import Engine
 
 from chatda.settings import Settings
 from indexer.feedback_job import aggregate_feedback
+from indexer.reindex_job import JOB as REINDEX
+from indexer.reindex_job import reindex_job
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,11 @@ JOBS: dict[str, Job] = {
             "aggregate-feedback",
             "click-through per shown item from search events (threshold review, retraining)",
             lambda _settings, engine: aggregate_feedback(engine),
+        ),
+        Job(
+            REINDEX,
+            "blue-green re-index when the serving model is not the one the index was built with",
+            reindex_job,
         ),
     ]
 }

@@ -68,7 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search_services = await SearchServices.open(settings, catalog, batcher, engine)
         app.state.chatda = ApiState(
             settings=settings,
-            encoder=encoder,
             batcher=batcher,
             store=store,
             catalog=catalog,

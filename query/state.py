@@ -15,8 +15,12 @@ from chatda.settings import Settings
 @dataclass
 class ApiState:
     settings: Settings
-    encoder: Encoder
     batcher: DynamicBatcher
     store: CatalogStore
     catalog: CatalogService
     search: SearchServices
+
+    @property
+    def encoder(self) -> Encoder:
+        """The serving query model (it follows the index alias: chatda.search.model_follow)."""
+        return self.batcher.encoder

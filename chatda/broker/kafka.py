@@ -21,6 +21,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 from kafka.protocol.api_key import ApiKey
+from kafka.structs import OffsetAndMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -189,14 +190,14 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def committed_lag(bootstrap: str, group_id: str, topic: str) -> int:
-    """Records of ``topic`` that ``group_id`` has not committed yet, over all partitions.
+def committed_offsets(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:
+    """The next offset ``group_id`` would consume on every partition of ``topic``.
 
-    A partition the group never committed counts from its earliest offset, matching
-    ``auto_offset_reset="earliest"``. Zero means everything produced so far is processed.
+    A partition the group never committed starts at its earliest offset, matching
+    ``auto_offset_reset="earliest"``.
     """
-    ends = end_offsets(bootstrap, topic)
-    tps = [TopicPartition(topic, p) for p in ends]
+    partitions = sorted(end_offsets(bootstrap, topic))
+    tps = [TopicPartition(topic, p) for p in partitions]
     with _admin(bootstrap) as admin:
         committed = admin.list_group_offsets({group_id: tps}).get(group_id, {})
         positions = {
@@ -208,4 +209,63 @@ def committed_lag(bootstrap: str, group_id: str, topic: str) -> int:
         if uncommitted:
             earliest = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in uncommitted})
             positions.update({tp.partition: ot.offset for tp, ot in earliest.items()})
-    return sum(max(end - positions[p], 0) for p, end in ends.items())
+    return positions
+
+
+def committed_lag(bootstrap: str, group_id: str, topic: str) -> int:
+    """Records of ``topic`` that ``group_id`` has not committed yet, over all partitions.
+
+    Zero means everything produced so far is processed.
+    """
+    ends = end_offsets(bootstrap, topic)
+    positions = committed_offsets(bootstrap, group_id, topic)
+    return sum(max(end - positions.get(p, 0), 0) for p, end in ends.items())
+
+
+def seed_offsets(bootstrap: str, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
+    """Commit ``offsets`` for ``group_id`` before any member joined it: where it will start.
+
+    Done by a consumer outside the group protocol (manual assignment), which Kafka and Tansu
+    both accept for a group without members.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    try:
+        tps = {p: TopicPartition(topic, p) for p in offsets}
+        consumer.assign(list(tps.values()))
+        consumer.commit({tps[p]: OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
+    finally:
+        consumer.close()
+
+
+def keys_between(
+    bootstrap: str, topic: str, start: Mapping[int, int], end: Mapping[int, int]
+) -> set[bytes]:
+    """Record keys of ``topic`` from ``start`` up to (not including) ``end``, per partition."""
+    todo = {p: (s, end[p]) for p, s in start.items() if end.get(p, 0) > s}
+    keys: set[bytes] = set()
+    if not todo:
+        return keys
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="chatda-keys"
+    )
+    try:
+        tps = {p: TopicPartition(topic, p) for p in todo}
+        consumer.assign(list(tps.values()))
+        for p, (s, _) in todo.items():
+            consumer.seek(tps[p], s)
+        deadline = time.monotonic() + _HIGHWATER_TIMEOUT_S
+        while todo:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading keys of {topic!r} did not finish in time")
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                stop = todo.get(tp.partition, (0, 0))[1]
+                keys.update(r.key for r in records if r.offset < stop and r.key is not None)
+                if records and records[-1].offset + 1 >= stop:
+                    todo.pop(tp.partition, None)
+                    consumer.pause(tp)
+                deadline = time.monotonic() + _HIGHWATER_TIMEOUT_S
+    finally:
+        consumer.close()
+    return keys

@@ -2,7 +2,9 @@
 
 Every replica polls the store's catalog version every few seconds, so edits made through any
 replica (or the CLI) converge everywhere. A rebuild re-embeds only texts it has not seen with
-the current model, builds the new snapshot off to the side and swaps one reference.
+the current model, builds the new snapshot off to the side and swaps one reference. When the
+index moves to another model, ``switch`` re-embeds everything with it and swaps model and
+snapshot together.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from chatda.catalog.snapshot import (
     intent_texts,
 )
 from chatda.catalog.store import CatalogStore
+from chatda.models.encoder import Encoder
 from chatda.text.morphemes import Morphemes
 
 log = logging.getLogger(__name__)
@@ -52,9 +55,9 @@ class CatalogService:
         self.default_threshold = default_threshold
         self.lexical_weight = lexical_weight
         self.poll_s = poll_s
+        self.encoder: Encoder = batcher.encoder
         self._snapshot: CatalogSnapshot | None = None
         self._vectors: dict[str, np.ndarray] = {}
-        self._vectors_model = ""
         self._terms: dict[str, list[str]] = {}
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
@@ -95,48 +98,67 @@ class CatalogService:
             await asyncio.sleep(self.poll_s)
 
     async def refresh(self) -> bool:
-        """Rebuild if the store or the model moved on; returns whether a new snapshot serves."""
+        """Rebuild if the store moved on; returns whether a new snapshot serves."""
         async with self._lock:
             version = await asyncio.to_thread(self.store.version)
-            model_ref = self.batcher.encoder.ref
             current = self._snapshot
-            if current and current.version == version and current.model_ref == model_ref:
+            if current and current.version == version and current.encoder is self.encoder:
                 return False
-            started = time.perf_counter()
-            intents = await asyncio.to_thread(self.store.list)
-            if self._vectors_model != model_ref:
-                self._vectors, self._vectors_model = {}, model_ref
-            texts = list(dict.fromkeys(t for i in intents for t in intent_texts(i)))
-            missing = [t for t in texts if t not in self._vectors]
-            for start in range(0, len(missing), _EMBED_CHUNK):
-                chunk = missing[start : start + _EMBED_CHUNK]
-                vectors = await self.batcher.encode(chunk, "query", deadline=time.monotonic() + 300)
-                self._vectors.update(zip(chunk, vectors, strict=True))
-            new_terms = [t for t in texts if t not in self._terms]
-            if new_terms:
-                batch = await asyncio.to_thread(self.morphemes.terms_batch, new_terms)
-                self._terms.update(zip(new_terms, batch, strict=True))
-            snapshot = await asyncio.to_thread(
-                build_snapshot,
-                version,
-                model_ref,
-                intents,
-                self._vectors,
-                self._terms,
-                self.batcher.encoder.device,
-                self.default_threshold,
-                self.lexical_weight,
-            )
-            self._snapshot = snapshot
-            log.info(
-                "catalog snapshot v%s: %d intents, %d texts (%d embedded) in %.2fs",
-                version,
-                snapshot.size,
-                len(texts),
-                len(missing),
-                time.perf_counter() - started,
-            )
+            self._snapshot = await self._build(version, self.encoder, self._vectors)
             return True
+
+    async def switch(self, encoder: Encoder) -> None:
+        """Re-embed the whole catalog with ``encoder`` off to the side, then serve it.
+
+        The model and its snapshot change in one step: a query keeps the snapshot (and so the
+        model) it started with. On failure nothing changes.
+        """
+        async with self._lock:
+            version = await asyncio.to_thread(self.store.version)
+            vectors: dict[str, np.ndarray] = {}
+            snapshot = await self._build(version, encoder, vectors)
+            self.encoder, self._vectors, self._snapshot = encoder, vectors, snapshot
+
+    async def _build(
+        self, version: int, encoder: Encoder, vectors: dict[str, np.ndarray]
+    ) -> CatalogSnapshot:
+        """A snapshot of the store at ``version``; ``vectors`` caches ``encoder``'s embeddings."""
+        started = time.perf_counter()
+        intents = await asyncio.to_thread(self.store.list)
+        texts = list(dict.fromkeys(t for i in intents for t in intent_texts(i)))
+        missing = [t for t in texts if t not in vectors]
+        for start in range(0, len(missing), _EMBED_CHUNK):
+            chunk = missing[start : start + _EMBED_CHUNK]
+            encoded = await self.batcher.submit(
+                chunk, "query", deadline=time.monotonic() + 300, encoder=encoder
+            )
+            vectors.update(zip(chunk, encoded.embeddings, strict=True))
+        new_terms = [t for t in texts if t not in self._terms]
+        if new_terms:
+            batch = await asyncio.to_thread(self.morphemes.terms_batch, new_terms)
+            self._terms.update(zip(new_terms, batch, strict=True))
+        snapshot = await asyncio.to_thread(
+            build_snapshot,
+            version,
+            encoder.ref,
+            intents,
+            vectors,
+            self._terms,
+            encoder.device,
+            self.default_threshold,
+            self.lexical_weight,
+            encoder,
+        )
+        log.info(
+            "catalog snapshot v%s (%s): %d intents, %d texts (%d embedded) in %.2fs",
+            version,
+            encoder.ref,
+            snapshot.size,
+            len(texts),
+            len(missing),
+            time.perf_counter() - started,
+        )
+        return snapshot
 
     async def match(
         self,
@@ -146,17 +168,20 @@ class CatalogService:
         deadline: float | None = None,
         everything: bool = False,
         terms: Sequence[str] | None = None,
+        snapshot: CatalogSnapshot | None = None,
     ) -> tuple[CatalogSnapshot, list[IntentScore], np.ndarray]:
         """Embed the query and score it in the same batched pass; also returns the embedding.
 
         ``terms``: the query's morphemes when the caller already has them (one Kiwi pass).
+        ``snapshot``: the one the caller's request started with (default: the current one);
+        the query is encoded by the model that snapshot was embedded with.
         """
-        snap = self.snapshot
+        snap = snapshot or self.snapshot
         if terms is None:
             terms = self.morphemes.terms(query)
         ctx = MatchContext(snap.lexical_scores(terms), area, top_k, everything)
         encoded = await self.batcher.submit(
-            [query], "query", deadline=deadline, post_step=snap, context=ctx
+            [query], "query", deadline=deadline, post_step=snap, context=ctx, encoder=snap.encoder
         )
         assert encoded.extras is not None
         return snap, encoded.extras[0], encoded.embeddings[0]

@@ -17,6 +17,7 @@ import torch
 from chatda.catalog.models import Area, Intent
 from chatda.catalog.tree import paths
 from chatda.lexical.bm25 import BM25Index
+from chatda.models.encoder import Encoder
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class CatalogSnapshot:
     lexical: BM25Index
     lexical_weight: float
     default_threshold: float
+    encoder: Encoder | None = None
+    """The model the hints were embedded with: queries scored here must be encoded by it."""
     _device_state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
@@ -171,6 +174,7 @@ def build_snapshot(
     device: str,
     default_threshold: float,
     lexical_weight: float,
+    encoder: Encoder | None = None,
 ) -> CatalogSnapshot:
     """Assemble a snapshot from already-computed vectors and morpheme terms of every text."""
     intents = sorted(intents, key=lambda i: i.id)
@@ -203,4 +207,5 @@ def build_snapshot(
         lexical=BM25Index([terms[t] for t in row_texts]),
         lexical_weight=lexical_weight,
         default_threshold=default_threshold,
+        encoder=encoder,
     )

@@ -49,6 +49,38 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command()
+def reindex(
+    model: str | None = typer.Option(
+        None, help="NAME@VERSION or VERSION (default: the serving model)"
+    ),
+    force: bool = typer.Option(False, help="swap even if verification finds a problem"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Build a new collection with MODEL beside the live one, verify it, swap the alias."""
+    from chatda.db.engine import make_engine, upgrade
+    from chatda.models.registry import ModelNotFound
+    from indexer.history import JobAlreadyRunning
+    from indexer.reindex import ReindexError
+    from indexer.reindex_job import run_guarded
+
+    settings = get_settings()
+    engine = make_engine(settings.sql_url)
+    upgrade(engine)
+    try:
+        report = run_guarded(settings, engine, model, force)
+    except (ReindexError, ModelNotFound, JobAlreadyRunning) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    assert report is not None
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(report.summary())
+
+
+@app.command()
 def rollback() -> None:
     """Point the alias back at the previous build of the same model."""
     from chatda.models.registry import ModelRegistry

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,9 @@ def ingest(
     batch_size: int | None = typer.Option(None, help="default: CHATDA_INGEST_BATCH_SIZE"),
     chunk_max_tokens: int | None = typer.Option(None, help="default: CHATDA_CHUNK_MAX_TOKENS"),
     metrics_port: int | None = typer.Option(None, help="serve Prometheus metrics on this port"),
+    no_dead_letters: bool = typer.Option(
+        False, "--no-dead-letters", help="count poison records only (a re-index replay)"
+    ),
 ) -> None:
     """Run an ingest worker until SIGTERM/SIGINT (then finish the batch, commit, exit 0)."""
     stop = threading.Event()
@@ -90,8 +94,8 @@ def ingest(
 
     from prometheus_client import start_http_server
 
-    from chatda.models.encoder import Encoder
-    from chatda.models.registry import ModelRegistry, parse_ref
+    from chatda.models.encoder import encoder_loader
+    from chatda.models.registry import ModelRegistry
     from chatda.storage.index_models import served_index
     from chatda.storage.milvus_client import connect
     from ingest.config import WorkerConfig
@@ -111,13 +115,14 @@ def ingest(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if no_dead_letters:
+        config = replace(config, dead_letter_topic=None)
     if metrics_port:
         start_http_server(metrics_port)
     registry = ModelRegistry(settings.models_dir)
-
-    def load_encoder(ref: str) -> Encoder:
-        name, version = parse_ref(ref, settings.model_name)
-        return Encoder(registry.get(name, version), settings.device, settings.cpu_threads)
+    load_encoder = encoder_loader(
+        registry, settings.model_name, settings.device, settings.cpu_threads
+    )
 
     # the model of the collection the alias serves; the serving model only for a first start
     milvus = connect(config.milvus_uri, config.data_dir)

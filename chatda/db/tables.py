@@ -74,6 +74,7 @@ job_runs = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("status", String(16), nullable=False),
     Column("detail", Text, nullable=False, default=""),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
 )
 
 # Click-through per shown item (article or intent id), rebuilt from search_events by the

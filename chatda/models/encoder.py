@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 import torch
 
-from chatda.models.registry import ModelVersion
+from chatda.models.registry import ModelRegistry, ModelVersion, parse_ref
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +101,16 @@ class Encoder:
             emb = self.embed_ids([ids[i] for i in rows])
             out[rows] = emb.float().cpu().numpy()
         return out
+
+
+def encoder_loader(
+    registry: ModelRegistry, default_name: str, device: str = "auto", cpu_threads: int = 0
+) -> Callable[[str], Encoder]:
+    """Loads a registered model by ref (``name@version``, ``name@`` for the serving one);
+    ``ModelNotFound`` for one that is not registered. Services use it to follow the index."""
+
+    def load(ref: str) -> Encoder:
+        name, version = parse_ref(ref, default_name)
+        return Encoder(registry.get(name, version), device, cpu_threads)
+
+    return load

@@ -18,6 +18,7 @@ from typing import Any
 from pymilvus import MilvusClient
 
 from chatda.search.hits import ChunkHit
+from chatda.storage.index_models import served_index
 from chatda.storage.milvus_client import ScoreConvention, connect
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,32 @@ class ArticleIndex:
         self.data_dir = data_dir
         self.alias = alias
         self._connection: _Connection | None = None
+        self._collections: dict[str, str] = {}
+
+    def serve(self, model_ref: str, collection: str) -> None:
+        """Queries encoded by ``model_ref`` search ``collection`` from now on.
+
+        The previous model's collection stays mapped, so a request that started before a
+        switch finishes on the collection its embedding belongs to.
+        """
+        previous = {r: c for r, c in self._collections.items() if r != model_ref}
+        self._collections = {**dict(list(previous.items())[-1:]), model_ref: collection}
+
+    def collection_for(self, model_ref: str) -> str:
+        """The collection built with ``model_ref``; MilvusUnavailable when none serves yet.
+
+        Blocking on a miss (it asks Milvus what the alias serves now, so the first search
+        after the first ingest need not wait for the model follower's next check): call it
+        from a leg's thread.
+        """
+        collection = self._collections.get(model_ref)
+        if collection is None:
+            served = served_index(self._use().client, self.alias)
+            if served is None or served.model != model_ref:
+                raise MilvusUnavailable(f"no article collection of model {model_ref} is served")
+            self.serve(model_ref, served.collection)
+            collection = served.collection
+        return collection
 
     @property
     def configured(self) -> bool:
@@ -78,6 +105,10 @@ class ArticleIndex:
     @property
     def connected(self) -> bool:
         return self._connection is not None
+
+    @property
+    def client(self) -> MilvusClient:
+        return self._use().client
 
     @property
     def templated_filters(self) -> bool:
@@ -117,11 +148,16 @@ class ArticleIndex:
         expression: str,
         params: dict[str, Any],
         timeout_s: float,
+        collection: str | None = None,
     ) -> list[ChunkHit]:
-        """The ``depth`` chunks nearest to ``vector`` (inner product of unit vectors)."""
+        """The ``depth`` chunks nearest to ``vector`` (inner product of unit vectors).
+
+        ``collection``: the collection built with the model that encoded ``vector`` (default:
+        whatever the alias serves).
+        """
         connection = self._use()
         result = connection.client.search(
-            self.alias,
+            collection or self.alias,
             data=[list(vector)],
             anns_field="dense",
             limit=depth,
@@ -134,12 +170,18 @@ class ArticleIndex:
         return [_hit(raw, float(raw["distance"])) for raw in result[0]]
 
     def bm25(
-        self, text: str, depth: int, expression: str, params: dict[str, Any], timeout_s: float
+        self,
+        text: str,
+        depth: int,
+        expression: str,
+        params: dict[str, Any],
+        timeout_s: float,
+        collection: str | None = None,
     ) -> list[ChunkHit]:
         """The ``depth`` best BM25 chunks for ``text`` (query morphemes joined by spaces)."""
         connection = self._use()
         result = connection.client.search(
-            self.alias,
+            collection or self.alias,
             data=[text],
             anns_field="sparse",
             limit=depth,

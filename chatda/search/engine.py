@@ -24,6 +24,7 @@ from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.models import Area
 from chatda.catalog.service import CatalogNotReady, CatalogService
 from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
+from chatda.models.encoder import Encoder
 from chatda.search.articles import ArticleIndex, MilvusUnavailable
 from chatda.search.highlight import Span, find_spans, query_needles, snippet
 from chatda.search.hits import ArticleHit, ChunkHit, collapse
@@ -170,12 +171,24 @@ class SearchEngine:
         clock = _Clock(started, started + budget_ms / 1000)
         text = request.normalized
         wanted = set(profile.sources)
+        # one model for the whole request: the catalog snapshot's, the query embedding's and
+        # the searched collection's, even if the serving model switches meanwhile
+        snap = self.catalog.snapshot if self.catalog.ready else None
+        model = (snap.encoder if snap and snap.encoder else None) or self.batcher.encoder
         # one Kiwi pass serves intent lexical scores, the BM25 leg and the highlights
         terms = self.morphemes.terms(text)
         embedding: asyncio.Task[_Embedded] | None = None
         if SourceName.INTENTS in wanted or SourceName.DENSE in wanted:
             embedding = asyncio.ensure_future(
-                self._embed(text, terms, request.areas, profile.depth_of(SourceName.INTENTS), clock)
+                self._embed(
+                    text,
+                    terms,
+                    request.areas,
+                    profile.depth_of(SourceName.INTENTS),
+                    clock,
+                    snap,
+                    model,
+                )
             )
         jobs: dict[SourceName, Awaitable[Any]] = {}
         if SourceName.SUGGEST in wanted:
@@ -185,7 +198,7 @@ class SearchEngine:
         joined = " ".join(terms)
         for leg in DOCUMENT_LEGS:
             if leg in wanted:
-                jobs[leg] = self._leg(leg, request, profile, joined, embedding, clock)
+                jobs[leg] = self._leg(leg, request, profile, joined, embedding, clock, model.ref)
         try:
             done = await asyncio.gather(*(clock.run(job) for job in jobs.values()))
         finally:
@@ -213,17 +226,26 @@ class SearchEngine:
         )
 
     async def _embed(
-        self, text: str, terms: list[str], areas: list[Area], depth: int, clock: _Clock
+        self,
+        text: str,
+        terms: list[str],
+        areas: list[Area],
+        depth: int,
+        clock: _Clock,
+        snap: CatalogSnapshot | None,
+        model: Encoder,
     ) -> _Embedded:
         """The one embedding of the query; with the catalog loaded, intents come with it."""
-        if not self.catalog.ready:
-            vectors = await self.batcher.encode([text], "query", deadline=clock.deadline)
-            return _Embedded(vectors[0], None, [])
+        if snap is None:
+            encoded = await self.batcher.submit(
+                [text], "query", deadline=clock.deadline, encoder=model
+            )
+            return _Embedded(encoded.embeddings[0], None, [])
         single = areas[0] if len(areas) == 1 else None
         # several areas: match across all and keep the wanted ones, so look a little deeper
         top_k = depth if single else depth * len(Area)
         snap, scores, vector = await self.catalog.match(
-            text, area=single, top_k=top_k, deadline=clock.deadline, terms=terms
+            text, area=single, top_k=top_k, deadline=clock.deadline, terms=terms, snapshot=snap
         )
         return _Embedded(vector, snap, scores)
 
@@ -254,12 +276,15 @@ class SearchEngine:
         terms: str,
         embedding: asyncio.Task[_Embedded] | None,
         clock: _Clock,
+        model_ref: str,
     ) -> list[ArticleHit]:
         expression, params = request.filters.expression(self.index.templated_filters)
         vector = None
         if name is SourceName.DENSE and embedding is not None:
             vector = (await asyncio.shield(embedding)).vector
-        query = LegQuery(terms, vector, profile.depth_of(name), clock.deadline, expression, params)
+        query = LegQuery(
+            terms, vector, profile.depth_of(name), clock.deadline, model_ref, expression, params
+        )
         hits = await self.legs[name].search(query)
         floor = (
             profile.thresholds.dense_min

@@ -34,6 +34,8 @@ class LegQuery:
     vector: np.ndarray | None
     depth: int
     deadline: float
+    model_ref: str
+    """The model of ``vector``: the leg searches that model's collection."""
     expression: str = ""
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -62,7 +64,12 @@ class DenseLeg:
         return await asyncio.get_running_loop().run_in_executor(
             self.pool,
             lambda: self.index.dense(
-                vector, query.depth, query.expression, query.params, query.remaining_s()
+                vector,
+                query.depth,
+                query.expression,
+                query.params,
+                query.remaining_s(),
+                self.index.collection_for(query.model_ref),
             ),
         )
 
@@ -80,6 +87,11 @@ class Bm25Leg:
         return await asyncio.get_running_loop().run_in_executor(
             self.pool,
             lambda: self.index.bm25(
-                query.terms, query.depth, query.expression, query.params, query.remaining_s()
+                query.terms,
+                query.depth,
+                query.expression,
+                query.params,
+                query.remaining_s(),
+                self.index.collection_for(query.model_ref),
             ),
         )

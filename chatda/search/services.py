@@ -18,9 +18,12 @@ from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.service import CatalogService
 from chatda.feedback.sink import FeedbackSink, open_sink
 from chatda.feedback.store import FeedbackStore
+from chatda.models.encoder import encoder_loader
+from chatda.models.registry import ModelRegistry
 from chatda.search.articles import ArticleIndex
 from chatda.search.engine import SearchEngine
 from chatda.search.legs import Bm25Leg, DenseLeg
+from chatda.search.model_follow import ModelFollower
 from chatda.search.profiles import SourceName, load_profiles
 from chatda.search.recent import RecentQueries
 from chatda.search.suggestions import SuggestOptions, SuggestService
@@ -40,6 +43,7 @@ class SearchServices:
     feedback: FeedbackSink
     articles: ArticleIndex
     pool: ThreadPoolExecutor
+    follower: ModelFollower
 
     @classmethod
     async def open(
@@ -90,10 +94,24 @@ class SearchServices:
             store,
             settings.feedback_send_timeout_s,
         )
+        follower = ModelFollower(
+            articles,
+            batcher,
+            catalog,
+            encoder_loader(
+                ModelRegistry(settings.models_dir),
+                settings.model_name,
+                settings.device,
+                settings.cpu_threads,
+            ),
+            settings.index_follow_s,
+        )
         await suggest.start()
-        return cls(engine, suggest, recent, feedback, articles, pool)
+        await follower.start()
+        return cls(engine, suggest, recent, feedback, articles, pool, follower)
 
     async def close(self) -> None:
+        await self.follower.close()
         await self.suggest.close()
         # legs the engine stopped waiting for end on their own gRPC timeouts; don't wait here
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -26,6 +26,12 @@ class Chunk:
     end: int
 
 
+def embed_text(title: str, text: str) -> str:
+    """What the model reads for a chunk: the article title, then the chunk (re-index uses it
+    to re-embed stored chunks exactly as ingest embedded them)."""
+    return f"{title}\n{text}"
+
+
 class _Budget:
     def __init__(self, title: str, body: str, count_tokens: Callable[[str], int], limit: int):
         self.title = title
@@ -34,7 +40,7 @@ class _Budget:
         self.limit = limit
 
     def embed_text(self, start: int, end: int) -> str:
-        return f"{self.title}\n{self.body[start:end]}"
+        return embed_text(self.title, self.body[start:end])
 
     def fits(self, start: int, end: int) -> bool:
         return self.count_tokens(self.embed_text(start, end)) <= self.limit

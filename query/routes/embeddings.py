@@ -64,7 +64,8 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     raw = [body.input] if isinstance(body.input, str) else body.input
     limit = state.settings.max_text_chars
     texts = [normalize_query(t, max_chars=limit).text for t in raw]
-    encoded = await state.batcher.submit(texts, kind=body.input_type)
+    encoder = state.encoder  # the model named in the answer is the one that encoded it
+    encoded = await state.batcher.submit(texts, kind=body.input_type, encoder=encoder)
     vectors = encoded.embeddings
     data = [
         {
@@ -79,7 +80,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     payload = {
         "object": "list",
         "data": data,
-        "model": state.encoder.ref,
+        "model": encoder.ref,
         "usage": {"prompt_tokens": encoded.tokens, "total_tokens": encoded.tokens},
     }
     return Response(

@@ -153,13 +153,15 @@ def corpus_rows(encoder: Encoder) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def articles_alias(milvus_uri: str, corpus_rows: list[dict[str, Any]]) -> Iterator[str]:
+def articles_alias(
+    milvus_uri: str, corpus_rows: list[dict[str, Any]], encoder: Encoder
+) -> Iterator[str]:
     """A private alias over a collection holding the corpus (other suites use their own)."""
     client = MilvusClient(uri=milvus_uri)
     suffix = uuid.uuid4().hex[:8]
     name = f"articles__searchtest_{suffix}__20260101T000000"
     alias = f"search_{suffix}"
-    create_articles_collection(client, name)
+    create_articles_collection(client, name, encoder.ref)
     client.insert(name, corpus_rows)
     ensure_alias(client, alias, name)
     yield alias
