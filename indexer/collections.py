@@ -32,20 +32,28 @@ def _older(client: MilvusClient, target: str) -> list[str]:
 
 
 def rollback(client: MilvusClient, registry: ModelRegistry, alias: str) -> tuple[str, str]:
-    """Point the alias at the previous build of the same model; returns (from, to).
+    """Point the alias at the previous build whose model is registered; returns (from, to).
 
-    Only the same model: the services encode queries with the serving model, so moving the alias
-    to another model's vectors would mix embedding spaces (the model switch is a re-index).
+    Any registered model will do: the API and the ingest workers follow the model of the
+    collection the alias serves. Nothing published since is lost either: the workers rejoin
+    the previous collection's consumer group, which resumes where they left it, and catch it up.
     """
     target = alias_target(client, alias)
     if target is None:
         raise IndexStateError(f"alias {alias!r} does not exist; nothing to roll back")
-    model = collection_model(client, target, registry)
-    previous = [n for n in _older(client, target) if collection_model(client, n, registry) == model]
+    previous = [n for n in _older(client, target) if _loadable(client, registry, n)]
     if not previous:
-        raise IndexStateError(f"no earlier collection of model {model} than {target}")
+        raise IndexStateError(f"no earlier collection of a registered model than {target}")
     ensure_alias(client, alias, previous[0])
     return target, previous[0]
+
+
+def _loadable(client: MilvusClient, registry: ModelRegistry, name: str) -> bool:
+    model = collection_model(client, name, registry)
+    if model is None or "@" not in model:
+        return False
+    model_name, version = model.split("@", 1)
+    return registry.exists(model_name, version)
 
 
 def gc(client: MilvusClient, alias: str, keep: int) -> list[str]:

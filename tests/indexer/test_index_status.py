@@ -72,7 +72,7 @@ def test_rollback_and_gc(milvus_uri: str, models_dir: Path) -> None:
         assert {builds[1], builds[2], builds[3]} <= remaining  # newer than serving: kept
         assert gc(client, alias, keep=0) == [builds[1]]
         assert client.has_collection(other_model)  # built after the serving one: left alone
-        with pytest.raises(IndexStateError, match="no earlier collection"):
+        with pytest.raises(IndexStateError, match="no earlier collection of a registered"):
             rollback(client, registry, alias)
     finally:
         client.drop_alias(alias)
