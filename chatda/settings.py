@@ -58,7 +58,15 @@ class Settings(BaseSettings):
     catalog_file: Path | None = Field(default=None, description="imported at start if store empty")
 
     # indexer jobs: name -> "interval:SECONDS" | "cron:CRONTAB" | "off"
-    jobs: dict[str, str] = Field(default_factory=lambda: {"aggregate-feedback": "interval:600"})
+    jobs: dict[str, str] = Field(
+        default_factory=lambda: {
+            "aggregate-feedback": "interval:600",
+            "reindex": "cron:30 3 * * *",
+            "retrain": "off",
+        }
+    )
+    retrain_min_pairs: int = Field(default=200, ge=1, description="click pairs before retraining")
+    retrain_args: str = Field(default="", description="extra `chatda train retrieval` options")
 
     # text
     max_text_chars: int = 20000

@@ -11,6 +11,8 @@ from chatda.settings import Settings
 from indexer.feedback_job import aggregate_feedback
 from indexer.reindex_job import JOB as REINDEX
 from indexer.reindex_job import reindex_job
+from indexer.retrain_job import JOB as RETRAIN
+from indexer.retrain_job import retrain
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ JOBS: dict[str, Job] = {
             REINDEX,
             "blue-green re-index when the serving model is not the one the index was built with",
             reindex_job,
+        ),
+        Job(
+            RETRAIN,
+            "fine-tune on click pairs; serve the new model only if its retrieval is not worse",
+            retrain,
         ),
     ]
 }

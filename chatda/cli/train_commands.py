@@ -131,7 +131,9 @@ def nli_sts_command(
 def retrieval_command(
     model: str | None = typer.Option(None, "--model", help="parent name@version; default: serving"),
     feedback: Path | None = typer.Option(
-        None, "--feedback", help="JSONL of {query, positive} click pairs (until the SQL table)"
+        None,
+        "--feedback",
+        help="JSONL of {query, positive} click pairs (the retrain job exports them)",
     ),
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),

@@ -57,3 +57,21 @@ class FeedbackStore:
         )
         with self.engine.connect() as conn:
             return [(row[0], int(row[1])) for row in conn.execute(statement)]
+
+    def click_pairs(self, limit: int) -> list[tuple[str, str]]:
+        """Distinct ``(query, clicked id)`` of clicks whose query text is known, most clicked
+        first: the query → document pairs retraining learns from."""
+        clicks = func.count()
+        statement = (
+            select(search_events.c.query, search_events.c.clicked_id, clicks)
+            .where(
+                search_events.c.type == "click",
+                search_events.c.query.is_not(None),
+                search_events.c.clicked_id.is_not(None),
+            )
+            .group_by(search_events.c.query, search_events.c.clicked_id)
+            .order_by(clicks.desc(), search_events.c.query)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(row[0], row[1]) for row in conn.execute(statement)]
