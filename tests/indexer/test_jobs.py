@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,9 +12,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import insert, select
 
 from chatda.db.engine import make_engine, upgrade
-from chatda.db.tables import item_stats, search_events
+from chatda.db.tables import item_stats, job_runs, search_events
 from chatda.settings import get_settings
-from indexer.history import JobAlreadyRunning, recent_runs, record_run
+from indexer import history
+from indexer.history import STALE_AFTER, JobAlreadyRunning, recent_runs, record_run
 from indexer.scheduler import build_scheduler, parse_schedule, run_named_job
 
 
@@ -56,6 +57,39 @@ def test_a_job_never_overlaps_itself(engine) -> None:
     release.set()
     worker.join()
     assert record_run(engine, "slow", "manual", lambda: "after")["status"] == "ok"
+
+
+def test_a_killed_run_stops_blocking_once_its_heartbeat_is_stale(engine) -> None:
+    """A run SIGKILLed mid-way leaves a 'running' row; it blocks only while its beat is fresh."""
+    now = datetime.now(UTC)
+    killed = {"job": "build", "trigger": "schedule", "status": "running", "detail": ""}
+    with engine.begin() as conn:
+        conn.execute(
+            insert(job_runs),
+            [
+                killed | {"started_at": now - timedelta(hours=2), "heartbeat_at": now},
+                killed | {"job": "old", "started_at": now, "heartbeat_at": now - STALE_AFTER},
+            ],
+        )
+    with pytest.raises(JobAlreadyRunning):
+        record_run(engine, "build", "manual", lambda: "blocked")
+    assert record_run(engine, "old", "manual", lambda: "fine")["status"] == "ok"
+    assert [r["status"] for r in recent_runs(engine, "old")] == ["ok", "abandoned"]
+
+
+def test_a_long_run_keeps_beating(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "HEARTBEAT_S", 0.05)
+    beats: list[datetime] = []
+
+    def long_job() -> str:
+        for _ in range(3):
+            time.sleep(0.3)
+            (run,) = [r for r in recent_runs(engine, "long") if r["status"] == "running"]
+            beats.append(run["heartbeat_at"])
+        return "done"
+
+    record_run(engine, "long", "manual", long_job)
+    assert beats[0] < beats[1] < beats[2]
 
 
 def test_feedback_aggregation_computes_click_through(engine) -> None:

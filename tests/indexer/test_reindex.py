@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from chatda.articles.progress import wait_until_indexed
 from chatda.articles.publisher import Publisher
 from chatda.db.engine import make_engine, upgrade
 from chatda.models.encoder import Encoder, encoder_loader
-from chatda.models.registry import ModelManifest, ModelNotFound, ModelRegistry, ModelVersion
+from chatda.models.registry import ModelNotFound, ModelRegistry, ModelVersion
 from chatda.settings import Settings, get_settings
 from chatda.storage.articles_schema import alias_target, list_article_collections
 from chatda.storage.index_models import collection_model, ingest_group
@@ -39,8 +40,10 @@ from indexer import history
 from indexer.collections import rollback
 from indexer.reindex import build_alias
 from indexer.reindex_job import run_guarded
+from indexer.scheduler import run_named_job
 from ingest.worker import IngestWorker
 from query.app import create_app
+from tests.fixtures.model import link_model
 from tests.ingest.helpers import (
     REPO,
     TEST_CHUNK_TOKENS,
@@ -60,24 +63,13 @@ FIRST = 40
 
 
 @pytest.fixture(scope="module")
-def second_model(models_dir: Path, base_model: ModelVersion) -> str:
-    """``e5-small-ko@reindex-<tag>``: the base weights under another version (hard links)."""
+def second_model(models_dir: Path, base_model: ModelVersion) -> Iterator[str]:
+    """``e5-small-ko@reindex-<tag>``: the base weights under another version (hard links),
+    removed from the shared registry after the module."""
     registry = ModelRegistry(models_dir)
-    manifest = ModelManifest.model_validate(
-        {
-            **base_model.manifest.model_dump(),
-            "version": f"reindex-{uuid.uuid4().hex[:6]}",
-            "parent": base_model.manifest.ref,
-        }
-    )
-    with registry.staging(manifest) as folder:
-        for source in base_model.path.rglob("*"):
-            if source.name == "chatda_manifest.json" or source.is_dir():
-                continue
-            target = folder / source.relative_to(base_model.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(source, target)
-    return manifest.ref
+    manifest = link_model(registry, base_model, f"reindex-{uuid.uuid4().hex[:6]}")
+    yield manifest.ref
+    shutil.rmtree(registry.get(manifest.name, manifest.version).path)
 
 
 @pytest.fixture(scope="module")
@@ -382,3 +374,27 @@ def test_interrupted_reindex_leaves_the_live_index_and_is_cleaned_up(
     settle(settings, milvus, names)
     assert_complete(milvus, names, encoder, published)
     json.dumps(report.as_dict())  # the --json report serialises
+
+
+def test_scheduled_job_builds_only_when_the_serving_model_is_not_indexed(
+    settings: Settings,
+    api: TestClient,
+    published: dict[str, ArticleMessage],
+    milvus: MilvusClient,
+    names: Names,
+    encoder: Encoder,
+) -> None:
+    """The alias serves the second model now while base is the promoted one: the job builds
+    for base, and a second run finds nothing to do."""
+    first = run_named_job("reindex", trigger="manual")
+    assert first["status"] == "ok", first
+    assert collection_model(milvus, alias_target(milvus, names.alias)) == encoder.ref
+    wait_for_model(api, encoder.ref)
+    second = run_named_job("reindex", trigger="manual")
+    assert second == {
+        "job": "reindex",
+        "status": "ok",
+        "detail": f"index already built with {encoder.ref}",
+    }
+    settle(settings, milvus, names)
+    assert_complete(milvus, names, encoder, published)
