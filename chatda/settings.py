@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     jobs: dict[str, str] = Field(
         default_factory=lambda: {
             "aggregate-feedback": "interval:600",
+            "refresh-suggestions": "interval:300",
             "reindex": "cron:30 3 * * *",
             "retrain": "off",
         }
@@ -108,7 +109,7 @@ class Settings(BaseSettings):
         default=100_000, ge=1, description="query ids remembered to flag unknown feedback"
     )
     suggest_refresh_s: float = Field(
-        default=300.0, gt=0, description="reload article titles and popular queries"
+        default=300.0, gt=0, description="reload article titles and suggestion popularity"
     )
     suggest_max_titles: int = Field(default=50_000, ge=1)
     suggest_max_hint_chars: int = Field(default=30, ge=1, description="longer hints are prose")
@@ -116,6 +117,9 @@ class Settings(BaseSettings):
         default=3, ge=1, description="searches with feedback before a query is suggested"
     )
     suggest_max_queries: int = Field(default=1000, ge=1)
+    suggest_half_life_days: float = Field(
+        default=30.0, gt=0, description="a search's weight in popularity halves every N days"
+    )
     events_partitions: int = Field(default=4, ge=1, description="partitions of a new events topic")
     feedback_group_id: str = "chatda-feedback"
     feedback_send_timeout_s: float = Field(default=2.0, gt=0)

@@ -13,6 +13,8 @@ from indexer.reindex_job import JOB as REINDEX
 from indexer.reindex_job import reindex_job
 from indexer.retrain_job import JOB as RETRAIN
 from indexer.retrain_job import retrain
+from indexer.suggest_job import JOB as REFRESH_SUGGESTIONS
+from indexer.suggest_job import refresh_suggestions
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ JOBS: dict[str, Job] = {
             "aggregate-feedback",
             "click-through per shown item from search events (threshold review, retraining)",
             lambda _settings, engine: aggregate_feedback(engine),
+        ),
+        Job(
+            REFRESH_SUGGESTIONS,
+            "popular queries and clicked items, time-decayed, for suggestion ranking",
+            refresh_suggestions,
         ),
         Job(
             REINDEX,

@@ -88,3 +88,15 @@ item_stats = Table(
     Column("ctr", Float, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# What suggestions rank by, rebuilt from search_events by the refresh-suggestions job and read
+# by every API process: kind "query" (a query text) or "item" (a clicked article or intent id).
+suggest_popularity = Table(
+    "suggest_popularity",
+    metadata,
+    Column("kind", String(8), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("popularity", Float, nullable=False),
+    Column("searches", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

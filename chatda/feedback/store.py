@@ -1,4 +1,4 @@
-"""Feedback in the SQL store: idempotent writes, and the popular queries that feed suggestions.
+"""Feedback in the SQL store: idempotent writes, and the click pairs retraining reads.
 
 Writes skip event ids already stored (``ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL), so
 at-least-once delivery from Kafka, a consumer restart, or a Kafka-then-SQL fallback in the API
@@ -38,25 +38,6 @@ class FeedbackStore:
             for record in records:
                 stored += conn.execute(self._insert.values(**record.row())).rowcount
         return stored
-
-    def popular_queries(self, min_searches: int, limit: int) -> list[tuple[str, int]]:
-        """Queries whose answers got feedback in at least ``min_searches`` separate searches.
-
-        Counting searches, not events, keeps one long result page (many impressions) from
-        making its query "popular"; the floor keeps one person's one-off (possibly private)
-        query out of everyone's suggestions.
-        """
-        searches = func.count(func.distinct(search_events.c.query_id))
-        statement = (
-            select(search_events.c.query, searches)
-            .where(search_events.c.query.is_not(None))
-            .group_by(search_events.c.query)
-            .having(searches >= min_searches)
-            .order_by(searches.desc(), search_events.c.query)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [(row[0], int(row[1])) for row in conn.execute(statement)]
 
     def click_pairs(self, limit: int) -> list[tuple[str, str]]:
         """Distinct ``(query, clicked id)`` of clicks whose query text is known, most clicked

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.service import CatalogService
+from chatda.feedback.popularity import PopularityStore
 from chatda.feedback.sink import FeedbackSink, open_sink
 from chatda.feedback.store import FeedbackStore
 from chatda.models.encoder import encoder_loader
@@ -65,12 +66,11 @@ class SearchServices:
         suggest = SuggestService(
             catalog,
             articles,
-            store,
+            PopularityStore(sql),
             SuggestOptions(
                 refresh_s=settings.suggest_refresh_s,
                 max_titles=settings.suggest_max_titles,
                 max_hint_chars=settings.suggest_max_hint_chars,
-                min_query_searches=settings.suggest_min_query_searches,
                 max_queries=settings.suggest_max_queries,
             ),
         )

@@ -2,11 +2,13 @@
 
 Three sources feed it: the open intents exposed in the SUGGEST area (names, and hints short
 enough to read as completions rather than descriptions), article titles read from Milvus,
-and queries that earlier searches' feedback made popular. A new ``SuggestionIndex`` is built
-off the event loop and replaces the old one in a single reference swap, so a request always
-reads one whole index. Rebuilds happen when the catalog snapshot version changes (checked every
-``tick_s``) and every ``refresh_s`` when titles and popular queries are reloaded; a source
-that is unavailable (no Milvus, a DB hiccup) keeps its last known entries.
+and queries that earlier searches' feedback made popular. Popularity (of queries, and of the
+titles and intents people click) comes from the table the ``refresh-suggestions`` job writes.
+A new ``SuggestionIndex`` is built off the event loop and replaces the old one in a single
+reference swap, so a request always reads one whole index. Rebuilds happen when the catalog
+snapshot version changes (checked every ``tick_s``) and every ``refresh_s`` when titles and
+popularity are reloaded; a source that is unavailable (no Milvus, a DB hiccup) keeps its last
+known entries.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from chatda.catalog.models import Area
 from chatda.catalog.service import CatalogService
 from chatda.catalog.snapshot import CatalogSnapshot
-from chatda.feedback.store import FeedbackStore
+from chatda.feedback.popularity import PopularityStore
 from chatda.search.articles import ArticleIndex
 from chatda.suggest.entries import SuggestEntry, Suggestion
 from chatda.suggest.index import SuggestionIndex
@@ -34,7 +36,6 @@ class SuggestOptions:
     tick_s: float = 1.0
     max_titles: int = 50_000
     max_hint_chars: int = 30
-    min_query_searches: int = 3
     max_queries: int = 1000
 
 
@@ -50,16 +51,22 @@ class IndexInfo:
     built_at: float
 
 
-def intent_entries(snapshot: CatalogSnapshot, max_hint_chars: int) -> list[SuggestEntry]:
-    """Open SUGGEST-area intents: the name, and each hint up to ``max_hint_chars`` long."""
+def intent_entries(
+    snapshot: CatalogSnapshot, max_hint_chars: int, clicks: dict[str, float]
+) -> list[SuggestEntry]:
+    """Open SUGGEST-area intents: the name, and each hint up to ``max_hint_chars`` long, all as
+    popular as the intent's clicks."""
     entries: list[SuggestEntry] = []
     for intent in snapshot.intents:
         if not intent.open or Area.SUGGEST not in intent.areas:
             continue
         ref = str(intent.id)
-        entries.append(SuggestEntry(intent.name, "intent", ref))
+        popularity = clicks.get(ref, 0.0)
+        entries.append(SuggestEntry(intent.name, "intent", ref, popularity))
         entries.extend(
-            SuggestEntry(hint, "hint", ref) for hint in intent.hints if len(hint) <= max_hint_chars
+            SuggestEntry(hint, "hint", ref, popularity)
+            for hint in intent.hints
+            if len(hint) <= max_hint_chars
         )
     return entries
 
@@ -69,15 +76,16 @@ class SuggestService:
         self,
         catalog: CatalogService,
         articles: ArticleIndex,
-        feedback: FeedbackStore,
+        popularity: PopularityStore,
         options: SuggestOptions,
     ) -> None:
         self.catalog = catalog
         self.articles = articles
-        self.feedback = feedback
+        self.popularity = popularity
         self.options = options
         self._titles: list[SuggestEntry] = []
         self._queries: list[SuggestEntry] = []
+        self._clicks: dict[str, float] = {}
         self._serving = (SuggestionIndex(()), IndexInfo(None, 0, 0, 0, 0, time.time()))
         self._task: asyncio.Task[None] | None = None
 
@@ -113,31 +121,34 @@ class SuggestService:
             await asyncio.sleep(self.options.tick_s)
 
     async def reload_sources(self) -> bool:
-        """Re-read titles and popular queries; returns whether either changed."""
-        titles, queries = self._titles, self._queries
+        """Re-read popularity and titles; returns whether anything changed."""
+        queries, clicks = self._queries, self._clicks
+        try:
+            popular = await asyncio.to_thread(self.popularity.load, self.options.max_queries)
+            queries = [SuggestEntry(text, "query", None, n) for text, n in popular.queries]
+            clicks = popular.items
+        except Exception as exc:
+            log.warning("suggestion popularity unavailable: %s", exc)
+        titles = self._titles
         try:
             if await asyncio.to_thread(self.articles.connect):
                 found = await asyncio.to_thread(self.articles.titles, self.options.max_titles)
-                titles = [SuggestEntry(title, "title", post_id) for post_id, title in found]
+                titles = [
+                    SuggestEntry(title, "title", post_id, clicks.get(post_id, 0.0))
+                    for post_id, title in found
+                ]
         except Exception as exc:  # e.g. the alias does not exist before the first ingest
             log.warning("article titles for suggestions unavailable: %s", exc)
-        try:
-            popular = await asyncio.to_thread(
-                self.feedback.popular_queries,
-                self.options.min_query_searches,
-                self.options.max_queries,
-            )
-            queries = [SuggestEntry(text, "query", None, float(n)) for text, n in popular]
-        except Exception as exc:
-            log.warning("popular queries for suggestions unavailable: %s", exc)
-        changed = titles != self._titles or queries != self._queries
-        self._titles, self._queries = titles, queries
+        changed = (titles, queries, clicks) != (self._titles, self._queries, self._clicks)
+        self._titles, self._queries, self._clicks = titles, queries, clicks
         return changed
 
     async def rebuild(self) -> None:
         """Build a new index from the current sources and swap it in."""
         snapshot = self.catalog.snapshot if self.catalog.ready else None
-        intents = intent_entries(snapshot, self.options.max_hint_chars) if snapshot else []
+        intents = (
+            intent_entries(snapshot, self.options.max_hint_chars, self._clicks) if snapshot else []
+        )
         titles, queries = self._titles, self._queries
         index = await asyncio.to_thread(SuggestionIndex, [*intents, *titles, *queries])
         info = IndexInfo(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from chatda.db.engine import upgrade
 from chatda.db.tables import search_events
 from chatda.feedback import consumer
 from chatda.feedback.events import Click, FeedbackRecord, Impression, Shown
+from chatda.feedback.popularity import PopularityStore
 from chatda.feedback.store import FeedbackStore
 from chatda.search.recent import RecentQueries
 
@@ -153,6 +154,9 @@ def test_feedback_through_kafka_reaches_sql_via_the_consumer(search_client: Test
     assert row is not None and row["query"] == "파킹통장 금리" and row["known_query"] is True
 
 
+NOW = datetime.now(UTC) + timedelta(seconds=5)
+
+
 def record(event: Impression | Click, query: str | None = "송금") -> FeedbackRecord:
     return FeedbackRecord(
         event_id=uuid.uuid4(),
@@ -185,7 +189,7 @@ def test_consumer_skips_records_that_do_not_parse(store: FeedbackStore) -> None:
     assert consumer.persist(store, values) == 1
 
 
-def test_popular_queries_count_searches_not_events(store: FeedbackStore) -> None:
+def test_popularity_counts_searches_not_events(store: FeedbackStore) -> None:
     one_search = uuid.uuid4()
     many = [Shown(id=f"d{i}", position=i + 1) for i in range(5)]
     store.save(
@@ -199,10 +203,36 @@ def test_popular_queries_count_searches_not_events(store: FeedbackStore) -> None
             [record(Click(type="click", query_id=uuid.uuid4(), clicked_id="a", position=1), "예금")]
         )
     store.save(
-        [record(Click(type="click", query_id=uuid.uuid4(), clicked_id="a", position=1), None)]
+        [record(Click(type="click", query_id=uuid.uuid4(), clicked_id="b", position=1), None)]
     )
-    assert store.popular_queries(min_searches=1, limit=10) == [("예금", 3), ("적금", 1)]
-    assert store.popular_queries(min_searches=2, limit=10) == [("예금", 3)]
+    popularity = PopularityStore(store.engine)
+    report = popularity.refresh(min_searches=1, max_queries=10, half_life_days=30, now=NOW)
+    assert (report.queries, report.searches, report.items, report.clicks) == (2, 4, 2, 4)
+    loaded = popularity.load(max_queries=10)
+    assert [q for q, _ in loaded.queries] == ["예금", "적금"]
+    assert [round(n) for _, n in loaded.queries] == [3, 1]  # seconds old: weight ≈ 1 each
+    assert loaded.items == pytest.approx({"a": 3.0, "b": 1.0}, rel=1e-3)
+    popularity.refresh(min_searches=2, max_queries=10, half_life_days=30, now=NOW)
+    assert [q for q, _ in popularity.load(max_queries=10).queries] == ["예금"]  # the floor
+
+
+def test_popularity_decays_with_age(store: FeedbackStore) -> None:
+    def searched(query: str, days_ago: float) -> FeedbackRecord:
+        click = Click(type="click", query_id=uuid.uuid4(), clicked_id=query, position=1)
+        return record(click, query).model_copy(
+            update={"received_at": NOW - timedelta(days=days_ago)}
+        )
+
+    store.save([searched("작년 습관", 365) for _ in range(4)])  # 4 × 0.5**(365/30) ≈ 0
+    store.save([searched("어제 급상승", 1) for _ in range(2)])
+    popularity = PopularityStore(store.engine)
+    popularity.refresh(min_searches=2, max_queries=10, half_life_days=30, now=NOW)
+    loaded = popularity.load(max_queries=10)
+    assert [q for q, _ in loaded.queries] == ["어제 급상승", "작년 습관"]
+    assert dict(loaded.queries)["어제 급상승"] == pytest.approx(2 * 0.5 ** (1 / 30))
+    assert loaded.items["작년 습관"] < loaded.items["어제 급상승"]
+    popularity.refresh(min_searches=2, max_queries=1, half_life_days=30, now=NOW)
+    assert popularity.load(max_queries=10).queries == loaded.queries[:1]
 
 
 def test_recent_queries_forget_the_oldest() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from indexer.suggest_job import refresh_suggestions
 from tests.search.conftest import ADMIN_TOKEN
 
 
@@ -100,23 +101,45 @@ def test_catalog_edits_rebuild_the_index(bare_client: TestClient) -> None:
     assert after > before
 
 
+def click(client: TestClient, query: str, clicked_id: str) -> None:
+    search = client.get("/v1/search", params={"q": query, "profile": "patient"}).json()
+    sent = client.post(
+        "/v1/feedback",
+        json={
+            "type": "click",
+            "query_id": search["query_id"],
+            "clicked_id": clicked_id,
+            "position": 1,
+        },
+    )
+    assert sent.json() == {**sent.json(), "known_query": True, "stored_via": "sql"}
+
+
+def refresh_popularity(client: TestClient) -> None:
+    """What the scheduler does (the refresh-suggestions job), then the API's periodic reload."""
+    state = client.app.state.chatda  # type: ignore[attr-defined]
+    suggest_service = state.search.suggest
+    refresh_suggestions(state.settings, suggest_service.popularity.engine)
+    assert client.portal is not None
+    client.portal.call(suggest_service.reload_sources)
+    client.portal.call(suggest_service.rebuild)
+
+
 def test_popular_queries_from_feedback(bare_client: TestClient) -> None:
     query = "환전 우대 " + uuid.uuid4().hex[:4]  # unique, so earlier runs cannot interfere
-    for _ in range(2):  # suggest_min_query_searches=2 in the test settings
-        search = bare_client.get("/v1/search", params={"q": query, "profile": "patient"}).json()
-        sent = bare_client.post(
-            "/v1/feedback",
-            json={
-                "type": "click",
-                "query_id": search["query_id"],
-                "clicked_id": "2",
-                "position": 1,
-            },
-        )
-        assert sent.json() == {**sent.json(), "known_query": True, "stored_via": "sql"}
-    services = bare_client.app.state.chatda.search  # type: ignore[attr-defined]
-    assert bare_client.portal is not None
-    bare_client.portal.call(services.suggest.reload_sources)
-    bare_client.portal.call(services.suggest.rebuild)
+    click(bare_client, query, "2")
+    refresh_popularity(bare_client)
+    assert query not in [s["text"] for s in suggest(bare_client, "환전 우대")]  # one search only
+    click(bare_client, query, "2")  # suggest_min_query_searches=2 in the test settings
+    refresh_popularity(bare_client)
     found = wait_for(bare_client, "환전 우대", query, timeout_s=5)
     assert found["kind"] == "query" and found["ref"] is None
+
+
+def test_clicked_intents_rise_among_equal_matches(bare_client: TestClient) -> None:
+    before = [s["text"] for s in suggest(bare_client, "송금")]
+    assert before.index("송금") < before.index("송금 내역")  # shorter first, all else equal
+    for _ in range(6):
+        click(bare_client, "송금 기록 " + uuid.uuid4().hex[:4], "4")  # intent 4: 송금 내역
+    refresh_popularity(bare_client)
+    assert [s["text"] for s in suggest(bare_client, "송금", 2)] == ["송금 내역", "송금"]
