@@ -82,7 +82,7 @@ def reindex(
 
 @app.command()
 def rollback() -> None:
-    """Point the alias back at the previous build of the same model."""
+    """Point the alias back at the previous build of a registered model (API and workers follow)."""
     from chatda.models.registry import ModelRegistry
     from chatda.storage.milvus_client import connect
     from indexer.collections import IndexStateError
