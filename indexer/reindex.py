@@ -53,6 +53,7 @@ from chatda.storage.articles_schema import (
     create_articles_collection,
     ensure_alias,
 )
+from chatda.storage.filters import quote
 from chatda.storage.index_models import ingest_group, served_index
 from chatda.text.chunker import embed_text
 from chatda.text.morphemes import Morphemes
@@ -269,16 +270,27 @@ def _articles(client: MilvusClient, collection: str) -> dict[str, tuple[int, int
     return {p: (versions[p], n) for p, n in counts.items()}
 
 
-def _titles(client: MilvusClient, collection: str, post_ids: list[str]) -> dict[str, str]:
+def known_queries(client: MilvusClient, collection: str, post_ids: list[str]) -> dict[str, str]:
+    """post_id → its title, for the titles no other article shares: a title two articles carry
+    names neither, and which one ranks first would be a coin toss, not a quality signal."""
     if not post_ids:
         return {}
-    quoted = ", ".join(f'"{p}"' for p in post_ids)
     rows = client.query(
         collection,
-        filter=f"chunk_no == 0 and post_id in [{quoted}]",
+        filter=f"chunk_no == 0 and post_id in [{', '.join(quote(p) for p in post_ids)}]",
         output_fields=["post_id", "title"],
     )
-    return {row["post_id"]: row["title"] for row in rows}
+    titles = {row["post_id"]: row["title"] for row in rows if row["title"].strip()}
+    if not titles:
+        return {}
+    wanted = ", ".join(quote(t) for t in set(titles.values()))
+    carriers = Counter(
+        row["title"]
+        for row in client.query(
+            collection, filter=f"chunk_no == 0 and title in [{wanted}]", output_fields=["title"]
+        )
+    )
+    return {p: t for p, t in titles.items() if carriers[t] == 1}
 
 
 def _quality(
@@ -342,7 +354,7 @@ def verify(
     result.mismatched = [p for p in stable if old.get(p) != new.get(p)]
     step = max(1, len(stable) // max(sample, 1))
     sampled = [p for p in stable[::step][:sample] if p in old and p in new]
-    queries = {p: t for p, t in _titles(client, live, sampled).items() if t.strip()}
+    queries = known_queries(client, live, sampled)
     result.live = _quality(index, live, live_encoder, morphemes, queries)
     result.built = _quality(index, built, built_encoder, morphemes, queries)
     return result
