@@ -476,11 +476,9 @@ def reindex(
     copy_s = time.monotonic() - copy_started
 
     replay = ReplayWorker(options, options.data_dir / "logs" / f"reindex-{built}.log")
-    index = ArticleIndex(options.milvus_uri, options.data_dir, options.alias)
+    index = ArticleIndex.over(client, options.alias)
     try:
         _wait_caught_up(options, build_group, replay)
-        if not index.connect():
-            raise ReindexError(f"cannot reach Milvus at {options.milvus_uri} to verify")
 
         def touched_since() -> set[str]:
             now = topic_end_offsets(options.bootstrap, options.topic)
@@ -508,7 +506,6 @@ def reindex(
         swap(client, options.alias, built)
     finally:
         replay.stop()
-        index.close()
     client.drop_alias(build_alias(options.alias))
     report = ReindexReport(
         live=served.collection,

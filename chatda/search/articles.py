@@ -73,6 +73,14 @@ class ArticleIndex:
         self._connection: _Connection | None = None
         self._collections: dict[str, str] = {}
 
+    @classmethod
+    def over(cls, client: MilvusClient, alias: str) -> ArticleIndex:
+        """The search legs on a client its caller already holds (and closes): a job that is
+        connected anyway need not open, and wait for, a second connection."""
+        index = cls(None, Path(), alias)
+        index._connection = _Connection(client, ScoreConvention.from_client(client))
+        return index
+
     def serve(self, model_ref: str, collection: str) -> None:
         """Queries encoded by ``model_ref`` search ``collection`` from now on.
 
