@@ -4,31 +4,25 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import insert, select
+from sqlalchemy import Engine, insert, select
 
-from chatda.db.engine import make_engine, upgrade
 from chatda.db.tables import item_stats, job_runs, search_events
-from chatda.settings import get_settings
 from indexer import history
 from indexer.history import STALE_AFTER, JobAlreadyRunning, recent_runs, record_run
 from indexer.scheduler import build_scheduler, parse_schedule, run_named_job
+from tests.indexer.conftest import job_store
 
 
 @pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("CHATDA_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CHATDA_JOBS", '{"aggregate-feedback": "interval:1"}')
-    get_settings.cache_clear()
-    engine = make_engine(get_settings().sql_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-    get_settings.cache_clear()
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    with job_store(monkeypatch, tmp_path, jobs='{"aggregate-feedback": "interval:1"}') as engine:
+        yield engine
 
 
 def test_runs_are_recorded_with_outcome(engine) -> None:

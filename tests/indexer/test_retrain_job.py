@@ -17,7 +17,6 @@ import pytest
 from pymilvus import MilvusClient
 from sqlalchemy import Engine, insert
 
-from chatda.db.engine import make_engine, upgrade
 from chatda.db.tables import search_events
 from chatda.models.encoder import Encoder
 from chatda.models.registry import ModelRegistry, ModelVersion
@@ -26,6 +25,7 @@ from chatda.storage.articles_schema import create_articles_collection, ensure_al
 from indexer.history import recent_runs
 from indexer.scheduler import run_named_job
 from tests.fixtures.model import link_model
+from tests.indexer.conftest import job_store
 from tests.search.conftest import ARTICLES
 from tests.search.corpus import article_rows
 
@@ -66,19 +66,17 @@ def alias(milvus_uri: str, encoder: Encoder) -> Iterator[str]:
 def engine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: ModelRegistry, milvus_uri: str
 ) -> Iterator[Engine]:
-    monkeypatch.setenv("CHATDA_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CHATDA_MODELS_DIR", str(registry.root))
-    monkeypatch.setenv("CHATDA_MILVUS_URI", milvus_uri)
-    monkeypatch.setenv("CHATDA_DEVICE", "cpu")
-    monkeypatch.setenv("CHATDA_CPU_THREADS", "1")
-    monkeypatch.setenv("CHATDA_RETRAIN_MIN_PAIRS", "5")
-    monkeypatch.setenv("CHATDA_RETRAIN_ARGS", "--max-steps 2 --skip-eval --max-pairs 32")
-    get_settings.cache_clear()
-    engine = make_engine(get_settings().sql_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-    get_settings.cache_clear()
+    with job_store(
+        monkeypatch,
+        tmp_path,
+        models_dir=str(registry.root),
+        milvus_uri=milvus_uri,
+        device="cpu",
+        cpu_threads="1",
+        retrain_min_pairs="5",
+        retrain_args="--max-steps 2 --skip-eval --max-pairs 32",
+    ) as engine:
+        yield engine
 
 
 def add_clicks(engine: Engine, clicks: list[tuple[str, str]]) -> None:
