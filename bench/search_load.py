@@ -12,25 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 from urllib.parse import quote
-
-from pymilvus import MilvusClient
 
 from bench.embeddings_load import roofline
 from bench.loadgen import HEADER, run_load
 from bench.server import api_server
+from bench.stack import ingest_worker, local_stack
 from chatda.articles.message import ArticleMessage
-from chatda.articles.progress import wait_until_indexed
 from chatda.articles.publisher import Publisher
-from chatda.broker.tansu import TansuBroker
-from chatda.demo import articles_path, catalog_path
+from chatda.demo import articles_path
 from chatda.settings import get_settings
-from chatda.storage.milvus_server import MilvusLiteServer
 
 QUERIES = [
     "해외 송금 수수료",
@@ -55,41 +46,13 @@ def main() -> None:
     settings = get_settings()
     best_bs, best_rate, _ = roofline(seconds=3)
     rows = []
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        TansuBroker() as broker,
-        MilvusLiteServer(Path(tmp) / "milvus") as milvus,
-    ):
-        env = {
-            "CHATDA_DATA_DIR": tmp,
-            "CHATDA_MODELS_DIR": str(settings.models_dir.resolve()),
-            "CHATDA_KAFKA_BOOTSTRAP": broker.bootstrap,
-            "CHATDA_MILVUS_URI": milvus.uri,
-            "CHATDA_CATALOG_FILE": str(catalog_path()),
-            "CHATDA_REQUEST_TIMEOUT_MS": "60000",
-        }
+    with local_stack() as stack:
         lines = articles_path().read_text(encoding="utf-8").splitlines()
-        with Publisher(broker.bootstrap, settings.articles_topic, settings.article_partitions) as p:
+        with Publisher(stack.bootstrap, settings.articles_topic, settings.article_partitions) as p:
             p.publish_many([ArticleMessage.model_validate(json.loads(x)) for x in lines if x])
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "chatda.cli.main", "ingest"],
-            env={**os.environ, **env, "CHATDA_LOG_LEVEL": "WARNING"},
-        )
-        try:
-            probe = MilvusClient(uri=milvus.uri)
-            wait_until_indexed(
-                broker.bootstrap,
-                probe,
-                settings.ingest_group_id,
-                settings.articles_alias,
-                settings.articles_topic,
-                900,
-            )
-            probe.close()
-        finally:
-            worker.terminate()
-            worker.wait(60)
-        with api_server(env) as base:
+        with ingest_worker(stack.env):
+            stack.wait_indexed(900)
+        with api_server(stack.env) as base:
             for profile in args.profiles:
                 paths = [f"/v1/search?profile={profile}&q={quote(q)}" for q in QUERIES]
 
