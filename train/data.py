@@ -153,10 +153,8 @@ def konlpy_documents(data_dir: Path) -> list[Document]:
 
 
 def read_feedback(path: Path) -> list[tuple[str, str]]:
-    """Click feedback exported as JSONL ``{"query": ..., "positive": ...}`` (one pair a line).
-
-    Stands in for the SQL click table until it exists.
-    """
+    """Click feedback as JSONL ``{"query": ..., "positive": ...}`` (one pair a line): what the
+    indexer's retrain job exports from the SQL store's clicks."""
     pairs: list[tuple[str, str]] = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

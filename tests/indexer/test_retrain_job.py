@@ -63,8 +63,34 @@ def alias(milvus_uri: str, encoder: Encoder) -> Iterator[str]:
 
 
 @pytest.fixture
+def training_data(tmp_path: Path) -> Path:
+    """A few lines in the shape of the shared datasets that retrieval training reads besides
+    the clicks, so the test runs wherever the shared data is not."""
+    root = tmp_path / "training-data"
+    chat = root / "korean_chatbot_data" / "ChatbotData.csv"
+    chat.parent.mkdir(parents=True)
+    chat.write_text(
+        "Q,A,label\n환전은 어디서 해?,은행이나 앱에서 할 수 있어요.,0\n"
+        "적금 들까?,목표가 있다면 좋아요.,0\n이체가 안 돼,한도를 확인해 보세요.,0\n",
+        encoding="utf-8",
+    )
+    bill = root / "konlpy_corpus" / "kobill" / "1.txt"
+    bill.parent.mkdir(parents=True)
+    bill.write_text(
+        "전자금융거래법 일부개정법률안\n전자금융거래의 안전성을 높인다. 이용자의 권리를 보호한다. "
+        "위반 시 과태료를 부과한다.",
+        encoding="utf-8",
+    )
+    return root
+
+
+@pytest.fixture
 def engine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: ModelRegistry, milvus_uri: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    registry: ModelRegistry,
+    milvus_uri: str,
+    training_data: Path,
 ) -> Iterator[Engine]:
     with job_store(
         monkeypatch,
@@ -74,7 +100,7 @@ def engine(
         device="cpu",
         cpu_threads="1",
         retrain_min_pairs="5",
-        retrain_args="--max-steps 2 --skip-eval --max-pairs 32",
+        retrain_args=f"--max-steps 2 --skip-eval --max-pairs 32 --data-dir {training_data}",
     ) as engine:
         yield engine
 
