@@ -54,6 +54,7 @@ from chatda.storage.articles_schema import (
     ensure_alias,
 )
 from chatda.storage.filters import quote
+from chatda.storage.first_chunks import first_chunks
 from chatda.storage.index_models import ingest_group, served_index
 from chatda.text.chunker import embed_text
 from chatda.text.morphemes import Morphemes
@@ -273,13 +274,7 @@ def _articles(client: MilvusClient, collection: str) -> dict[str, tuple[int, int
 def known_queries(client: MilvusClient, collection: str, post_ids: list[str]) -> dict[str, str]:
     """post_id → its title, for the titles no other article shares: a title two articles carry
     names neither, and which one ranks first would be a coin toss, not a quality signal."""
-    if not post_ids:
-        return {}
-    rows = client.query(
-        collection,
-        filter=f"chunk_no == 0 and post_id in [{', '.join(quote(p) for p in post_ids)}]",
-        output_fields=["post_id", "title"],
-    )
+    rows = first_chunks(client, collection, post_ids, ["title"])
     titles = {row["post_id"]: row["title"] for row in rows if row["title"].strip()}
     if not titles:
         return {}

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from chatda.feedback.store import FeedbackStore
 from chatda.models.registry import ModelRegistry
 from chatda.settings import Settings
-from chatda.storage.filters import quote
+from chatda.storage.first_chunks import first_chunks
 from chatda.storage.milvus_client import connect
 from chatda.text.chunker import embed_text
 
@@ -31,21 +31,12 @@ log = logging.getLogger(__name__)
 
 JOB = "retrain"
 _MAX_PAIRS = 100_000
-_LOOKUP_GROUP = 256
 
 
 def article_texts(client: MilvusClient, alias: str, post_ids: list[str]) -> dict[str, str]:
     """The first chunk of each article as the model read it (title + text)."""
-    texts: dict[str, str] = {}
-    for start in range(0, len(post_ids), _LOOKUP_GROUP):
-        group = post_ids[start : start + _LOOKUP_GROUP]
-        rows = client.query(
-            alias,
-            filter=f"chunk_no == 0 and post_id in [{', '.join(quote(p) for p in group)}]",
-            output_fields=["post_id", "title", "text"],
-        )
-        texts.update({r["post_id"]: embed_text(r["title"], r["text"]) for r in rows})
-    return texts
+    rows = first_chunks(client, alias, post_ids, ["title", "text"])
+    return {r["post_id"]: embed_text(r["title"], r["text"]) for r in rows}
 
 
 def export_pairs(settings: Settings, clicks: list[tuple[str, str]], path: Path) -> int:
