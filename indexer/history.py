@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from chatda.db.tables import job_runs
+from chatda.db.timestamps import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def record_run(engine: Engine, job: str, trigger: str, fn: Callable[[], str]) ->
         ).all()
         for row in running:
             beat = row.heartbeat_at or row.started_at
-            if now - beat.replace(tzinfo=beat.tzinfo or UTC) < STALE_AFTER:
+            if now - as_utc(beat) < STALE_AFTER:
                 raise JobAlreadyRunning(f"job {job} is already running (run {row.id})")
             conn.execute(
                 update(job_runs)

@@ -16,6 +16,7 @@ from chatda.catalog.errors import Conflict, IntentNotFound, InvalidCatalog
 from chatda.catalog.models import Intent, IntentIn, IntentUpdate
 from chatda.catalog.tree import check_tree
 from chatda.db.tables import catalog_state, intents
+from chatda.db.timestamps import as_utc
 
 
 def _now() -> datetime:
@@ -24,8 +25,7 @@ def _now() -> datetime:
 
 def _row_to_intent(row: object) -> Intent:
     data = dict(row._mapping)  # type: ignore[attr-defined]
-    if data["updated_at"].tzinfo is None:
-        data["updated_at"] = data["updated_at"].replace(tzinfo=UTC)
+    data["updated_at"] = as_utc(data["updated_at"])
     return Intent.model_validate(data)
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, insert, select
 
 from chatda.db.tables import search_events, suggest_popularity
+from chatda.db.timestamps import as_utc
 
 QUERY, ITEM = "query", "item"
 _MAX_KEY = 512
@@ -45,10 +46,6 @@ class RefreshReport:
         )
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite drops the zone
-
-
 class PopularityStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -59,7 +56,7 @@ class PopularityStore:
         """Recompute the table from the events and replace it in one transaction."""
 
         def weight(moment: datetime) -> float:
-            age_days = max((now - _aware(moment)).total_seconds(), 0.0) / 86400
+            age_days = max((now - as_utc(moment)).total_seconds(), 0.0) / 86400
             return float(0.5 ** (age_days / half_life_days))
 
         searches: Counter[str] = Counter()
