@@ -79,9 +79,9 @@ def default_config(task: str, device: str, **overrides: Any) -> TrainConfig:
     device = resolve_device(device)
     config = TrainConfig(device=device)
     kind = "cuda" if device.startswith("cuda") else "cpu"
-    for key, value in {**DEFAULTS[(task, kind)], **overrides}.items():
-        if value is not None:
-            setattr(config, key, value)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    for key, value in {**DEFAULTS[(task, kind)], **given}.items():
+        setattr(config, key, value)
     return config
 
 
