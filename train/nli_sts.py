@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 from chatda.models.registry import ModelRegistry, ModelVersion
 from train import data
 from train.prompts import with_prompt
-from train.runner import TrainConfig, describe, fit, load_for_training, register
+from train.runner import (
+    TrainConfig,
+    describe,
+    describe_loss,
+    fit,
+    load_for_training,
+    ranking_loss,
+    register,
+)
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -28,9 +36,6 @@ if TYPE_CHECKING:
     from chatda.models.registry import ModelManifest
 
 SELECTION_METRIC = "korsts-dev_spearman_cosine"
-# On CPU a seeded subset keeps the job well under 30 minutes on 2 cores; CUDA uses everything.
-CPU_MAX_TRIPLETS = 600
-CPU_MAX_STS = 2000
 
 
 @dataclass(frozen=True)
@@ -117,14 +122,11 @@ def train(
     evaluate: Callable[[ModelVersion], dict[str, Any]] | None = None,
 ) -> ModelVersion:
     """Fine-tune ``parent`` on NLI + STS and register the result as ``nli-sts-<time>``."""
-    from sentence_transformers.sentence_transformer.losses import (
-        CoSENTLoss,
-        MultipleNegativesRankingLoss,
-    )
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
     model = load_for_training(parent, config)
     datasets = build_datasets(parent.manifest, d)
-    losses = {"nli": MultipleNegativesRankingLoss(model), "sts": CoSENTLoss(model)}
+    losses = {"nli": ranking_loss(model, config), "sts": CoSENTLoss(model)}
     evaluator = (
         selection_evaluator(parent.manifest, d.sts_dev, config.batch_size) if d.sts_dev else None
     )
@@ -140,7 +142,7 @@ def train(
         "task": "nli-sts",
         "config": describe(config),
         "data": d.counts(),
-        "losses": {"nli": "MultipleNegativesRankingLoss(scale=20)", "sts": "CoSENTLoss(scale=20)"},
+        "losses": {name: describe_loss(losses[name]) for name in datasets},
         "steps": result.steps,
         "loss_curve": result.losses,
         "selection": result.selection,

@@ -3,7 +3,8 @@
 Pairs come from click feedback (a JSONL export until the SQL click table exists), silver pairs
 from an unlabeled collection (:mod:`train.silver`) and a small share of BM25 top-1 positives.
 Each pair gets the best-ranked BM25 negative that survives the false-negative filter; pairs left
-without one still train on in-batch negatives. Loss: MultipleNegativesRankingLoss.
+without one still train on in-batch negatives. Loss: MultipleNegativesRankingLoss at e5's own
+temperature, GradCache'd on a CPU so the batch can be big.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from chatda.models.registry import ModelRegistry, ModelVersion
 from train import data, silver
 from train.hard_negatives import Bm25Index, FilterReport, Mined, filter_false_negatives, mine
 from train.prompts import with_prompt
-from train.runner import TrainConfig, describe, fit, load_for_training, register
+from train.runner import (
+    TrainConfig,
+    describe,
+    describe_loss,
+    fit,
+    load_for_training,
+    ranking_loss,
+    register,
+)
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -48,12 +57,21 @@ def build_data(
     split: Callable[[str], list[str]],
     chunk_chars: int = 300,
 ) -> tuple[RetrievalData, Bm25Index]:
-    """Feedback first, then silver pairs, then BM25 top-1 positives for ``bm25_share`` of all."""
+    """Feedback first, then silver pairs (chat replies last: least like a search), then BM25
+    top-1 positives for ``bm25_share`` of all."""
     rng = random.Random(seed)
     chunks = silver.chunk_documents(data.konlpy_documents(data_dir), split, chunk_chars)
     chat = silver.chat_pairs(data.chatbot_pairs(data_dir), len(data.chatbot_pairs(data_dir)), rng)
+    entailed = silver.entailment_pairs(
+        data.klue_nli_triplets(data_dir) + data.kornli_triplets(data_dir), rng
+    )
     collection = list(
-        dict.fromkeys([c.text for c in chunks] + [a for _, a in chat] + [p for _, p in feedback])
+        dict.fromkeys(
+            [c.text for c in chunks]
+            + [p for _, p in entailed]
+            + [a for _, a in chat]
+            + [p for _, p in feedback]
+        )
     )
     bm25 = index(collection)
 
@@ -63,6 +81,7 @@ def build_data(
         "feedback": list(feedback),
         "title": silver.title_pairs(chunks, per_title=3, rng=rng),
         "cloze": silver.cloze_pairs(chunks, per_chunk=3, rng=rng),
+        "entailment": entailed,
     }
     pairs: list[Pair] = []
     sources: dict[str, int] = {}
@@ -116,8 +135,6 @@ def train(
     evaluate: Callable[[ModelVersion], dict[str, Any]] | None = None,
 ) -> ModelVersion:
     """Mine, optionally filter with the parent, fine-tune, register ``retrieval-<time>``."""
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
     from chatda.models.encoder import Encoder
 
     mined = mine(bm25, d.pairs, negatives_k)
@@ -128,7 +145,7 @@ def train(
         del encoder
     model = load_for_training(parent, config)
     datasets = build_datasets(parent.manifest, mined)
-    loss = MultipleNegativesRankingLoss(model)
+    loss = ranking_loss(model, config)
     result = fit(model, datasets, {name: loss for name in datasets}, config)
     training = {
         "task": "retrieval",
@@ -145,7 +162,7 @@ def train(
             "filter_margin": filter_margin,
             "filter": asdict(report) if report else None,
         },
-        "loss": "MultipleNegativesRankingLoss(scale=20)",
+        "loss": describe_loss(loss),
         "steps": result.steps,
         "loss_curve": result.losses,
     }

@@ -1,9 +1,12 @@
 """Silver (query, passage) pairs from unlabeled text, for retrieval tuning without labels.
 
-Three sources, each a stand-in for a query a user would type:
+Four sources, each a stand-in for a query a user would type:
 - title → body chunk: the document's own name is a short, topical query;
 - a question-like sentence → the chunk it came from, with that sentence removed (the inverse
   cloze task), so the model must match meaning rather than copy words;
+- an entailed NLI hypothesis → its premise: a shorter restatement of one fact finds the text
+  that states it (KLUE's premises are Wikipedia, news and policy text, the closest we have to
+  an app's articles);
 - an everyday chat question → its reply (korean_chatbot_data): query-style wording.
 BM25 top-1 positives (a small share) are built by ``retrieval`` from the same collection.
 KorQuAD is never used here: it is the evaluation set.
@@ -16,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from train.data import Document
+from train.data import Document, Triplet
 
 Pair = tuple[str, str]
 _QUESTION_END = re.compile(r"(\?|까\.?|나요\.?|니\.?|는가\.?|인가\.?)$")
@@ -88,3 +91,13 @@ def chat_pairs(pairs: Sequence[Pair], limit: int, rng: random.Random) -> list[Pa
             seen.add(q)
             unique.append((q, a))
     return rng.sample(unique, min(limit, len(unique)))
+
+
+def entailment_pairs(triplets: Sequence[Triplet], rng: random.Random) -> list[Pair]:
+    """One (entailed hypothesis, premise) pair per premise, seeded: a premise is one passage."""
+    by_premise: dict[str, list[str]] = {}
+    for t in triplets:
+        by_premise.setdefault(t.anchor, []).append(t.positive)
+    pairs = [(rng.choice(hypotheses), premise) for premise, hypotheses in by_premise.items()]
+    rng.shuffle(pairs)
+    return pairs

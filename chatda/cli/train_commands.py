@@ -81,14 +81,15 @@ def nli_sts_command(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: int = typer.Option(42),
     epochs: float | None = typer.Option(None, help="default 1"),
-    batch_size: int | None = typer.Option(None, help="default 16 on CPU, 128 on CUDA"),
+    batch_size: int | None = typer.Option(None, help="default 32 on CPU, 128 on CUDA"),
     lr: float | None = typer.Option(None, help="default 2e-5"),
     max_seq_length: int | None = typer.Option(None, help="default 64 on CPU, 128 on CUDA"),
     max_steps: int | None = typer.Option(None, help="stop after N steps (-1: epochs decide)"),
-    max_triplets: int | None = typer.Option(None, help="NLI triplets; default 600 CPU, all CUDA"),
-    max_sts: int | None = typer.Option(None, help="KorSTS train pairs; default 2000 CPU, all CUDA"),
+    scale: float | None = typer.Option(None, help="NLI ranking loss scale, 1/temperature (100)"),
+    max_triplets: int | None = typer.Option(None, help="NLI triplets (default: all 3,500)"),
+    max_sts: int | None = typer.Option(None, help="KorSTS train pairs (default: all 5,749)"),
     eval_steps: int | None = typer.Option(
-        None, help="select a checkpoint on KorSTS dev every N steps (default: CUDA 100, CPU off)"
+        None, help="select a checkpoint on KorSTS dev every N steps (default: CPU 50, CUDA 100)"
     ),
     skip_eval: bool = typer.Option(False, help="register without the evaluation table"),
     as_json: bool = typer.Option(False, "--json", help="print the new version as JSON"),
@@ -110,16 +111,11 @@ def nli_sts_command(
         max_seq_length=max_seq_length,
         max_steps=max_steps,
         eval_steps=eval_steps,
+        ranking_scale=scale,
         cpu_threads=get_settings().cpu_threads,
     )
     root = _data_dir(data_dir)
-    cpu = not config.device.startswith("cuda")
-    d = nli_sts.load_data(
-        root,
-        seed,
-        max_triplets or (nli_sts.CPU_MAX_TRIPLETS if cpu else None),
-        max_sts or (nli_sts.CPU_MAX_STS if cpu else None),
-    )
+    d = nli_sts.load_data(root, seed, max_triplets, max_sts)
     evaluate = (
         None if skip_eval else evaluator_for(registry, parent, EvalSuite.load(root), config.device)
     )
@@ -138,7 +134,7 @@ def retrieval_command(
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: int = typer.Option(42),
-    max_pairs: int | None = typer.Option(None, help="training pairs; default 600 CPU, 10000 CUDA"),
+    max_pairs: int | None = typer.Option(None, help="training pairs; default 2000 CPU, 10000 CUDA"),
     bm25_share: float = typer.Option(0.1, help="share of pairs whose positive is BM25 top-1"),
     negatives_k: int = typer.Option(3, help="BM25 candidates per query (gold removed)"),
     filter_margin: float = typer.Option(
@@ -146,7 +142,11 @@ def retrieval_command(
     ),
     no_filter: bool = typer.Option(False, "--no-filter", help="keep every BM25 negative"),
     epochs: float | None = typer.Option(None, help="default 1 CPU, 2 CUDA"),
-    batch_size: int | None = typer.Option(None, help="default 16 CPU, 128 CUDA"),
+    batch_size: int | None = typer.Option(None, help="default 64 CPU, 128 CUDA"),
+    mini_batch_size: int | None = typer.Option(
+        None, help="GradCache mini-batch (default 16 CPU; 0: plain MultipleNegativesRanking)"
+    ),
+    scale: float | None = typer.Option(None, help="ranking loss scale, 1/temperature (100)"),
     lr: float | None = typer.Option(None, help="default 1e-5"),
     max_seq_length: int | None = typer.Option(None, help="default 128 CPU, 256 CUDA"),
     max_steps: int | None = typer.Option(None, help="stop after N steps (-1: epochs decide)"),
@@ -170,12 +170,14 @@ def retrieval_command(
         seed=seed,
         epochs=epochs,
         batch_size=batch_size,
+        mini_batch_size=mini_batch_size,
+        ranking_scale=scale,
         learning_rate=lr,
         max_seq_length=max_seq_length,
         max_steps=max_steps,
         cpu_threads=get_settings().cpu_threads,
     )
-    pairs = max_pairs or (10000 if config.device.startswith("cuda") else 600)
+    pairs = max_pairs or (10000 if config.device.startswith("cuda") else 2000)
     root = _data_dir(data_dir)
     terms = default_morphemes().terms
     d, bm25 = retrieval.build_data(

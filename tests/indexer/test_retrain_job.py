@@ -81,6 +81,30 @@ def training_data(tmp_path: Path) -> Path:
         "위반 시 과태료를 부과한다.",
         encoding="utf-8",
     )
+    klue = root / "klue" / "klue-nli-v1.1_dev.json"
+    klue.parent.mkdir(parents=True)
+    klue.write_text(
+        json.dumps(
+            [
+                {"premise": p, "hypothesis": h, "gold_label": label}
+                for p, h, label in [
+                    ("카드 결제가 승인되었다.", "결제가 되었다.", "entailment"),
+                    ("카드 결제가 승인되었다.", "결제가 거절되었다.", "contradiction"),
+                ]
+            ],
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    kornli = root / "kornli"
+    kornli.mkdir()
+    for split in ("dev", "test"):
+        (kornli / f"xnli.{split}.ko.tsv").write_text(
+            "sentence1\tsentence2\tgold_label\n"
+            "통장을 새로 만들었다.\t계좌를 개설했다.\tentailment\n"
+            "통장을 새로 만들었다.\t계좌를 해지했다.\tcontradiction\n",
+            encoding="utf-8",
+        )
     return root
 
 

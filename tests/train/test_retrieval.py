@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from statistics import mean
+from typing import Any
 
 import numpy as np
+import pytest
 
 from chatda.models.registry import ModelRegistry, ModelVersion
 from train import retrieval, silver
-from train.data import Document
+from train.data import Document, Triplet
 from train.hard_negatives import Bm25Index, Encode, Mined, filter_false_negatives, mine
 from train.prompts import Kind
 from train.runner import TrainConfig
@@ -73,18 +76,47 @@ def test_silver_pairs_come_from_the_document_itself() -> None:
     assert query not in passage
 
 
+def test_entailment_pairs_take_one_entailed_hypothesis_per_premise() -> None:
+    triplets = [
+        Triplet("비가 많이 와서 경기가 취소되었다.", "경기가 열리지 않았다.", "경기가 열렸다."),
+        Triplet("비가 많이 와서 경기가 취소되었다.", "비가 왔다.", "날씨가 맑았다."),
+        Triplet("그는 서울에서 태어났다.", "그의 고향은 서울이다.", "그는 부산 출신이다."),
+    ]
+    pairs = silver.entailment_pairs(triplets, random.Random(0))
+    assert sorted(p for _, p in pairs) == sorted({t.anchor for t in triplets})
+    entailed = {t.positive: t.anchor for t in triplets}
+    assert all(entailed[q] == p for q, p in pairs)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "loss"),
+    [
+        ({}, "MultipleNegativesRankingLoss(scale=20)"),
+        (
+            {"batch_size": 8, "mini_batch_size": 2, "ranking_scale": 100.0},
+            "CachedMultipleNegativesRankingLoss(scale=100)",
+        ),
+    ],
+    ids=["plain", "gradcache"],
+)
 def test_short_retrieval_run_lowers_loss_and_records_mining(
-    base_model: ModelVersion, tmp_registry: ModelRegistry, tiny_config: TrainConfig
+    base_model: ModelVersion,
+    tmp_registry: ModelRegistry,
+    tiny_config: TrainConfig,
+    overrides: dict[str, Any],
+    loss: str,
 ) -> None:
+    config = replace(tiny_config, **overrides)
     pairs = list(zip(QUERIES, PASSAGES, strict=True)) * 2
     d = retrieval.RetrievalData(pairs=pairs, collection=COLLECTION, sources={"test": len(pairs)})
     index = Bm25Index(COLLECTION, str.split)
     version = retrieval.train(
-        tmp_registry, base_model, d, index, tiny_config, negatives_k=2, filter_margin=0.0
+        tmp_registry, base_model, d, index, config, negatives_k=2, filter_margin=0.0
     )
     m = version.manifest
     assert m.version.startswith("retrieval-") and m.parent == base_model.manifest.ref
     assert m.training is not None
+    assert m.training["loss"] == loss
     assert m.training["hard_negatives"]["filter"]["candidates"] == 2 * len(pairs)
     curve = m.training["loss_curve"]
     assert mean(curve[-2:]) < mean(curve[:2])
