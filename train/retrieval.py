@@ -61,7 +61,8 @@ def build_data(
     top-1 positives for ``bm25_share`` of all."""
     rng = random.Random(seed)
     chunks = silver.chunk_documents(data.konlpy_documents(data_dir), split, chunk_chars)
-    chat = silver.chat_pairs(data.chatbot_pairs(data_dir), len(data.chatbot_pairs(data_dir)), rng)
+    chat_rows = data.chatbot_pairs(data_dir)
+    chat = silver.chat_pairs(chat_rows, len(chat_rows), rng)
     entailed = silver.entailment_pairs(
         data.klue_nli_triplets(data_dir) + data.kornli_triplets(data_dir), rng
     )
