@@ -205,6 +205,42 @@ def retrieval_command(
     _report(version, as_json)
 
 
+@app.command("merge")
+def merge_command(
+    model: str = typer.Option(..., "--model", help="the fine-tuned name@version (parent)"),
+    with_model: str | None = typer.Option(
+        None, "--with", help="name@version to interpolate toward; default: the model's parent"
+    ),
+    weight: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="share of --model's weights (1: --model, 0: --with)"
+    ),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    device: str = typer.Option("auto", help="evaluation device: auto | cpu | cuda"),
+    skip_eval: bool = typer.Option(False, help="register without the evaluation table"),
+    as_json: bool = typer.Option(False, "--json", help="print the new version as JSON"),
+) -> None:
+    """Average a fine-tuned version's weights with another's (WiSE-FT): a new version."""
+    from train.evaluate import EvalSuite, evaluator_for
+    from train.merge import merge
+
+    registry = _registry()
+    tuned = _resolve(registry, model)
+    other_ref = with_model or tuned.manifest.parent
+    if not other_ref:
+        raise typer.BadParameter(f"{tuned.manifest.ref} has no parent: name one with --with")
+    other = _resolve(registry, other_ref)
+    evaluate = (
+        None
+        if skip_eval
+        else evaluator_for(registry, tuned, EvalSuite.load(_data_dir(data_dir)), device)
+    )
+    try:
+        version = merge(registry, tuned, other, weight, evaluate)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    _report(version, as_json)
+
+
 @app.command("export-onnx")
 def export_onnx_command(
     model: str | None = typer.Option(None, "--model", help="name@version; default: serving"),
