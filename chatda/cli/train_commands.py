@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from chatda.models.registry import ModelRegistry, ModelVersion, parse_ref
+from chatda.models.registry import ModelNotFound, ModelRegistry, ModelVersion, parse_ref
 from chatda.settings import get_settings
 
 app = typer.Typer(help="Fine-tune and evaluate models (train/).", no_args_is_help=True)
@@ -24,8 +24,13 @@ def _registry() -> ModelRegistry:
 
 
 def _resolve(registry: ModelRegistry, ref: str | None) -> ModelVersion:
+    """The registry version a ``--model``/``--with`` names; a missing one is a usage error."""
     name, version = parse_ref(ref or "", get_settings().model_name)
-    return registry.get(name, version)
+    try:
+        return registry.get(name, version)
+    except ModelNotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _data_dir(path: Path | None) -> Path:
@@ -85,6 +90,10 @@ def nli_sts_command(
     lr: float | None = typer.Option(None, help="default 2e-5"),
     max_seq_length: int | None = typer.Option(None, help="default 64 on CPU, 128 on CUDA"),
     max_steps: int | None = typer.Option(None, help="stop after N steps (-1: epochs decide)"),
+    mini_batch_size: int | None = typer.Option(
+        None,
+        help="GradCache mini-batch for the NLI loss (default 0: plain MultipleNegativesRanking)",
+    ),
     scale: float | None = typer.Option(None, help="NLI ranking loss scale, 1/temperature (100)"),
     max_triplets: int | None = typer.Option(None, help="NLI triplets (default: all 3,500)"),
     max_sts: int | None = typer.Option(None, help="KorSTS train pairs (default: all 5,749)"),
@@ -112,6 +121,7 @@ def nli_sts_command(
         max_steps=max_steps,
         eval_steps=eval_steps,
         ranking_scale=scale,
+        mini_batch_size=mini_batch_size,
         cpu_threads=get_settings().cpu_threads,
     )
     root = _data_dir(data_dir)

@@ -100,6 +100,9 @@ def test_cli_merges_toward_the_parent_by_default(
         ref = tuned.manifest.ref
         bad = runner.invoke(app, ["train", "merge", "--model", ref, "--weight", "1.5"])
         assert bad.exit_code == 2, bad.output
+        missing = runner.invoke(app, ["train", "merge", "--model", ref, "--with", "nope"])
+        assert missing.exit_code == 2
+        assert "e5-small-ko@nope not found" in missing.output
 
         done = runner.invoke(app, ["train", "merge", "--model", ref, "--skip-eval", "--json"])
         assert done.exit_code == 0, done.output
