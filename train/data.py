@@ -2,8 +2,8 @@
 
 Every loader returns plain dataclasses so training, evaluation and tests share one shape and
 never depend on a file format. The folder's README fixes what each split may be used for:
-KorSTS train/KorNLI/KLUE NLI to train, KorSTS dev to select, KorSTS test/KLUE STS/KorQuAD dev to
-report. KorQuAD is evaluation-only, so nothing in the training modules imports its loader.
+KorSTS train/KorNLI/KLUE NLI/question pairs to train, KorSTS dev to select, KorSTS test/KLUE
+STS/KorQuAD dev to report. KorQuAD is evaluation-only, so no training module imports its loader.
 """
 
 from __future__ import annotations
@@ -110,6 +110,27 @@ def klue_nli_triplets(data_dir: Path) -> list[Triplet]:
     return _triplets(
         [(r["premise"].strip(), r["hypothesis"].strip(), r["gold_label"]) for r in rows]
     )
+
+
+def question_pair_paraphrases(data_dir: Path) -> list[tuple[str, str]]:
+    """Hand-labelled same-meaning question pairs (the re-split ``train.txt``), deduplicated.
+
+    The label is inverted against Quora's: ``is_duplicate`` 0 means the SAME question. A sixth of
+    those pairs are two copies of one string, which teach nothing, so they are dropped.
+    """
+    path = data_dir / "question_pair" / "train.txt"
+    seen: set[tuple[str, str]] = set()
+    out: list[tuple[str, str]] = []
+    with path.open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            q1, q2 = (r.get("question1") or "").strip(), (r.get("question2") or "").strip()
+            key = (min(q1, q2), max(q1, q2))
+            if r.get("is_duplicate", "").strip() != "0" or not q1 or not q2 or q1 == q2:
+                continue
+            if key not in seen:
+                seen.add(key)
+                out.append((q1, q2))
+    return out
 
 
 def korquad_dev(data_dir: Path) -> RetrievalSet:
