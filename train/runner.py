@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A name can be taken between version_name and the rename by a run finishing at the same moment.
+REGISTER_ATTEMPTS = 3
+
 
 @dataclass
 class TrainConfig:
@@ -54,24 +57,31 @@ class TrainConfig:
     # > 0 and below batch_size: GradCache (CachedMultipleNegativesRankingLoss) embeds the batch in
     # mini-batches, so a CPU gets the in-batch negatives of a big batch at a small batch's memory.
     mini_batch_size: int = 0
+    # nli-sts only. > 0: KorSTS is a second stage of this many epochs after the NLI/paraphrase
+    # epochs (SBERT's "NLI, then STS"), selected on KorSTS dev; 0: mixed into them (multitask).
+    sts_epochs: float = 0.0
 
 
 # Per task and device: CPU bounded so a job ends in under 30 minutes on 2 cores; CUDA gets bigger
 # batches (more in-batch negatives), longer text and more passes, with the same code.
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     # NLI at e5's temperature (scale 100) measured +1.8 KorSTS test over scale 20 on the same
-    # data, with KorQuAD kept (BENCHMARKS § 6); KorSTS dev still rose at the last step.
+    # data, with KorQuAD kept; STS as its own later stage rose past the multitask plateau of
+    # KorSTS dev. One STS epoch keeps a CPU run near 25 minutes; the 82-point recipe is
+    # `--sts-epochs 3` (about 50 minutes, BENCHMARKS § 6).
     ("nli-sts", "cpu"): {
         "batch_size": 32,
         "max_seq_length": 64,
-        "eval_steps": 50,
+        "eval_steps": 90,
         "ranking_scale": 100.0,
+        "sts_epochs": 1.0,
     },
     ("nli-sts", "cuda"): {
         "batch_size": 128,
         "max_seq_length": 128,
         "epochs": 2.0,
         "ranking_scale": 100.0,
+        "sts_epochs": 4.0,
     },
     # Retrieval starts from a model already trained on far more retrieval data than ours: a
     # lower rate nudges it toward the domain without forgetting.
@@ -109,11 +119,14 @@ def default_config(task: str, device: str, **overrides: Any) -> TrainConfig:
 
 
 def version_name(prefix: str, registry: ModelRegistry, name: str) -> str:
-    """``<prefix>-YYYYMMDDTHHMM`` in UTC, with seconds added if that minute is taken."""
+    """``<prefix>-YYYYMMDDTHHMM`` in UTC; seconds, then a counter, added while the name is taken."""
     now = datetime.now(UTC)
     candidate = f"{prefix}-{now:%Y%m%dT%H%M}"
     if registry.exists(name, candidate):
         candidate = f"{prefix}-{now:%Y%m%dT%H%M%S}"
+    taken, n = candidate, 2
+    while registry.exists(name, candidate):
+        candidate, n = f"{taken}-{n}", n + 1
     return candidate
 
 
@@ -133,23 +146,34 @@ def load_for_training(parent: ModelVersion, config: TrainConfig) -> SentenceTran
     return model
 
 
-def ranking_loss(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
-    """MultipleNegativesRankingLoss at the config's scale, cached when a mini-batch is set."""
+def ranking_loss(
+    model: SentenceTransformer, config: TrainConfig, symmetric: bool = False
+) -> nn.Module:
+    """MultipleNegativesRankingLoss at the config's scale, cached when a mini-batch is set.
+
+    ``symmetric`` adds the positive → anchor direction (its own softmax), for pairs where either
+    side could be the query, such as paraphrases.
+    """
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
         MultipleNegativesRankingLoss,
     )
 
+    shape: dict[str, Any] = {"scale": config.ranking_scale}
+    if symmetric:
+        shape |= {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction"}
     if 0 < config.mini_batch_size < config.batch_size:
         return CachedMultipleNegativesRankingLoss(
-            model, scale=config.ranking_scale, mini_batch_size=config.mini_batch_size
+            model, mini_batch_size=config.mini_batch_size, **shape
         )
-    return MultipleNegativesRankingLoss(model, scale=config.ranking_scale)
+    return MultipleNegativesRankingLoss(model, **shape)
 
 
 def describe_loss(loss: nn.Module) -> str:
-    """The loss as the manifest records it: class and scale."""
-    return f"{type(loss).__name__}(scale={getattr(loss, 'scale', None):g})"
+    """The loss as the manifest records it: class, scale and, when not one-way, its directions."""
+    directions = tuple(getattr(loss, "directions", ("query_to_doc",)))
+    both = "" if directions == ("query_to_doc",) else f", directions={'+'.join(directions)}"
+    return f"{type(loss).__name__}(scale={getattr(loss, 'scale', None):g}{both})"
 
 
 def _evaluate_at_end() -> TrainerCallback:
@@ -251,12 +275,14 @@ def register(
     ``evaluate`` runs through the serving code path on a private copy *before* staging, so no
     version is ever listed without its evaluation, and the registry's staging folder exists only
     for the seconds of the final save (``clean_staging`` by another process cannot hit a
-    half-evaluated version).
+    half-evaluated version). The name is taken only then, after the minutes of evaluation, and
+    taken again if a concurrent run registered it first: two jobs finishing in the same minute
+    both keep their model.
     """
     p = parent.manifest
     manifest = ModelManifest(
         name=p.name,
-        version=version_name(prefix, registry, p.name),
+        version=f"{prefix}-unregistered",
         dim=p.dim,
         max_seq_length=p.max_seq_length,
         prompts=p.prompts,
@@ -269,8 +295,15 @@ def register(
         with tempfile.TemporaryDirectory(prefix="chatda-eval-") as private:
             model.save(private)
             manifest.evaluation = evaluate(ModelVersion(manifest=manifest, path=Path(private)))
-    with registry.staging(manifest) as folder:
-        model.save(str(folder))
+    for attempt in range(1, REGISTER_ATTEMPTS + 1):
+        manifest.version = version_name(prefix, registry, p.name)
+        try:
+            with registry.staging(manifest) as folder:
+                model.save(str(folder))
+            break
+        except FileExistsError:
+            if attempt == REGISTER_ATTEMPTS:
+                raise
     log.info("registered %s", manifest.ref)
     return registry.get(manifest.name, manifest.version)
 

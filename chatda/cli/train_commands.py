@@ -97,13 +97,20 @@ def nli_sts_command(
     scale: float | None = typer.Option(None, help="NLI ranking loss scale, 1/temperature (100)"),
     max_triplets: int | None = typer.Option(None, help="NLI triplets (default: all 3,500)"),
     max_sts: int | None = typer.Option(None, help="KorSTS train pairs (default: all 5,749)"),
+    max_paraphrases: int | None = typer.Option(
+        None, help="question paraphrase pairs (default: all 3,405)"
+    ),
+    sts_epochs: float | None = typer.Option(
+        None,
+        help="KorSTS epochs as a second stage after NLI/paraphrases (CPU 1, CUDA 4; 0: multitask)",
+    ),
     eval_steps: int | None = typer.Option(
-        None, help="select a checkpoint on KorSTS dev every N steps (default: CPU 50, CUDA 100)"
+        None, help="select a checkpoint on KorSTS dev every N steps (default: CPU 90, CUDA 100)"
     ),
     skip_eval: bool = typer.Option(False, help="register without the evaluation table"),
     as_json: bool = typer.Option(False, "--json", help="print the new version as JSON"),
 ) -> None:
-    """Multitask NLI (MultipleNegativesRanking) + KorSTS (CoSENT) fine-tuning."""
+    """NLI + paraphrases (MultipleNegativesRanking), then KorSTS (CoSENT) fine-tuning."""
     from train import nli_sts
     from train.evaluate import EvalSuite, evaluator_for
     from train.runner import default_config
@@ -122,14 +129,18 @@ def nli_sts_command(
         eval_steps=eval_steps,
         ranking_scale=scale,
         mini_batch_size=mini_batch_size,
+        sts_epochs=sts_epochs,
         cpu_threads=get_settings().cpu_threads,
     )
     root = _data_dir(data_dir)
-    d = nli_sts.load_data(root, seed, max_triplets, max_sts)
+    d = nli_sts.load_data(root, seed, max_triplets, max_sts, max_paraphrases)
     evaluate = (
         None if skip_eval else evaluator_for(registry, parent, EvalSuite.load(root), config.device)
     )
-    version = nli_sts.train(registry, parent, d, config, evaluate)
+    try:
+        version = nli_sts.train(registry, parent, d, config, evaluate)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     _report(version, as_json)
 
 

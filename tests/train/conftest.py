@@ -6,6 +6,7 @@ The parent model is the shared base (``base_model`` fixture); every new version 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,17 @@ PAIRS = [
     ScoredPair("사람들이 춤을 춘다.", "사람들이 노래를 부른다.", 1.8),
     ScoredPair("기차가 역에 도착했다.", "기차가 정거장에 들어왔다.", 4.4),
     ScoredPair("남자가 수영한다.", "여자가 책을 읽는다.", 0.0),
+]
+
+PARAPHRASES = [
+    ("돈 보내는 법 알려줘", "송금은 어떻게 해?"),
+    ("비밀번호를 잊어버렸어", "비밀번호가 기억이 안 나"),
+    ("환율 좀 알려줘", "오늘 환율이 얼마야?"),
+    ("카드를 잃어버렸어", "카드 분실했어"),
+    ("배고파", "뭐 좀 먹고 싶다"),
+    ("주말에 뭐 하지", "이번 주말 계획이 없어"),
+    ("잠이 안 와", "불면증인가 봐"),
+    ("비가 올까?", "오늘 우산 챙겨야 해?"),
 ]
 
 PASSAGES = [
@@ -81,3 +93,48 @@ def tiny_suite() -> EvalSuite:
         klue_sts_dev=PAIRS[:6],
         korquad=RetrievalSet(passages=PASSAGES, queries=QUERIES, gold=[0, 1, 2, 3]),
     )
+
+
+def write_nli_sts_data(tmp_path: Path) -> Path:
+    """A few lines in the shape of every shared file ``nli_sts.load_data`` reads: 3 NLI triplets
+    (KorNLI dev, KorNLI test, KLUE), 2 paraphrases among 5 question pairs, 3 + 2 KorSTS pairs."""
+    root = tmp_path / "nli-sts-data"
+    kornli = root / "kornli"
+    kornli.mkdir(parents=True)
+    for split, premise in (("dev", "통장을 새로 만들었다."), ("test", "카드를 발급받았다.")):
+        (kornli / f"xnli.{split}.ko.tsv").write_text(
+            "sentence1\tsentence2\tgold_label\n"
+            f"{premise}\t새 상품에 가입했다.\tentailment\n"
+            f"{premise}\t아무것도 하지 않았다.\tcontradiction\n",
+            encoding="utf-8",
+        )
+    klue = root / "klue" / "klue-nli-v1.1_dev.json"
+    klue.parent.mkdir()
+    rows = [
+        ("카드 결제가 승인되었다.", "결제가 되었다.", "entailment"),
+        ("카드 결제가 승인되었다.", "결제가 거절되었다.", "contradiction"),
+    ]
+    klue.write_text(
+        json.dumps([{"premise": p, "hypothesis": h, "gold_label": g} for p, h, g in rows]),
+        encoding="utf-8",
+    )
+    pairs = root / "question_pair"
+    pairs.mkdir()
+    (pairs / "train.txt").write_text(
+        "question1\tquestion2\tis_duplicate\n"
+        "송금 어떻게 해?\t돈 보내는 법\t0\n"
+        "돈 보내는 법\t송금 어떻게 해?\t0\n"  # the same pair reversed: kept once
+        "잠이 안 와\t잠이 안 와\t0\n"  # one string twice: teaches nothing
+        "배고파\t비가 온다\t1\n"  # 1 means different questions
+        "환율 알려줘\t오늘 환율은?\t0\n",
+        encoding="utf-8",
+    )
+    korsts = root / "korsts"
+    korsts.mkdir()
+    head = "genre\tfilename\tyear\tid\tscore\tsentence1\tsentence2\n"
+    for split, n in (("train", 3), ("dev", 2)):
+        lines = [
+            f"g\tf\t2012\t{i:04d}\t{i}.0\t남자가 걷는다 {i}.\t남자가 달린다.\n" for i in range(n)
+        ]
+        (korsts / f"sts-{split}.tsv").write_text(head + "".join(lines), encoding="utf-8")
+    return root

@@ -16,9 +16,10 @@ def test_unset_flags_leave_the_task_defaults_in_place() -> None:
     assert config.seed == 3
 
 
-def test_nli_sts_keeps_e5s_temperature_and_selects_checkpoints_on_a_cpu() -> None:
+def test_nli_sts_keeps_e5s_temperature_and_a_later_sts_stage_on_a_cpu() -> None:
     config = default_config("nli-sts", "cpu", ranking_scale=None, eval_steps=None)
-    assert (config.ranking_scale, config.eval_steps, config.batch_size) == (100.0, 50, 32)
+    assert (config.ranking_scale, config.eval_steps, config.batch_size) == (100.0, 90, 32)
+    assert config.sts_epochs == 1.0
 
 
 def test_a_flag_overrides_the_task_default() -> None:
