@@ -141,7 +141,14 @@ class ModelRegistry:
         try:
             yield tmp
             (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2))
-            os.rename(tmp, target)
+            try:
+                os.rename(tmp, target)
+            except OSError as exc:
+                if target.exists():
+                    raise FileExistsError(
+                        f"model {manifest.ref} was registered by another process meanwhile"
+                    ) from exc
+                raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

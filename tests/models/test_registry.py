@@ -46,6 +46,16 @@ def test_versions_are_never_overwritten(tmp_path: Path) -> None:
         pass
 
 
+def test_a_version_registered_by_another_process_while_staging_is_kept(tmp_path: Path) -> None:
+    reg, other = ModelRegistry(tmp_path), ModelRegistry(tmp_path)
+    with pytest.raises(FileExistsError, match="another process"), reg.staging(manifest("v1")) as f:
+        (f / "weights").write_text("mine")
+        with other.staging(manifest("v1")) as g:
+            (g / "weights").write_text("theirs")
+    assert (tmp_path / "m" / "v1" / "weights").read_text() == "theirs"
+    assert not list(tmp_path.glob("m/.staging-*"))
+
+
 def test_leftover_staging_folder_is_cleaned_and_never_listed(tmp_path: Path) -> None:
     leftover = tmp_path / "m" / ".staging-v2-dead"
     leftover.mkdir(parents=True)
