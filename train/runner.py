@@ -67,8 +67,8 @@ class TrainConfig:
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     # NLI at e5's temperature (scale 100) measured +1.8 KorSTS test over scale 20 on the same
     # data, with KorQuAD kept; STS as its own later stage rose past the multitask plateau of
-    # KorSTS dev. One STS epoch keeps a CPU run near 25 minutes; the 82-point recipe is
-    # `--sts-epochs 3` (about 50 minutes, BENCHMARKS § 6).
+    # KorSTS dev. One STS epoch keeps a CPU run near 25 minutes; `--sts-epochs 3` (about 50
+    # minutes) measured 81.7-81.9 KorSTS test, 81.90 as a two-seed soup (BENCHMARKS § 6).
     ("nli-sts", "cpu"): {
         "batch_size": 32,
         "max_seq_length": 64,
