@@ -186,7 +186,6 @@ def train(
         selection_evaluator(parent.manifest, d.sts_dev, config.batch_size) if d.sts_dev else None
     )
     records: list[dict[str, Any]] = []
-    selection: dict[str, float] = {}
     for n, (names, stage_config) in enumerate(plan, 1):
         last = n == len(plan)
         result = fit(
@@ -197,7 +196,6 @@ def train(
             evaluator=evaluator if last else None,
             metric=SELECTION_METRIC,
         )
-        selection = result.selection
         records.append(
             {
                 "tasks": names,
@@ -214,6 +212,6 @@ def train(
         "losses": {name: describe_loss(losses[name]) for name in datasets},
         "stages": records,
         "steps": sum(r["steps"] for r in records),
-        "selection": selection,
+        "selection": result.selection,  # the last stage's: the one that selects
     }
     return register(registry, parent, model, "nli-sts", training, evaluate)
