@@ -54,12 +54,14 @@ class NliStsData:
     sts_train: list[data.ScoredPair]
     sts_dev: list[data.ScoredPair]
     paraphrases: list[tuple[str, str]] = field(default_factory=list)
+    sts_dev_trained: int = 0  # how many of sts_train are KorSTS dev pairs (``dev_to_train``)
 
     def counts(self) -> dict[str, int]:
         return {
             "nli_triplets": len(self.triplets),
             "paraphrase_pairs": len(self.paraphrases),
-            "korsts_train_pairs": len(self.sts_train),
+            "korsts_train_pairs": len(self.sts_train) - self.sts_dev_trained,
+            "korsts_dev_pairs_trained": self.sts_dev_trained,
             "korsts_dev_pairs": len(self.sts_dev),
         }
 
@@ -70,24 +72,36 @@ def load_data(
     max_triplets: int | None,
     max_sts: int | None,
     max_paraphrases: int | None = None,
+    dev_to_train: int = 0,
 ) -> NliStsData:
     """KorNLI XNLI dev/test + KLUE NLI dev triplets, question paraphrases, KorSTS train.
 
     A cap takes a seeded subset; None takes everything and 0 nothing (so ``--max-triplets 0
-    --max-paraphrases 0`` is an STS-only run on top of an earlier model).
+    --max-paraphrases 0`` is an STS-only run on top of an earlier model). ``dev_to_train``
+    moves that many KorSTS dev pairs (a seeded subset) into training: KorSTS train is machine
+    translated, dev human translated, so they are the best Korean STS pairs we have; the rest of
+    dev stays the selection split, and KorSTS test is never touched.
     """
     rng = random.Random(seed)
     triplets = data.kornli_triplets(data_dir) + data.klue_nli_triplets(data_dir)
     paraphrases = data.question_pair_paraphrases(data_dir)
     sts = data.korsts(data_dir, "train")
+    dev = data.korsts(data_dir, "dev")
     rng.shuffle(triplets)
     rng.shuffle(sts)
     rng.shuffle(paraphrases)
+    if not 0 <= dev_to_train < len(dev):
+        raise ValueError(
+            f"dev_to_train must leave KorSTS dev pairs to select on: 0 <= n < {len(dev)}"
+        )
+    rng.shuffle(dev)
+    sts = sts[:max_sts] if max_sts is not None else sts
     return NliStsData(
         triplets=triplets[:max_triplets] if max_triplets is not None else triplets,
-        sts_train=sts[:max_sts] if max_sts is not None else sts,
-        sts_dev=data.korsts(data_dir, "dev"),
+        sts_train=sts + dev[:dev_to_train],
+        sts_dev=dev[dev_to_train:],
         paraphrases=paraphrases[:max_paraphrases] if max_paraphrases is not None else paraphrases,
+        sts_dev_trained=dev_to_train,
     )
 
 

@@ -104,6 +104,11 @@ def nli_sts_command(
         None,
         help="KorSTS epochs as a second stage after NLI/paraphrases (CPU 1, CUDA 4; 0: multitask)",
     ),
+    dev_to_train: int = typer.Option(
+        0,
+        help="move N of the 1,500 KorSTS dev pairs (human-translated) into training; "
+        "the rest stays the selection split",
+    ),
     eval_steps: int | None = typer.Option(
         None, help="select a checkpoint on KorSTS dev every N steps (default: CPU 90, CUDA 100)"
     ),
@@ -133,11 +138,11 @@ def nli_sts_command(
         cpu_threads=get_settings().cpu_threads,
     )
     root = _data_dir(data_dir)
-    d = nli_sts.load_data(root, seed, max_triplets, max_sts, max_paraphrases)
     evaluate = (
         None if skip_eval else evaluator_for(registry, parent, EvalSuite.load(root), config.device)
     )
     try:
+        d = nli_sts.load_data(root, seed, max_triplets, max_sts, max_paraphrases, dev_to_train)
         version = nli_sts.train(registry, parent, d, config, evaluate)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -134,7 +134,8 @@ def write_nli_sts_data(tmp_path: Path) -> Path:
     head = "genre\tfilename\tyear\tid\tscore\tsentence1\tsentence2\n"
     for split, n in (("train", 3), ("dev", 2)):
         lines = [
-            f"g\tf\t2012\t{i:04d}\t{i}.0\t남자가 걷는다 {i}.\t남자가 달린다.\n" for i in range(n)
+            f"g\tf\t2012\t{i:04d}\t{i}.0\t{split} 남자가 걷는다 {i}.\t남자가 달린다.\n"
+            for i in range(n)
         ]
         (korsts / f"sts-{split}.tsv").write_text(head + "".join(lines), encoding="utf-8")
     return root

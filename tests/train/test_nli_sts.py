@@ -114,6 +114,7 @@ def test_caps_of_zero_take_nothing_and_none_takes_everything(tmp_path: Path) -> 
         "nli_triplets": 3,
         "paraphrase_pairs": 2,
         "korsts_train_pairs": 3,
+        "korsts_dev_pairs_trained": 0,
         "korsts_dev_pairs": 2,
     }
     sts_only = nli_sts.load_data(root, 1, max_triplets=0, max_sts=None, max_paraphrases=0)
@@ -126,7 +127,37 @@ def test_caps_of_zero_take_nothing_and_none_takes_everything(tmp_path: Path) -> 
     )
 
 
-def test_cli_refuses_a_run_with_nothing_to_train(
+def test_dev_to_train_moves_dev_pairs_out_of_the_selection_split(tmp_path: Path) -> None:
+    root = write_nli_sts_data(tmp_path)
+    d = nli_sts.load_data(root, 1, max_triplets=0, max_sts=None, max_paraphrases=0, dev_to_train=1)
+    assert d.counts()["korsts_train_pairs"] == 3
+    assert d.counts()["korsts_dev_pairs_trained"] == 1
+    assert d.counts()["korsts_dev_pairs"] == 1
+    trained = {(p.sentence1, p.sentence2) for p in d.sts_train}
+    assert all((p.sentence1, p.sentence2) not in trained for p in d.sts_dev)
+    assert len(trained) == 4
+    only_dev = nli_sts.load_data(root, 1, 0, max_sts=0, max_paraphrases=0, dev_to_train=1)
+    assert only_dev.counts()["korsts_train_pairs"] == 0
+    assert len(only_dev.sts_train) == 1
+
+
+def test_dev_to_train_must_leave_a_selection_split(tmp_path: Path) -> None:
+    root = write_nli_sts_data(tmp_path)
+    for n in (-1, 2):
+        with pytest.raises(ValueError, match="leave KorSTS dev pairs to select on"):
+            nli_sts.load_data(root, 1, None, None, dev_to_train=n)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-triplets", "0", "--max-paraphrases", "0", "--max-sts", "0"], "no training data"),
+        (["--dev-to-train", "2"], "leave KorSTS dev pairs to select on"),
+    ],
+)
+def test_cli_refuses_a_run_it_cannot_make(
+    flags: list[str],
+    message: str,
     base_model: ModelVersion,
     tmp_registry: ModelRegistry,
     tmp_path: Path,
@@ -140,10 +171,9 @@ def test_cli_refuses_a_run_with_nothing_to_train(
     get_settings.cache_clear()
     try:
         args = ["train", "nli-sts", "--model", "e5-small-ko@base", "--data-dir", str(root)]
-        caps = ["--max-triplets", "0", "--max-paraphrases", "0", "--max-sts", "0", "--skip-eval"]
-        result = CliRunner().invoke(app, args + caps)
+        result = CliRunner().invoke(app, [*args, *flags, "--skip-eval"])
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2, result.output
-    assert "no training data" in result.output
+    assert message in " ".join(result.output.split())
     assert [v.manifest.version for v in tmp_registry.versions()] == ["base"]
