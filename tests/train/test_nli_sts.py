@@ -78,6 +78,7 @@ def test_sequential_run_lowers_each_stage_loss_and_registers_a_version(
         "nli_triplets": 8,
         "paraphrase_pairs": 8,
         "korsts_train_pairs": 8,
+        "korsts_dev_pairs_trained": 0,
         "korsts_dev_pairs": 8,
     }
     assert m.training["schedule"] == "sequential"
