@@ -10,6 +10,11 @@ then several epochs of CoSENT calibrate it, which is what the graded metric rewa
 two in one epoch ("multitask", ``sts_epochs=0``) plateaus lower on KorSTS dev (BENCHMARKS § 6).
 KorSTS dev selects the checkpoint of the last stage; the reported splits (KorSTS test, KLUE STS
 dev, KorQuAD dev) are never seen before the final table.
+
+CoSENT on query-prompted pairs is what costs retrieval (BENCHMARKS § 6). ``anchors`` holds the
+space where STS says nothing: texts the model embeds as it enters the STS stage (chat questions
+with the query prompt, NLI premises with the passage prompt) are kept near those embeddings
+by a cosine distillation loss trained alongside CoSENT, the model being its own teacher.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatda.models.registry import ModelRegistry, ModelVersion
 from train import data
-from train.prompts import with_prompt
+from train.prompts import Kind, with_prompt
 from train.runner import (
     TrainConfig,
     describe,
@@ -55,6 +60,7 @@ class NliStsData:
     sts_dev: list[data.ScoredPair]
     paraphrases: list[tuple[str, str]] = field(default_factory=list)
     sts_dev_trained: int = 0  # how many of sts_train are KorSTS dev pairs (``dev_to_train``)
+    anchors: list[tuple[Kind, str]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -63,6 +69,7 @@ class NliStsData:
             "korsts_train_pairs": len(self.sts_train) - self.sts_dev_trained,
             "korsts_dev_pairs_trained": self.sts_dev_trained,
             "korsts_dev_pairs": len(self.sts_dev),
+            "anchor_texts": len(self.anchors),
         }
 
 
@@ -73,6 +80,7 @@ def load_data(
     max_sts: int | None,
     max_paraphrases: int | None = None,
     dev_to_train: int = 0,
+    anchors: int = 0,
 ) -> NliStsData:
     """KorNLI XNLI dev/test + KLUE NLI dev triplets, question paraphrases, KorSTS train.
 
@@ -80,7 +88,8 @@ def load_data(
     --max-paraphrases 0`` is an STS-only run on top of an earlier model). ``dev_to_train``
     moves that many KorSTS dev pairs (a seeded subset) into training: KorSTS train is machine
     translated, dev human translated, so they are the best Korean STS pairs we have; the rest of
-    dev stays the selection split, and KorSTS test is never touched.
+    dev stays the selection split, and KorSTS test is never touched. ``anchors`` texts (a seeded
+    half of NLI premises as passages, the rest chat questions as queries) hold the STS stage.
     """
     rng = random.Random(seed)
     triplets = data.kornli_triplets(data_dir) + data.klue_nli_triplets(data_dir)
@@ -96,13 +105,34 @@ def load_data(
         )
     rng.shuffle(dev)
     sts = sts[:max_sts] if max_sts is not None else sts
+    kept = _anchor_texts(data_dir, triplets, anchors, rng) if anchors else []
     return NliStsData(
         triplets=triplets[:max_triplets] if max_triplets is not None else triplets,
         sts_train=sts + dev[:dev_to_train],
         sts_dev=dev[dev_to_train:],
         paraphrases=paraphrases[:max_paraphrases] if max_paraphrases is not None else paraphrases,
         sts_dev_trained=dev_to_train,
+        anchors=kept,
     )
+
+
+def _anchor_texts(
+    data_dir: Path, triplets: list[data.Triplet], n: int, rng: random.Random
+) -> list[tuple[Kind, str]]:
+    """Half NLI premises (news, Wikipedia, policy text: the passages we have), half chat
+    questions (the query register), so both prompts are held."""
+    premises = list(dict.fromkeys(t.anchor for t in triplets))
+    questions = list(dict.fromkeys(q for q, _ in data.chatbot_pairs(data_dir)))
+    if not 0 <= n <= len(premises) + len(questions):
+        raise ValueError(f"anchors must be in [0, {len(premises) + len(questions)}]")
+    n_passages = min(n // 2, len(premises))
+    n_questions = n - n_passages
+    if n_questions > len(questions):
+        n_passages, n_questions = n - len(questions), len(questions)
+    return [
+        *(("passage", text) for text in rng.sample(premises, n_passages)),
+        *(("query", text) for text in rng.sample(questions, n_questions)),
+    ]
 
 
 def build_datasets(manifest: ModelManifest, d: NliStsData) -> dict[str, Dataset]:
@@ -156,6 +186,17 @@ def selection_evaluator(
     )
 
 
+def anchor_dataset(
+    model: SentenceTransformer, manifest: ModelManifest, anchors: list[tuple[Kind, str]]
+) -> Dataset:
+    """The anchor texts with the model's own embeddings of them now, as distillation labels."""
+    from datasets import Dataset
+
+    texts = [with_prompt(manifest, kind, [text])[0] for kind, text in anchors]
+    labels = model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
+    return Dataset.from_dict({"text": texts, "label": labels.tolist()})
+
+
 def stages(tasks: list[str], config: TrainConfig) -> list[tuple[list[str], TrainConfig]]:
     """The runs to make, in order: the tasks each trains and its config.
 
@@ -169,12 +210,13 @@ def stages(tasks: list[str], config: TrainConfig) -> list[tuple[list[str], Train
 
 
 def _losses(model: SentenceTransformer, config: TrainConfig) -> dict[str, nn.Module]:
-    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss, EmbedDistillLoss
 
     return {
         "nli": ranking_loss(model, config),
         "paraphrase": ranking_loss(model, config, symmetric=True),
         "sts": CoSENTLoss(model),
+        "anchor": EmbedDistillLoss(model, distance_metric="cosine"),
     }
 
 
@@ -202,6 +244,9 @@ def train(
     records: list[dict[str, Any]] = []
     for n, (names, stage_config) in enumerate(plan, 1):
         last = n == len(plan)
+        if "sts" in names and d.anchors:
+            datasets["anchor"] = anchor_dataset(model, parent.manifest, d.anchors)
+            names = [*names, "anchor"]
         result = fit(
             model,
             {name: datasets[name] for name in names},

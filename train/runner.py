@@ -170,10 +170,17 @@ def ranking_loss(
 
 
 def describe_loss(loss: nn.Module) -> str:
-    """The loss as the manifest records it: class, scale and, when not one-way, its directions."""
+    """The loss as the manifest records it: class, then its scale or distance and, when not
+    one-way, its directions."""
+    shape = []
+    if hasattr(loss, "scale"):
+        shape.append(f"scale={loss.scale:g}")
+    if hasattr(loss, "distance_metric"):
+        shape.append(f"distance={loss.distance_metric}")
     directions = tuple(getattr(loss, "directions", ("query_to_doc",)))
-    both = "" if directions == ("query_to_doc",) else f", directions={'+'.join(directions)}"
-    return f"{type(loss).__name__}(scale={getattr(loss, 'scale', None):g}{both})"
+    if directions != ("query_to_doc",):
+        shape.append(f"directions={'+'.join(directions)}")
+    return f"{type(loss).__name__}({', '.join(shape)})"
 
 
 def _evaluate_at_end() -> TrainerCallback:

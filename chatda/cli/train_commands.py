@@ -109,6 +109,11 @@ def nli_sts_command(
         help="move N of the 1,500 KorSTS dev pairs (human-translated) into training; "
         "the rest stays the selection split",
     ),
+    anchors: int = typer.Option(
+        0,
+        help="hold N texts (half NLI premises as passages, half chat questions) at the "
+        "embeddings they have entering the STS stage, so CoSENT costs less retrieval",
+    ),
     eval_steps: int | None = typer.Option(
         None, help="select a checkpoint on KorSTS dev every N steps (default: CPU 90, CUDA 100)"
     ),
@@ -142,7 +147,9 @@ def nli_sts_command(
         None if skip_eval else evaluator_for(registry, parent, EvalSuite.load(root), config.device)
     )
     try:
-        d = nli_sts.load_data(root, seed, max_triplets, max_sts, max_paraphrases, dev_to_train)
+        d = nli_sts.load_data(
+            root, seed, max_triplets, max_sts, max_paraphrases, dev_to_train, anchors
+        )
         version = nli_sts.train(registry, parent, d, config, evaluate)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

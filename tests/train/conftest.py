@@ -97,7 +97,8 @@ def tiny_suite() -> EvalSuite:
 
 def write_nli_sts_data(tmp_path: Path) -> Path:
     """A few lines in the shape of every shared file ``nli_sts.load_data`` reads: 3 NLI triplets
-    (KorNLI dev, KorNLI test, KLUE), 2 paraphrases among 5 question pairs, 3 + 2 KorSTS pairs."""
+    (KorNLI dev, KorNLI test, KLUE), 2 paraphrases among 5 question pairs, 2 distinct chat
+    questions, 3 + 2 KorSTS pairs."""
     root = tmp_path / "nli-sts-data"
     kornli = root / "kornli"
     kornli.mkdir(parents=True)
@@ -127,6 +128,15 @@ def write_nli_sts_data(tmp_path: Path) -> Path:
         "잠이 안 와\t잠이 안 와\t0\n"  # one string twice: teaches nothing
         "배고파\t비가 온다\t1\n"  # 1 means different questions
         "환율 알려줘\t오늘 환율은?\t0\n",
+        encoding="utf-8",
+    )
+    chat = root / "korean_chatbot_data"
+    chat.mkdir()
+    (chat / "ChatbotData.csv").write_text(
+        "Q,A,label\n"
+        "배고파,뭐 좀 드세요.,0\n"
+        "잠이 안 와,따뜻한 우유를 드세요.,0\n"
+        "배고파,밥 먹어요.,0\n",  # a question asked twice: one anchor
         encoding="utf-8",
     )
     korsts = root / "korsts"

@@ -7,6 +7,7 @@ from pathlib import Path
 from statistics import mean
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from chatda.cli.main import app
@@ -16,7 +17,7 @@ from train import nli_sts
 from train.evaluate import METRICS, EvalSuite, evaluator_for
 from train.runner import TrainConfig
 
-from .conftest import PAIRS, PARAPHRASES, TRIPLETS, write_nli_sts_data
+from .conftest import PAIRS, PARAPHRASES, PASSAGES, QUERIES, TRIPLETS, write_nli_sts_data
 
 
 def test_datasets_carry_the_manifest_query_prompt(base_model: ModelVersion) -> None:
@@ -80,6 +81,7 @@ def test_sequential_run_lowers_each_stage_loss_and_registers_a_version(
         "korsts_train_pairs": 8,
         "korsts_dev_pairs_trained": 0,
         "korsts_dev_pairs": 8,
+        "anchor_texts": 0,
     }
     assert m.training["schedule"] == "sequential"
     assert "directions=query_to_doc+doc_to_query" in m.training["losses"]["paraphrase"]
@@ -117,6 +119,7 @@ def test_caps_of_zero_take_nothing_and_none_takes_everything(tmp_path: Path) -> 
         "korsts_train_pairs": 3,
         "korsts_dev_pairs_trained": 0,
         "korsts_dev_pairs": 2,
+        "anchor_texts": 0,
     }
     sts_only = nli_sts.load_data(root, 1, max_triplets=0, max_sts=None, max_paraphrases=0)
     assert (len(sts_only.triplets), len(sts_only.paraphrases), len(sts_only.sts_train)) == (0, 0, 3)
@@ -140,6 +143,47 @@ def test_dev_to_train_moves_dev_pairs_out_of_the_selection_split(tmp_path: Path)
     only_dev = nli_sts.load_data(root, 1, 0, max_sts=0, max_paraphrases=0, dev_to_train=1)
     assert only_dev.counts()["korsts_train_pairs"] == 0
     assert len(only_dev.sts_train) == 1
+
+
+def test_anchors_take_half_premises_as_passages_and_half_chat_questions(tmp_path: Path) -> None:
+    root = write_nli_sts_data(tmp_path)
+    d = nli_sts.load_data(root, 1, max_triplets=0, max_sts=None, anchors=4)
+    assert d.counts()["anchor_texts"] == 4
+    passages = sorted(text for kind, text in d.anchors if kind == "passage")
+    queries = sorted(text for kind, text in d.anchors if kind == "query")
+    premises = {"통장을 새로 만들었다.", "카드를 발급받았다.", "카드 결제가 승인되었다."}
+    assert len(passages) == 2 and set(passages) <= premises
+    assert queries == ["배고파", "잠이 안 와"]  # distinct questions only
+    every = nli_sts.load_data(root, 1, max_triplets=0, max_sts=None, anchors=5)
+    assert sorted(kind for kind, _ in every.anchors) == ["passage"] * 3 + ["query"] * 2
+    with pytest.raises(ValueError, match=r"anchors must be in \[0, 5\]"):
+        nli_sts.load_data(root, 1, None, None, anchors=6)
+
+
+def test_anchors_hold_the_embeddings_the_sts_stage_starts_from(
+    base_model: ModelVersion, tmp_registry: ModelRegistry, tiny_config: TrainConfig
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    anchors = [("passage", text) for text in PASSAGES] + [("query", text) for text in QUERIES]
+    texts = nli_sts.anchor_dataset(
+        SentenceTransformer(str(base_model.path), device="cpu"), base_model.manifest, anchors
+    )
+    drift = {}
+    for held in (False, True):
+        d = nli_sts.NliStsData(
+            triplets=[], sts_train=PAIRS, sts_dev=[], anchors=anchors if held else []
+        )
+        version = nli_sts.train(tmp_registry, base_model, d, tiny_config)
+        training = version.manifest.training
+        assert training is not None
+        assert training["stages"][0]["tasks"] == (["sts", "anchor"] if held else ["sts"])
+        tuned = SentenceTransformer(str(version.path), device="cpu")
+        now = tuned.encode(texts["text"], convert_to_tensor=True)
+        before = torch.tensor(texts["label"])
+        drift[held] = float(1 - (now * before).sum(-1).mean())
+    assert training["losses"]["anchor"] == "EmbedDistillLoss(distance=cosine)"
+    assert drift[True] < drift[False] / 2, drift
 
 
 def test_dev_to_train_must_leave_a_selection_split(tmp_path: Path) -> None:
