@@ -125,13 +125,11 @@ def _anchor_texts(
     questions = list(dict.fromkeys(q for q, _ in data.chatbot_pairs(data_dir)))
     if not 0 <= n <= len(premises) + len(questions):
         raise ValueError(f"anchors must be in [0, {len(premises) + len(questions)}]")
-    n_passages = min(n // 2, len(premises))
-    n_questions = n - n_passages
-    if n_questions > len(questions):
-        n_passages, n_questions = n - len(questions), len(questions)
+    # Half each; a side with too few texts is made up from the other.
+    n_passages = max(min(n // 2, len(premises)), n - len(questions))
     return [
         *(("passage", text) for text in rng.sample(premises, n_passages)),
-        *(("query", text) for text in rng.sample(questions, n_questions)),
+        *(("query", text) for text in rng.sample(questions, n - n_passages)),
     ]
 
 

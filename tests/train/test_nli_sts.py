@@ -198,6 +198,7 @@ def test_dev_to_train_must_leave_a_selection_split(tmp_path: Path) -> None:
     [
         (["--max-triplets", "0", "--max-paraphrases", "0", "--max-sts", "0"], "no training data"),
         (["--dev-to-train", "2"], "leave KorSTS dev pairs to select on"),
+        (["--anchors", "6"], "anchors must be in [0, 5]"),
     ],
 )
 def test_cli_refuses_a_run_it_cannot_make(
