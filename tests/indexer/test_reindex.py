@@ -65,7 +65,7 @@ FIRST = 40
 @pytest.fixture(scope="module")
 def second_model(models_dir: Path, base_model: ModelVersion) -> Iterator[str]:
     """``e5-small-ko@reindex-<tag>``: the base weights under another version (hard links),
-    removed from the shared registry after the module."""
+    removed from the session registry after the module."""
     registry = ModelRegistry(models_dir)
     manifest = link_model(registry, base_model, f"reindex-{uuid.uuid4().hex[:6]}")
     yield manifest.ref

@@ -1,7 +1,7 @@
 """Tiny in-memory data and a throw-away registry, so training tests take seconds.
 
-The parent model is the shared base (``base_model`` fixture); every new version is written into
-``tmp_registry`` and never into the shared registry.
+The parent model is the session's base (``base_model`` fixture); every new version is written into
+``tmp_registry`` and never into the session registry the services load.
 """
 
 from __future__ import annotations
