@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from milvus_lite.server_manager import server_manager_instance
 from pymilvus import MilvusClient
 
 from chatda.storage.milvus_client import (
@@ -46,6 +47,8 @@ def test_embedded_connection_uses_data_dir(tmp_path: Path) -> None:
         assert client.list_collections() == ["probe"]
     finally:
         client.close()
+        # The embedded server otherwise lives until exit and logs into pytest's closed stream.
+        server_manager_instance.release_server(str(embedded_db_path(tmp_path)))
     assert embedded_db_path(tmp_path).is_dir()
 
 
