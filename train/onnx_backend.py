@@ -6,11 +6,17 @@ so the transformer is exported with ``torch.onnx`` and quantised with onnxruntim
 ``quantize_dynamic`` directly. Pooling (mean over the mask, prompt included) and normalisation
 are the registered model's and run in numpy. Versions are immutable, so the ONNX files live
 beside them in ``<models_dir>/<name>/.onnx/<version>/``.
+
+Each layer's FFN down-projection (``layer.N/output/dense``) stays fp32. Its input is the GELU
+output, whose few large activations (the outliers known from BERT quantisation studies) leave
+a dynamic per-tensor uint8 scale too coarse for the rest: quantising it costs 0.5 KorSTS
+points on base, keeping it costs 0.2, for a third of the layer's MatMul work left in fp32.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -24,7 +30,8 @@ from chatda.models.registry import ModelRegistry, ModelVersion
 from train.prompts import Kind, with_prompt
 
 FP32 = "model.onnx"
-INT8 = "model_qint8.onnx"
+INT8 = "model_qint8_ffnout_fp32.onnx"
+FFN_OUTPUT = re.compile(r"/layer\.\d+/output/dense/MatMul$")
 OPSET = 17
 
 
@@ -43,8 +50,20 @@ def onnx_dir(registry: ModelRegistry, version: ModelVersion) -> Path:
     return registry.root / version.manifest.name / ".onnx" / version.manifest.version
 
 
+def ffn_output_nodes(model_file: Path, layers: int) -> list[str]:
+    """The FFN down-projection MatMuls by their exported names; one per layer or it fails loudly,
+    since a renamed graph would otherwise be quantised whole without a word."""
+    import onnx
+
+    graph = onnx.load(str(model_file), load_external_data=False).graph
+    nodes = [n.name for n in graph.node if n.op_type == "MatMul" and FFN_OUTPUT.search(n.name)]
+    if len(nodes) != layers:
+        raise RuntimeError(f"found {len(nodes)} FFN output MatMuls in {model_file}, not {layers}")
+    return nodes
+
+
 def export(registry: ModelRegistry, version: ModelVersion) -> Path:
-    """Write ``model.onnx`` (fp32) and ``model_qint8.onnx`` once; returns their folder."""
+    """Write ``model.onnx`` (fp32) and the int8 model once; returns their folder."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
 
@@ -72,8 +91,16 @@ def export(registry: ModelRegistry, version: ModelVersion) -> Path:
                 opset_version=OPSET,
                 dynamo=False,
             )
-        # Per-channel weight scales: cosine to fp32 ≈ 0.995 vs ≈ 0.988 per-tensor (measured).
-        quantize_dynamic(tmp / FP32, tmp / INT8, weight_type=QuantType.QInt8, per_channel=True)
+        # Per-channel weight scales: cosine to fp32 ≈ 0.995 vs ≈ 0.988 per-tensor (measured);
+        # with the FFN outputs left fp32, ≈ 0.999.
+        quantize_dynamic(
+            tmp / FP32,
+            tmp / INT8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=ffn_output_nodes(tmp / FP32, bert.config.num_hidden_layers),
+        )
+        shutil.rmtree(target, ignore_errors=True)  # an earlier recipe's files: derived, so replaced
         os.rename(tmp, target)
     finally:
         if tmp.exists():

@@ -31,7 +31,7 @@ def test_onnx_embeddings_match_torch(
     for texts, kind in cases:
         expected = encoder.encode(texts, kind)
         assert np.abs(fp32.encode(texts, kind) - expected).max() < 1e-4
-        assert np.min(np.sum(int8.encode(texts, kind) * expected, axis=1)) > 0.98
+        assert np.min(np.sum(int8.encode(texts, kind) * expected, axis=1)) > 0.995
     # Quantisation must not change which passage each query finds.
     scores = int8.encode(QUERIES, "query") @ int8.encode(PASSAGES, "passage").T
     assert list(scores.argmax(axis=1)) == [0, 1, 2, 3]
