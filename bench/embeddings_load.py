@@ -14,7 +14,7 @@ import time
 
 from bench.loadgen import HEADER, run_load, summary
 from bench.server import api_server
-from chatda.models.encoder import Encoder
+from chatda.models.encoder import TorchEncoder
 from chatda.models.registry import ModelRegistry
 from chatda.settings import get_settings
 
@@ -27,7 +27,7 @@ def query(i: int) -> str:
 
 def roofline(seconds: float = 4.0) -> tuple[int, float, dict[int, float]]:
     settings = get_settings()
-    encoder = Encoder(ModelRegistry(settings.models_dir).get(settings.model_name), "auto")
+    encoder = TorchEncoder(ModelRegistry(settings.models_dir).get(settings.model_name), "auto")
     rates: dict[int, float] = {}
     for bs in (1, 16, 32, 64, 128):
         ids = encoder.tokenize([query(i) for i in range(bs)], "query")

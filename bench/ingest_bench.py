@@ -36,7 +36,7 @@ from chatda.articles.progress import wait_until_indexed
 from chatda.articles.publisher import Publisher
 from chatda.broker.tansu import TansuBroker
 from chatda.demo import articles_path
-from chatda.models.encoder import Encoder
+from chatda.models.encoder import Encoder, TorchEncoder
 from chatda.models.registry import ModelRegistry
 from chatda.settings import get_settings
 from chatda.storage.milvus_server import MilvusLiteServer
@@ -83,7 +83,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     settings = get_settings()
-    encoder = Encoder(
+    encoder = TorchEncoder(
         ModelRegistry(settings.models_dir).get(settings.model_name),
         settings.device,
         settings.cpu_threads,

@@ -14,12 +14,12 @@ import time
 
 import torch
 
-from chatda.models.encoder import Encoder
+from chatda.models.encoder import TorchEncoder
+from chatda.models.onnx_encoder import OnnxEncoder
 from chatda.models.registry import ModelRegistry, parse_ref
 from chatda.settings import get_settings
 from train.data import DEFAULT_DATA_DIR
 from train.evaluate import EvalSuite, TextEncoder, retrieval_metrics, stored_metrics, sts_spearman
-from train.onnx_backend import INT8, OnnxEncoder, export
 
 RECOMMEND_MAX_LOSS = 1.0  # points of KorSTS ρ×100 or KorQuAD R@5
 
@@ -50,8 +50,8 @@ def main() -> None:
     model = registry.get(name, version)
     torch.set_num_threads(args.threads)
     backends: dict[str, TextEncoder] = {
-        "torch fp32": Encoder(model, device="cpu", cpu_threads=args.threads),
-        "onnx int8": OnnxEncoder(model, export(registry, model) / INT8, threads=args.threads),
+        "torch fp32": TorchEncoder(model, device="cpu", cpu_threads=args.threads),
+        "onnx int8": OnnxEncoder(model, cpu_threads=args.threads),
     }
     suite = EvalSuite.load(DEFAULT_DATA_DIR)
     queries = suite.korquad.queries

@@ -35,7 +35,7 @@ from bench.search_load import QUERIES
 from bench.server import api_server
 from bench.stack import ingest_worker, local_stack
 from chatda.articles.publisher import Publisher
-from chatda.models.encoder import Encoder
+from chatda.models.encoder import TorchEncoder
 from chatda.models.registry import ModelRegistry
 from chatda.settings import get_settings
 from chatda.text.chunker import embed_text
@@ -167,7 +167,7 @@ def main() -> None:
         )
         probe.close()
     texts = [embed_text(r["title"], r["text"]) for r in rows]
-    encoder = Encoder(
+    encoder = TorchEncoder(
         ModelRegistry(settings.models_dir).get(settings.model_name),
         device="cpu",
         cpu_threads=settings.cpu_threads,

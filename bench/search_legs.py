@@ -30,7 +30,7 @@ from typing import Any
 from pymilvus import AnnSearchRequest, MilvusClient, RRFRanker
 
 from chatda.demo import articles_path, eval_dir
-from chatda.models.encoder import Encoder
+from chatda.models.encoder import TorchEncoder
 from chatda.models.registry import ModelRegistry
 from chatda.search import fusion
 from chatda.search.articles import ArticleIndex
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
     settings = get_settings()
-    encoder = Encoder(ModelRegistry(settings.models_dir).get(settings.model_name), "cpu")
+    encoder = TorchEncoder(ModelRegistry(settings.models_dir).get(settings.model_name), "cpu")
     morphemes = default_morphemes()
     started = time.perf_counter()
     rows = article_rows(encoder, demo_articles(), settings.chunk_max_tokens)

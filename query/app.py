@@ -12,7 +12,7 @@ from chatda.catalog.file_format import read_catalog
 from chatda.catalog.service import CatalogService
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
-from chatda.models.encoder import Encoder
+from chatda.models.encoder import open_encoder
 from chatda.models.registry import ModelRegistry
 from chatda.search.services import SearchServices
 from chatda.settings import Settings, get_settings
@@ -38,10 +38,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ModelRegistry(settings.models_dir)
-        encoder = Encoder(
+        encoder = open_encoder(
             registry.get(settings.model_name, settings.model_version),
             settings.device,
             settings.cpu_threads,
+            settings.encoder_backend,
         )
         batcher = DynamicBatcher(
             encoder,

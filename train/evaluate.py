@@ -167,12 +167,12 @@ def metrics_of(
     registry: ModelRegistry, version: ModelVersion, suite: EvalSuite, device: str
 ) -> dict[str, float]:
     """Stored metrics when there are some, otherwise evaluate now and cache."""
-    from chatda.models.encoder import Encoder
+    from chatda.models.encoder import TorchEncoder
 
     found = stored_metrics(registry, version)
     if found is not None:
         return found
-    metrics = evaluate(Encoder(version, device=device, cpu_threads=_threads()), suite)
+    metrics = evaluate(TorchEncoder(version, device=device, cpu_threads=_threads()), suite)
     store_metrics(registry, version, metrics)
     return metrics
 
@@ -181,12 +181,14 @@ def evaluator_for(
     registry: ModelRegistry, parent: ModelVersion, suite: EvalSuite, device: str
 ) -> Callable[[ModelVersion], dict[str, Any]]:
     """The manifest's ``evaluation`` for a new version: its table next to its parent's."""
-    from chatda.models.encoder import Encoder
+    from chatda.models.encoder import TorchEncoder
 
     def run(candidate: ModelVersion) -> dict[str, Any]:
         parent_metrics = metrics_of(registry, parent, suite, device)
         return {
-            "metrics": evaluate(Encoder(candidate, device=device, cpu_threads=_threads()), suite),
+            "metrics": evaluate(
+                TorchEncoder(candidate, device=device, cpu_threads=_threads()), suite
+            ),
             "parent": parent.manifest.ref,
             "parent_metrics": parent_metrics,
             "splits": SPLITS,

@@ -136,12 +136,12 @@ def train(
     evaluate: Callable[[ModelVersion], dict[str, Any]] | None = None,
 ) -> ModelVersion:
     """Mine, optionally filter with the parent, fine-tune, register ``retrieval-<time>``."""
-    from chatda.models.encoder import Encoder
+    from chatda.models.encoder import TorchEncoder
 
     mined = mine(bm25, d.pairs, negatives_k)
     report: FilterReport | None = None
     if filter_margin is not None:
-        encoder = Encoder(parent, device=config.device, cpu_threads=config.cpu_threads)
+        encoder = TorchEncoder(parent, device=config.device, cpu_threads=config.cpu_threads)
         mined, report = filter_false_negatives(mined, encoder.encode, filter_margin)
         del encoder
     model = load_for_training(parent, config)

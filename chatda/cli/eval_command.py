@@ -34,15 +34,18 @@ def eval_command(
     json_out: Path | None = typer.Option(None, "--json", help="write the result object here"),
 ) -> None:
     """Recall@1/5/20, MRR@10 and nDCG@10 for each scoring method, plus latency."""
-    from chatda.models.encoder import Encoder
+    from chatda.models.encoder import open_encoder
     from chatda.models.registry import ModelRegistry, parse_ref
 
     settings = get_settings()
     docs = read_jsonl(corpus, CorpusItem)
     qs = read_jsonl(queries, EvalQuery)
     name, version = parse_ref(model, settings.model_name) if model else (settings.model_name, None)
-    encoder = Encoder(
-        ModelRegistry(settings.models_dir).get(name, version), settings.device, settings.cpu_threads
+    encoder = open_encoder(
+        ModelRegistry(settings.models_dir).get(name, version),
+        settings.device,
+        settings.cpu_threads,
+        settings.encoder_backend,
     )
     if mode == "intents":
         from chatda.evaluation.intents_eval import evaluate_intents

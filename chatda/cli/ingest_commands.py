@@ -121,7 +121,11 @@ def ingest(
         start_http_server(metrics_port)
     registry = ModelRegistry(settings.models_dir)
     load_encoder = encoder_loader(
-        registry, settings.model_name, settings.device, settings.cpu_threads
+        registry,
+        settings.model_name,
+        settings.device,
+        settings.cpu_threads,
+        settings.encoder_backend,
     )
 
     # the model of the collection the alias serves; the serving model only for a first start

@@ -63,12 +63,12 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of markdown"),
 ) -> None:
     """KorSTS test, KLUE STS dev and KorQuAD dev retrieval for one model."""
-    from chatda.models.encoder import Encoder
+    from chatda.models.encoder import TorchEncoder
     from train.evaluate import SPLITS, EvalSuite, evaluate, markdown, store_metrics
 
     registry = _registry()
     version = _resolve(registry, model)
-    encoder = Encoder(version, device=device, cpu_threads=get_settings().cpu_threads)
+    encoder = TorchEncoder(version, device=device, cpu_threads=get_settings().cpu_threads)
     metrics = evaluate(encoder, EvalSuite.load(_data_dir(data_dir)))
     if not (version.manifest.evaluation or {}).get("metrics"):
         store_metrics(registry, version, metrics)
@@ -279,8 +279,8 @@ def export_onnx_command(
     model: str | None = typer.Option(None, "--model", help="name@version; default: serving"),
 ) -> None:
     """Export a version to ONNX (fp32 + int8 dynamic quantisation) for the CPU backend."""
-    from train.onnx_backend import export
+    from chatda.models.onnx_encoder import export
 
     registry = _registry()
-    folder = export(registry, _resolve(registry, model))
+    folder = export(_resolve(registry, model))
     typer.echo(f"exported to {folder}")

@@ -1,20 +1,24 @@
-"""A loaded model version, ready for batched inference.
+"""A loaded model version, ready for batched inference, on one of two backends.
 
 Prompts (``query: `` / ``passage: ``) come from the model's manifest and are applied here and
-nowhere else: callers say *what* a text is, never how the model wants it prefixed.
+nowhere else: callers say *what* a text is, never how the model wants it prefixed. The backends
+share tokenisation and batching (``Encoder``) and differ only in the forward pass: torch
+(``TorchEncoder``, CPU or GPU) or int8 onnxruntime (``chatda.models.onnx_encoder``, CPU).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from chatda.models.registry import ModelRegistry, ModelVersion, parse_ref
+from chatda.settings import EncoderBackend
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +33,19 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-class Encoder:
-    def __init__(self, version: ModelVersion, device: str = "auto", cpu_threads: int = 0) -> None:
-        from sentence_transformers import SentenceTransformer
+class Encoder(ABC):
+    """Tokenisation, prompts and length-sorted batching; a backend supplies ``embed_ids``."""
 
+    backend: EncoderBackend
+
+    def __init__(self, version: ModelVersion, device: str, tokenizer: Any) -> None:
         self.version = version
         self.manifest = version.manifest
-        self.device = resolve_device(device)
-        if self.device == "cpu":
-            torch.set_num_threads(cpu_threads or os.cpu_count() or 1)
-        self.model = SentenceTransformer(str(version.path), device=self.device)
-        if self.device.startswith("cuda"):
-            self.model.half()
-        self.model.eval()
-        self.tokenizer = self.model.tokenizer
+        self.device = device
+        self.tokenizer = tokenizer
         self.max_length = self.manifest.max_seq_length
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.dim = self.manifest.dim
-        log.info(
-            "loaded %s on %s (threads=%s)", self.manifest.ref, self.device, torch.get_num_threads()
-        )
 
     @property
     def ref(self) -> str:
@@ -74,20 +71,19 @@ class Encoder:
     def count_tokens(self, text: str, kind: Kind = "passage") -> int:
         return len(self.tokenize([text], kind)[0])
 
-    @torch.inference_mode()
-    def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
-        """One forward pass; the result stays on the model's device for post-steps to use."""
+    def padded(self, ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Right-padded ``input_ids`` and ``attention_mask`` (int64) for one batch."""
         width = max(len(row) for row in ids)
-        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
         for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+            input_ids[i, : len(row)] = row
             mask[i, : len(row)] = 1
-        features = {
-            "input_ids": input_ids.to(self.device),
-            "attention_mask": mask.to(self.device),
-        }
-        return self.model(features)["sentence_embedding"]
+        return input_ids, mask
+
+    @abstractmethod
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        """One forward pass to L2-normalised rows, left on ``device`` for post-steps to use."""
 
     def encode(self, texts: Sequence[str], kind: Kind, batch_size: int = 64) -> np.ndarray:
         """Synchronous encoding for jobs and tests: length-sorted batches, float32 rows in order."""
@@ -103,14 +99,63 @@ class Encoder:
         return out
 
 
+class TorchEncoder(Encoder):
+    """The registered sentence-transformers model on torch; fp16 on a GPU."""
+
+    backend: EncoderBackend = "torch"
+
+    def __init__(self, version: ModelVersion, device: str = "auto", cpu_threads: int = 0) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        resolved = resolve_device(device)
+        if resolved == "cpu":
+            torch.set_num_threads(cpu_threads or os.cpu_count() or 1)
+        self.model = SentenceTransformer(str(version.path), device=resolved)
+        if resolved.startswith("cuda"):
+            self.model.half()
+        self.model.eval()
+        super().__init__(version, resolved, self.model.tokenizer)
+        log.info("loaded %s on %s (threads=%s)", self.ref, self.device, torch.get_num_threads())
+
+    @torch.inference_mode()
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        input_ids, mask = self.padded(ids)
+        features = {
+            "input_ids": torch.from_numpy(input_ids).to(self.device),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
+        }
+        return self.model(features)["sentence_embedding"]
+
+
+def open_encoder(
+    version: ModelVersion,
+    device: str = "auto",
+    cpu_threads: int = 0,
+    backend: EncoderBackend = "torch",
+) -> Encoder:
+    """The encoder the settings ask for. ``onnx-int8`` is a CPU backend: it refuses
+    ``device=cuda`` rather than silently serving a GPU machine from its CPU."""
+    if backend == "torch":
+        return TorchEncoder(version, device, cpu_threads)
+    if device not in ("auto", "cpu"):
+        raise ValueError(f"encoder backend {backend!r} runs on the CPU; got device {device!r}")
+    from chatda.models.onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder(version, cpu_threads)
+
+
 def encoder_loader(
-    registry: ModelRegistry, default_name: str, device: str = "auto", cpu_threads: int = 0
+    registry: ModelRegistry,
+    default_name: str,
+    device: str = "auto",
+    cpu_threads: int = 0,
+    backend: EncoderBackend = "torch",
 ) -> Callable[[str], Encoder]:
     """Loads a registered model by ref (``name@version``, ``name@`` for the serving one);
     ``ModelNotFound`` for one that is not registered. Services use it to follow the index."""
 
     def load(ref: str) -> Encoder:
         name, version = parse_ref(ref, default_name)
-        return Encoder(registry.get(name, version), device, cpu_threads)
+        return open_encoder(registry.get(name, version), device, cpu_threads, backend)
 
     return load

@@ -103,6 +103,7 @@ class SearchServices:
                 settings.model_name,
                 settings.device,
                 settings.cpu_threads,
+                settings.encoder_backend,
             ),
             settings.index_follow_s,
         )

@@ -16,6 +16,7 @@ async def healthz(request: Request) -> dict[str, object]:
         "status": "ok",
         "model": state.encoder.ref,
         "device": state.encoder.device,
+        "backend": state.encoder.backend,
         "catalog": {
             "ready": catalog.ready,
             "version": catalog.snapshot.version if catalog.ready else None,

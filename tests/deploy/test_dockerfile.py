@@ -119,6 +119,17 @@ def test_model_prepared_at_build_time_into_models() -> None:
     assert env["HF_HUB_OFFLINE"] == "1"  # nothing downloaded at run time
 
 
+def test_int8_onnx_model_is_an_opt_in_build_step() -> None:
+    build, _ = stages()
+    assert arg_default("ONNX_INT8") == "false"
+    run = next(a for k, a in build if k == "RUN" and "chatda model prepare" in a)
+    prepare = " ".join(run.split())
+    export = prepare.index('if [ "${ONNX_INT8}" = "true" ]; then chatda train export-onnx')
+    # only the fp32 reference is dropped, and before the registry is opened to the service user
+    assert "rm /models/*/.onnx/*/model.onnx;" in prepare
+    assert export < prepare.index("chmod -R a+rX")
+
+
 def test_runtime_env_names_are_real_settings() -> None:
     for stage in stages():
         chatda = {k for k in env_values(stage) if k.startswith("CHATDA_")}

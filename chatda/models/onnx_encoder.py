@@ -1,11 +1,11 @@
-"""An optional CPU encoder backend: the registered model as ONNX, int8 dynamically quantised.
+"""The ``onnx-int8`` encoder backend: the registered model as ONNX, int8 dynamically quantised.
 
 sentence-transformers' own route (``backend="onnx"``, ``export_dynamic_quantized_onnx_model``)
 needs ``optimum-onnx``, whose only release pins transformers < 4.58 while this project pins 5.24;
 so the transformer is exported with ``torch.onnx`` and quantised with onnxruntime's
 ``quantize_dynamic`` directly. Pooling (mean over the mask, prompt included) and normalisation
-are the registered model's and run in numpy. Versions are immutable, so the ONNX files live
-beside them in ``<models_dir>/<name>/.onnx/<version>/``.
+are the registered model's and run in numpy. Versions are immutable, so the ONNX files are
+derived once, on first use, beside them in ``<models_dir>/<name>/.onnx/<version>/``.
 
 Each layer's FFN down-projection (``layer.N/output/dense``) stays fp32. Its input is the GELU
 output, whose few large activations (the outliers known from BERT quantisation studies) leave
@@ -15,6 +15,7 @@ points on base, keeping it costs 0.2, for a third of the layer's MatMul work lef
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -26,8 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from chatda.models.registry import ModelRegistry, ModelVersion
-from train.prompts import Kind, with_prompt
+from chatda.models.encoder import Encoder
+from chatda.models.registry import ModelVersion
+from chatda.settings import EncoderBackend
+
+log = logging.getLogger(__name__)
 
 FP32 = "model.onnx"
 INT8 = "model_qint8_ffnout_fp32.onnx"
@@ -46,8 +50,8 @@ class _LastHidden(torch.nn.Module):
         return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
-def onnx_dir(registry: ModelRegistry, version: ModelVersion) -> Path:
-    return registry.root / version.manifest.name / ".onnx" / version.manifest.version
+def onnx_dir(version: ModelVersion) -> Path:
+    return version.path.parent / ".onnx" / version.manifest.version
 
 
 def ffn_output_nodes(model_file: Path, layers: int) -> list[str]:
@@ -62,16 +66,23 @@ def ffn_output_nodes(model_file: Path, layers: int) -> list[str]:
     return nodes
 
 
-def export(registry: ModelRegistry, version: ModelVersion) -> Path:
-    """Write ``model.onnx`` (fp32) and the int8 model once; returns their folder."""
+def export(version: ModelVersion) -> Path:
+    """Write ``model.onnx`` (fp32) and the int8 model once; returns their folder. Two processes
+    starting together may both export: the first to finish wins, the other's copy is dropped."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
 
-    target = onnx_dir(registry, version)
+    target = onnx_dir(version)
     if (target / INT8).is_file():
         return target
     tmp = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise RuntimeError(
+            f"{target / INT8} is missing and {target.parent} is not writable: run `chatda train "
+            "export-onnx` where the registry is writable (the image: --build-arg ONNX_INT8=true)"
+        ) from exc
     try:
         bert: Any = SentenceTransformer(str(version.path), device="cpu")[0].auto_model
         bert.eval()
@@ -100,49 +111,42 @@ def export(registry: ModelRegistry, version: ModelVersion) -> Path:
             per_channel=True,
             nodes_to_exclude=ffn_output_nodes(tmp / FP32, bert.config.num_hidden_layers),
         )
-        shutil.rmtree(target, ignore_errors=True)  # an earlier recipe's files: derived, so replaced
-        os.rename(tmp, target)
+        if not (target / INT8).is_file():
+            shutil.rmtree(target, ignore_errors=True)  # an earlier recipe's files: derived
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not (target / INT8).is_file():
+                    raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-class OnnxEncoder:
-    """``Encoder.encode`` semantics (manifest prompts, truncation, mean pool, L2) on onnxruntime."""
+class OnnxEncoder(Encoder):
+    """The int8 model on onnxruntime's CPU provider; pooling and normalisation in numpy."""
 
-    def __init__(self, version: ModelVersion, model_file: Path, threads: int = 0) -> None:
+    backend: EncoderBackend = "onnx-int8"
+
+    def __init__(self, version: ModelVersion, cpu_threads: int = 0, model_file: str = INT8) -> None:
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
-        self.manifest = version.manifest
-        self.tokenizer = AutoTokenizer.from_pretrained(str(version.path))
+        path = export(version) / model_file
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = cpu_threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(model_file), options, providers=["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        super().__init__(version, "cpu", AutoTokenizer.from_pretrained(str(version.path)))
+        log.info(
+            "loaded %s from %s (threads=%s)", self.ref, path.name, options.intra_op_num_threads
         )
 
-    def encode(self, texts: Sequence[str], kind: Kind, batch_size: int = 64) -> np.ndarray:
-        """Length-sorted batches, float32 rows in input order, like the torch encoder."""
-        prompted = with_prompt(self.manifest, kind, texts)
-        order = sorted(range(len(prompted)), key=lambda i: len(prompted[i]))
-        out = np.empty((len(prompted), self.manifest.dim), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            batch = self.tokenizer(
-                [prompted[i] for i in rows],
-                padding=True,
-                truncation=True,
-                max_length=self.manifest.max_seq_length,
-                return_tensors="np",
-            )
-            mask = batch["attention_mask"].astype(np.int64)
-            (hidden,) = self.session.run(
-                None, {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": mask}
-            )
-            summed = (hidden * mask[:, :, None]).sum(axis=1)
-            pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
-            out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
-        return out
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        input_ids, mask = self.padded(ids)
+        (hidden,) = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        summed = (hidden * mask[:, :, None]).sum(axis=1)
+        pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
+        return torch.from_numpy((pooled / norms).astype(np.float32))
