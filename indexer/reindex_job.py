@@ -65,13 +65,7 @@ def reindex_now(
         served = served_index(client, settings.articles_alias, registry)
         if only_if_stale and served is not None and served.model == target:
             return f"index already built with {target}", None
-        load = encoder_loader(
-            registry,
-            settings.model_name,
-            settings.device,
-            settings.cpu_threads,
-            settings.encoder_backend,
-        )
+        load = encoder_loader(registry, settings)
         report = reindex(options, client, target, load, default_morphemes())
         return report.summary(), report
     finally:

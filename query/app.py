@@ -38,12 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ModelRegistry(settings.models_dir)
-        encoder = open_encoder(
-            registry.get(settings.model_name, settings.model_version),
-            settings.device,
-            settings.cpu_threads,
-            settings.encoder_backend,
-        )
+        encoder = open_encoder(registry.get(settings.model_name, settings.model_version), settings)
         batcher = DynamicBatcher(
             encoder,
             max_batch_size=settings.batch_max_size,

@@ -41,12 +41,7 @@ def eval_command(
     docs = read_jsonl(corpus, CorpusItem)
     qs = read_jsonl(queries, EvalQuery)
     name, version = parse_ref(model, settings.model_name) if model else (settings.model_name, None)
-    encoder = open_encoder(
-        ModelRegistry(settings.models_dir).get(name, version),
-        settings.device,
-        settings.cpu_threads,
-        settings.encoder_backend,
-    )
+    encoder = open_encoder(ModelRegistry(settings.models_dir).get(name, version), settings)
     if mode == "intents":
         from chatda.evaluation.intents_eval import evaluate_intents
 

@@ -120,13 +120,7 @@ def ingest(
     if metrics_port:
         start_http_server(metrics_port)
     registry = ModelRegistry(settings.models_dir)
-    load_encoder = encoder_loader(
-        registry,
-        settings.model_name,
-        settings.device,
-        settings.cpu_threads,
-        settings.encoder_backend,
-    )
+    load_encoder = encoder_loader(registry, settings)
 
     # the model of the collection the alias serves; the serving model only for a first start
     milvus = connect(config.milvus_uri, config.data_dir)

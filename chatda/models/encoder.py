@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from chatda.models.registry import ModelRegistry, ModelVersion, parse_ref
-from chatda.settings import EncoderBackend
+from chatda.settings import EncoderBackend, Settings
 
 log = logging.getLogger(__name__)
 
@@ -127,35 +127,27 @@ class TorchEncoder(Encoder):
         return self.model(features)["sentence_embedding"]
 
 
-def open_encoder(
-    version: ModelVersion,
-    device: str = "auto",
-    cpu_threads: int = 0,
-    backend: EncoderBackend = "torch",
-) -> Encoder:
-    """The encoder the settings ask for. ``onnx-int8`` is a CPU backend: it refuses
-    ``device=cuda`` rather than silently serving a GPU machine from its CPU."""
+def open_encoder(version: ModelVersion, settings: Settings) -> Encoder:
+    """The encoder the settings ask for (device, threads, backend): the one place services turn
+    settings into an encoder. ``onnx-int8`` is a CPU backend: it refuses ``device=cuda`` rather
+    than silently serving a GPU machine from its CPU."""
+    device, backend = settings.device, settings.encoder_backend
     if backend == "torch":
-        return TorchEncoder(version, device, cpu_threads)
+        return TorchEncoder(version, device, settings.cpu_threads)
     if device not in ("auto", "cpu"):
         raise ValueError(f"encoder backend {backend!r} runs on the CPU; got device {device!r}")
     from chatda.models.onnx_encoder import OnnxEncoder
 
-    return OnnxEncoder(version, cpu_threads)
+    return OnnxEncoder(version, settings.cpu_threads)
 
 
-def encoder_loader(
-    registry: ModelRegistry,
-    default_name: str,
-    device: str = "auto",
-    cpu_threads: int = 0,
-    backend: EncoderBackend = "torch",
-) -> Callable[[str], Encoder]:
-    """Loads a registered model by ref (``name@version``, ``name@`` for the serving one);
-    ``ModelNotFound`` for one that is not registered. Services use it to follow the index."""
+def encoder_loader(registry: ModelRegistry, settings: Settings) -> Callable[[str], Encoder]:
+    """Loads a registered model by ref (``name@version``, ``name@`` for the serving one, bare
+    versions of ``settings.model_name``); ``ModelNotFound`` for one that is not registered.
+    Services use it to follow the index."""
 
     def load(ref: str) -> Encoder:
-        name, version = parse_ref(ref, default_name)
-        return open_encoder(registry.get(name, version), device, cpu_threads, backend)
+        name, version = parse_ref(ref, settings.model_name)
+        return open_encoder(registry.get(name, version), settings)
 
     return load

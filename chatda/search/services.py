@@ -98,13 +98,7 @@ class SearchServices:
             articles,
             batcher,
             catalog,
-            encoder_loader(
-                ModelRegistry(settings.models_dir),
-                settings.model_name,
-                settings.device,
-                settings.cpu_threads,
-                settings.encoder_backend,
-            ),
+            encoder_loader(ModelRegistry(settings.models_dir), settings),
             settings.index_follow_s,
         )
         await suggest.start()

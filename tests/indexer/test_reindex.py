@@ -128,7 +128,8 @@ def live_worker(
     config = worker_config(
         settings.kafka_bootstrap, settings.milvus_uri, settings.data_dir, names, batch_size=16
     )
-    load = encoder_loader(ModelRegistry(models_dir), settings.model_name, "cpu", 1)
+    cpu = settings.model_copy(update={"device": "cpu", "cpu_threads": 1})
+    load = encoder_loader(ModelRegistry(models_dir), cpu)
     with WorkerThread(IngestWorker(config, encoder, load_encoder=load)) as running:
         yield running
 

@@ -20,7 +20,7 @@ from chatda.models.onnx_encoder import (
     onnx_dir,
 )
 from chatda.models.registry import ModelRegistry, ModelVersion
-from chatda.settings import Settings
+from chatda.settings import EncoderBackend, Settings
 from query.app import create_app
 from tests.fixtures.model import link_model
 
@@ -38,9 +38,13 @@ PASSAGES = [
 ]
 
 
+def cpu_settings(device: str, backend: EncoderBackend) -> Settings:
+    return Settings(device=device, cpu_threads=1, encoder_backend=backend)
+
+
 @pytest.fixture(scope="module")
 def int8(base_model: ModelVersion) -> OnnxEncoder:
-    encoder = open_encoder(base_model, "cpu", 1, "onnx-int8")
+    encoder = open_encoder(base_model, cpu_settings("cpu", "onnx-int8"))
     assert isinstance(encoder, OnnxEncoder)
     return encoder
 
@@ -92,11 +96,11 @@ def test_shares_tokenisation_and_prompts(int8: OnnxEncoder, encoder: Encoder) ->
 
 
 def test_loader_and_device_rules(models_dir: Path, base_model: ModelVersion) -> None:
-    load = encoder_loader(ModelRegistry(models_dir), "e5-small-ko", "auto", 1, "onnx-int8")
+    load = encoder_loader(ModelRegistry(models_dir), cpu_settings("auto", "onnx-int8"))
     assert isinstance(load("e5-small-ko@base"), OnnxEncoder)
     with pytest.raises(ValueError, match="runs on the CPU"):
-        open_encoder(base_model, "cuda", 1, "onnx-int8")
-    assert isinstance(open_encoder(base_model, "cpu", 1), TorchEncoder)
+        open_encoder(base_model, cpu_settings("cuda", "onnx-int8"))
+    assert isinstance(open_encoder(base_model, cpu_settings("cpu", "torch")), TorchEncoder)
 
 
 def test_api_serves_the_int8_backend(
