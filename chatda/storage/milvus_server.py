@@ -2,7 +2,9 @@
 
 milvus-lite holds a file lock on its data dir, so only one process may open it. When the API,
 the indexer and tests must share one local Milvus, they talk to this server over the Milvus
-protocol instead (``python -m milvus_lite server``), exactly as they would to Milvus standalone.
+protocol instead, exactly as they would to Milvus standalone. The process is
+``chatda.storage.milvus_lite_main`` (milvus-lite's server with Milvus's keepalive policy), not
+``milvus-lite server``, whose policy drops idle pymilvus connections.
 """
 
 from __future__ import annotations
@@ -64,8 +66,7 @@ class MilvusLiteServer(LocalServer):
             [
                 sys.executable,
                 "-m",
-                "milvus_lite",
-                "server",
+                "chatda.storage.milvus_lite_main",
                 "--data-dir",
                 str(self.data_dir),
                 "--host",
