@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     api_port: int = 8000
     admin_token: SecretStr | None = None
     publisher_token: SecretStr | None = None
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=0, description="request body limit of every route (query.limits)"
+    )
+    catalog_max_body_bytes: int = Field(
+        default=32 << 20,
+        ge=0,
+        description="body limit of the catalog import (the file has no intent count limit)",
+    )
 
     # intent catalog
     intent_threshold: float = Field(default=0.92, ge=0, le=1, description="global default")

@@ -18,6 +18,7 @@ from chatda.search.services import SearchServices
 from chatda.settings import Settings, get_settings
 from chatda.text.morphemes import default_morphemes
 from query.errors import install_error_handlers
+from query.limits import BodyLimit, body_limits
 from query.routes import (
     admin_intents,
     admin_page,
@@ -79,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="chatda 찾다", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimit, default_bytes=settings.max_body_bytes, per_path=body_limits(settings)
+    )
     app.include_router(health.router)
     app.include_router(embeddings.router)
     app.include_router(articles.router)
