@@ -1,4 +1,16 @@
-"""Structured logging for every chatda process: key=value on a terminal, JSON in production."""
+"""Structured logging for every chatda process: key=value on a terminal, JSON in production.
+
+Every record, chatda's own (structlog) and foreign ones (uvicorn, kafka, pymilvus), leaves
+through the one handler set up here, so two rules hold for all of them:
+
+* An exception is one plain traceback, never local variables. structlog's ConsoleRenderer
+  defaults to Rich tracebacks with ``show_locals=True`` when Rich is installed (it is, through
+  typer), and a request handler's locals hold its headers, so every unhandled error printed
+  the caller's ``Authorization: Bearer …``. JSON mode renders the same plain text into an
+  ``exception`` field (without it, JSONRenderer printed only the exception's repr).
+* The rendered line, traceback included, passes ``chatda.redaction.Redactor``: configured
+  secret values and URL passwords become ``***`` whatever logged them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +18,10 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from chatda.redaction import Redactor
+from chatda.settings import Settings
 
 
 class _ClosedSocketNoise(logging.Filter):
@@ -16,13 +32,34 @@ class _ClosedSocketNoise(logging.Filter):
         return not (record.levelno == logging.ERROR and "(closed)" in record.getMessage())
 
 
-def configure_logging(level: str = "INFO", json: bool = False) -> None:
-    renderer: structlog.types.Processor = (
+class _RedactRendered:
+    """The formatter's last step: the rendered line, as a string, through the redactor."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    def __call__(self, _: WrappedLogger, __: str, rendered: EventDict | str) -> str:
+        return self.redactor(str(rendered))
+
+
+def configure_logging(settings: Settings) -> None:
+    """Route every logger of the process through one handler on stderr, at
+    ``settings.log_level``, JSON when ``settings.log_json``, masking ``settings``' secrets.
+
+    It takes the settings whole, not a level and a flag, so no caller can set logging up
+    without the secrets it must mask.
+    """
+    json = settings.log_json
+    renderer: Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
-    shared: list[structlog.types.Processor] = [
+    # JSON has no exception formatter of its own: turn exc_info into the plain traceback text
+    exceptions: list[Processor] = [structlog.processors.format_exc_info] if json else []
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -37,12 +74,17 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *exceptions,
+                renderer,
+                _RedactRendered(Redactor(settings.secret_values())),
+            ],
         )
     )
     logging.getLogger("kafka.net.transport").addFilter(_ClosedSocketNoise())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(settings.log_level.upper())
     for noisy in ("kafka", "httpx", "urllib3", "sentence_transformers", "transformers", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chatda.redaction import MASK, mask_url_passwords, url_password
+
 EncoderBackend = Literal["torch", "onnx-int8"]
 
 
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
             "refresh-suggestions": "interval:300",
             "reindex": "cron:30 3 * * *",
             "retrain": "off",
+            "reconcile-outbox": "interval:5",
         }
     )
     retrain_min_pairs: int = Field(default=200, ge=1, description="click pairs before retraining")
@@ -104,6 +107,12 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=64, description="max records per worker poll")
     chunk_max_tokens: int = Field(default=256, description="tokens per embedded chunk")
     chunk_overlap_sentences: int = 1
+    outbox_grace_s: float = Field(
+        default=60.0, ge=0, description="an unindexed accepted article is re-sent after this"
+    )
+    outbox_max_attempts: int = Field(
+        default=6, ge=0, description="re-sends (grace doubling each time) before 'failed'"
+    )
     # --- end article ingest ---
 
     # --- search API (chatda.search; /v1/search, /v1/suggest, /v1/feedback) ---
@@ -149,14 +158,28 @@ class Settings(BaseSettings):
     def sql_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'chatda.db').resolve()}"
 
+    def secret_values(self) -> list[str]:
+        """Every configured secret: the tokens, and the password inside any URL-valued setting
+        (database, broker, Milvus). Logging masks these wherever they appear (chatda.logs)."""
+        found = []
+        for value in self.model_dump().values():
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, str) and (password := url_password(value)):
+                found.append(password)
+        return [secret for secret in found if secret]
+
     def masked(self) -> dict[str, Any]:
-        """Effective settings for display: secrets masked so logs and terminals never leak them."""
+        """Effective settings for display: secrets and URL passwords masked (one rule,
+        chatda.redaction), so terminals and logs never leak them."""
         out: dict[str, Any] = {}
         for key, value in self.model_dump().items():
             if isinstance(value, SecretStr):
-                out[key] = "********" if value.get_secret_value() else ""
+                out[key] = MASK if value.get_secret_value() else ""
             elif isinstance(value, Path):
                 out[key] = str(value)
+            elif isinstance(value, str):
+                out[key] = mask_url_passwords(value)
             else:
                 out[key] = value
         return out

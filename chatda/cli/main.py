@@ -41,8 +41,7 @@ def feedback_consumer() -> None:
 
 @app.callback()
 def _setup() -> None:
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(get_settings())
 
 
 @app.command()
@@ -62,6 +61,8 @@ def serve(
     from query.app import create_app
 
     settings = get_settings()
+    # log_config=None: uvicorn adds no handlers of its own, so its records (access lines,
+    # "Exception in ASGI application" with the traceback) go through chatda.logs like any other
     uvicorn.run(
         create_app(settings),
         host=host or settings.api_host,

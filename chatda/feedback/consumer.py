@@ -70,7 +70,7 @@ def main() -> None:
     from chatda.settings import get_settings
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings)
     if not settings.kafka_bootstrap:
         raise SystemExit("CHATDA_KAFKA_BOOTSTRAP is not set: the API writes feedback to SQL")
     engine = make_engine(settings.sql_url)

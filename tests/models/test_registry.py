@@ -130,5 +130,5 @@ def test_config_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
         get_settings.cache_clear()
     assert result.exit_code == 0
     shown = json.loads(result.output)
-    assert shown["admin_token"] == "********"
+    assert shown["admin_token"] == "***"
     assert "super-secret-value" not in result.output
