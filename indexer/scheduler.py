@@ -15,11 +15,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
 
 from chatda.db.engine import make_engine, upgrade
-from chatda.settings import get_settings
+from chatda.settings import Settings, get_settings
 from indexer.history import JobAlreadyRunning, record_run
-from indexer.jobs import JOBS
+from indexer.jobs import JOBS, Job
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,34 @@ def run_named_job(name: str, trigger: str = "schedule") -> dict:
     upgrade(engine)
     job = JOBS[name]
     try:
+        if job.quiet and trigger == "schedule":
+            return _run_quietly(job, settings, engine, trigger)
         return record_run(engine, name, trigger, lambda: job.run(settings, engine))
     except JobAlreadyRunning as exc:
         log.warning("%s", exc)
         return {"job": name, "status": "skipped", "detail": str(exc)}
     finally:
         engine.dispose()
+
+
+def _run_quietly(job: Job, settings: Settings, engine: Engine, trigger: str) -> dict:
+    """Run first, record after: only a run with a detail or an error reaches the history,
+    through the same ``record_run`` as every other run (its row's start is the recording)."""
+    error: Exception | None = None
+    detail = ""
+    try:
+        detail = job.run(settings, engine)
+    except Exception as exc:
+        error = exc
+    if error is None and not detail:
+        return {"job": job.name, "status": "ok", "detail": ""}
+
+    def outcome() -> str:
+        if error is not None:
+            raise error
+        return detail
+
+    return record_run(engine, job.name, trigger, outcome)
 
 
 def build_scheduler(scheduler: BaseScheduler | None = None) -> BaseScheduler:

@@ -1,15 +1,18 @@
 """``Publisher``: the one way chatda code puts articles on Kafka (API, CLI, benchmarks, tests).
 
 Every send is acknowledged by all in-sync replicas (``acks=all`` via ``make_producer``) before
-it is reported as published, so a 202 from the API means the article is durably queued.
-Failures surface as ``BrokerUnavailable`` with a message meant for the caller, never as a
-kafka-python exception.
+it is reported as published. With an ``Outbox`` (the API, ``chatda publish`` and the demo loader
+get one through ``from_settings``), each message is first recorded in the SQL store, so a 202
+means the article will be searchable even if the broker later loses the record: the reconciler
+(``indexer.outbox_job``) re-sends what Milvus has not confirmed. A send that fails takes its
+outbox rows back, so a refused publish leaves nothing to re-send. Failures surface as
+``BrokerUnavailable`` with a message meant for the caller, never as a kafka-python exception.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import NamedTuple
@@ -18,6 +21,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from chatda.articles.message import ArticleMessage
+from chatda.articles.outbox import Outbox
 from chatda.articles.topics import ensure_article_topics
 from chatda.broker.kafka import PRODUCER_DEFAULTS, make_producer
 from chatda.broker.process import port_accepts
@@ -57,10 +61,14 @@ class Publisher:
     """Publishes ``ArticleMessage``s to the articles topic, keyed by ``post_id``.
 
     Creating one creates the topic when it is missing (with ``partitions`` partitions) and
-    connects a producer; use it as a context manager or call ``close()``.
+    connects a producer; use it as a context manager or call ``close()``. ``outbox``: where
+    every message is recorded before it is sent (see the module docstring).
     """
 
-    def __init__(self, bootstrap: str | None, topic: str, partitions: int) -> None:
+    def __init__(
+        self, bootstrap: str | None, topic: str, partitions: int, outbox: Outbox | None = None
+    ) -> None:
+        self.outbox = outbox
         if not bootstrap:
             raise BrokerUnavailable("no Kafka broker configured (set CHATDA_KAFKA_BOOTSTRAP)")
         if not broker_reachable(bootstrap):
@@ -74,9 +82,14 @@ class Publisher:
 
     @classmethod
     def from_settings(cls, settings: Settings, topic: str | None = None) -> Publisher:
-        return cls(
-            settings.kafka_bootstrap, topic or settings.articles_topic, settings.article_partitions
-        )
+        """A publisher to ``topic`` (default the articles topic), with the SQL store's outbox
+        when that is the articles topic: the reconciler confirms rows against the serving
+        alias, which only the articles topic feeds."""
+        topic = topic or settings.articles_topic
+        publisher = cls(settings.kafka_bootstrap, topic, settings.article_partitions)
+        if topic == settings.articles_topic:  # after the broker checks: a 503 costs no store
+            publisher.outbox = Outbox.from_settings(settings)
+        return publisher
 
     def publish(self, message: ArticleMessage) -> Delivery:
         """Send one message and wait for its acknowledgement."""
@@ -84,15 +97,27 @@ class Publisher:
         return delivery
 
     def publish_many(self, messages: Iterable[ArticleMessage]) -> list[Delivery]:
-        """Send all messages, then wait for every acknowledgement; results in input order.
+        """Record in the outbox, send all, then wait for every acknowledgement; results in
+        input order. A failed send withdraws what this call recorded."""
+        batch = list(messages)
+        if self.outbox is None:
+            return self.send_records([(m.key, m.to_wire()) for m in batch])
+        receipt = self.outbox.record(batch)
+        try:
+            return self.send_records([(m.key, m.to_wire()) for m in batch])
+        except BaseException:
+            self.outbox.withdraw(receipt)
+            raise
 
-        Sending everything before waiting lets the producer batch records per partition,
-        which is what makes bulk loads fast.
+    def send_records(self, records: Sequence[tuple[bytes, bytes]]) -> list[Delivery]:
+        """Send ``(key, value)`` records as they are and wait for every acknowledgement.
+
+        The outbox's re-sends use this directly: the record was validated when it was
+        accepted and is already in the outbox. Sending everything before waiting lets the
+        producer batch records per partition, which is what makes bulk loads fast.
         """
         try:
-            futures = [
-                self._producer.send(self.topic, key=m.key, value=m.to_wire()) for m in messages
-            ]
+            futures = [self._producer.send(self.topic, key=k, value=v) for k, v in records]
             self._producer.flush(timeout=ACK_TIMEOUT_S)
             metadata = [future.get(timeout=ACK_TIMEOUT_S) for future in futures]
         except KafkaError as exc:
@@ -108,6 +133,8 @@ class Publisher:
 
     def close(self) -> None:
         self._producer.close(timeout=ACK_TIMEOUT_S)
+        if self.outbox is not None:
+            self.outbox.close()
 
     def __enter__(self) -> Publisher:
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -99,4 +100,20 @@ suggest_popularity = Table(
     Column("popularity", Float, nullable=False),
     Column("searches", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The transactional outbox of article publishing: every accepted message, one row per post_id
+# (the newest version wins, like a compacted topic), written before the Kafka send and removed
+# once Milvus holds that version. The reconciler (chatda.articles.outbox) re-sends rows the
+# index has not confirmed, so a 202 survives an in-memory broker's restart.
+article_outbox = Table(
+    "article_outbox",
+    metadata,
+    Column("post_id", String(128), primary_key=True),
+    Column("op", String(8), nullable=False),
+    Column("updated_epoch", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(8), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
 )
