@@ -23,6 +23,10 @@ from indexer.history import JobAlreadyRunning, record_run
 from indexer.jobs import JOBS, Job
 
 log = logging.getLogger(__name__)
+# APScheduler logs two lines per run; with a job every few seconds (reconcile-outbox) that
+# floods the log, and every run that matters is in the run history (indexer/history.py).
+# Failures are still logged, at ERROR.
+logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
 
 def parse_schedule(spec: str) -> BaseTrigger | None:

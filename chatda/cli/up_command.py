@@ -2,19 +2,24 @@
 
 Embedded engines are started only when no external ones are configured: the Tansu broker and a
 milvus-lite server. Then the API, one ingest worker, the indexer scheduler and the feedback
-consumer run as separate processes; the demo
-catalog is loaded and the demo articles are published through Kafka, exactly as a publisher
-would. Ctrl-C stops everything in reverse order.
+consumer run as separate processes under ``chatda.cli.supervisor``: a child that crashes is
+restarted with backoff, and only Ctrl-C (or SIGTERM) stops the stack, in reverse order.
+
+Before the children start, the article outbox is reconciled once with no grace: the embedded
+broker keeps records in memory, so whatever was accepted (answered 202) but not yet indexed
+when the stack last stopped is sent again now (``indexer.outbox_job``). The demo catalog is
+loaded and the demo articles are published through Kafka, exactly as a publisher would.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
-import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from urllib.parse import quote
@@ -22,17 +27,18 @@ from urllib.parse import quote
 import httpx
 import typer
 
-from chatda.settings import get_settings
+from chatda.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 SAMPLE_QUERY = "해외로 돈 보내고 싶어"
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> None:
-    """Until the API answers and its catalog is embedded, so the printed URLs work at once."""
+def _wait_healthy(base: str, timeout_s: float = 600) -> None:
+    """Until the API answers and its catalog is embedded, so the printed URLs work at once.
+    A crashed API is restarted by the supervisor meanwhile; only the deadline gives up."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the API exited with {proc.returncode}; see its log above")
         try:
             health = httpx.get(f"{base}/healthz", timeout=2)
             if health.status_code == 200 and health.json()["catalog"]["ready"]:
@@ -43,17 +49,51 @@ def _wait_healthy(base: str, proc: subprocess.Popen, timeout_s: float = 600) -> 
     raise SystemExit("the API did not become healthy in time")
 
 
-def _publish_demo_articles(bootstrap: str) -> int:
+def _publish_demo_articles(settings: Settings) -> int:
     from chatda.articles.message import ArticleMessage
     from chatda.articles.publisher import Publisher
     from chatda.demo import articles_path
 
-    settings = get_settings()
     lines = articles_path().read_text(encoding="utf-8").splitlines()
     messages = [ArticleMessage.model_validate(json.loads(line)) for line in lines if line.strip()]
-    with Publisher(bootstrap, settings.articles_topic, settings.article_partitions) as publisher:
+    with Publisher.from_settings(settings) as publisher:
         publisher.publish_many(messages)
     return len(messages)
+
+
+def fill_tokens(settings: Settings, env: dict[str, str]) -> str | None:
+    """Generate the admin and publisher tokens the operator did not configure, into ``env``.
+
+    Returns the generated admin token, the only one ``up`` may print: a token configured in
+    the environment or ``.env`` is the operator's secret and never reaches the terminal.
+    """
+    generated = None
+    if settings.admin_token is None or not settings.admin_token.get_secret_value():
+        generated = env["CHATDA_ADMIN_TOKEN"] = secrets.token_urlsafe(16)
+    if settings.publisher_token is None or not settings.publisher_token.get_secret_value():
+        env["CHATDA_PUBLISHER_TOKEN"] = secrets.token_urlsafe(16)
+    return generated
+
+
+def redeliver_accepted(settings: Settings) -> str:
+    """Send again every accepted article the index does not hold (no grace), once at start.
+
+    A failure here is reported and left to the scheduler's ``reconcile-outbox`` job, which
+    retries every few seconds: the stack must still come up.
+    """
+    from chatda.db.engine import make_engine, upgrade
+    from indexer.outbox_job import reconcile_from_settings
+
+    engine = make_engine(settings.sql_url)
+    try:
+        upgrade(engine)
+        done = reconcile_from_settings(settings, engine, grace_s=0)
+    except Exception as exc:
+        log.warning("outbox reconcile at start failed", exc_info=True)
+        return f"not reconciled yet ({type(exc).__name__}: {exc}); the scheduler retries"
+    finally:
+        engine.dispose()
+    return f"{done.confirmed} confirmed, {done.resent} sent again, {done.failed} failed"
 
 
 def _load_demo_catalog() -> int:
@@ -75,6 +115,7 @@ def up(
 ) -> None:
     """Run broker, Milvus, API, ingest worker and scheduler locally until Ctrl-C."""
     from chatda.broker.tansu import TansuBroker
+    from chatda.cli.supervisor import Supervisor
     from chatda.storage.milvus_server import MilvusLiteServer
 
     settings = get_settings()
@@ -83,9 +124,7 @@ def up(
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["CHATDA_DATA_DIR"] = str(data_dir)
-    env.setdefault("CHATDA_ADMIN_TOKEN", secrets.token_urlsafe(16))
-    env.setdefault("CHATDA_PUBLISHER_TOKEN", secrets.token_urlsafe(16))
-    children: list[tuple[str, subprocess.Popen]] = []
+    generated_admin_token = fill_tokens(settings, env)
 
     with ExitStack() as stack:
         bootstrap = settings.kafka_bootstrap
@@ -102,6 +141,10 @@ def up(
             milvus_uri = milvus.uri
             typer.echo(f"· milvus-lite server on {milvus_uri} (data in {data_dir})")
         env["CHATDA_MILVUS_URI"] = milvus_uri
+        stack_settings = settings.model_copy(
+            update={"data_dir": data_dir, "kafka_bootstrap": bootstrap, "milvus_uri": milvus_uri}
+        )
+        typer.echo(f"· accepted articles not yet indexed: {redeliver_accepted(stack_settings)}")
 
         if demo:
             loaded = _load_demo_catalog()
@@ -111,41 +154,39 @@ def up(
                 else "· catalog already present: kept"
             )
 
-        def spawn(name: str, *args: str) -> subprocess.Popen:
-            cmd = [sys.executable, "-m", "chatda.cli.main", *args]
-            proc = subprocess.Popen(cmd, env=env)
-            children.append((name, proc))
-            return proc
+        supervisor = Supervisor(echo=lambda line: typer.echo(line, err=True))
+        supervising = threading.Event()
+        watcher = threading.Thread(
+            target=supervisor.run, args=(supervising,), name="supervisor", daemon=True
+        )
 
         def stop_children() -> None:
-            for _name, proc in reversed(children):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for name, proc in reversed(children):
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    typer.echo(f"· {name} did not stop in 30 s; killing it", err=True)
-                    proc.kill()
+            supervising.set()
+            if watcher.is_alive():
+                watcher.join()
+            supervisor.stop()
 
         stack.callback(stop_children)
+        cli = [sys.executable, "-m", "chatda.cli.main"]
+        supervisor.spawn("api", [*cli, "serve"], env)
+        supervisor.spawn("ingest", [*cli, "ingest"], env)
+        supervisor.spawn("scheduler", [*cli, "scheduler"], env)
+        supervisor.spawn("feedback", [*cli, "feedback-consumer"], env)
+        watcher.start()
         base = f"http://{settings.api_host}:{settings.api_port}"
-        api = spawn("api", "serve")
-        spawn("ingest", "ingest")
-        spawn("scheduler", "scheduler")
-        spawn("feedback", "feedback-consumer")
-        _wait_healthy(base, api)
+        _wait_healthy(base)
         if demo:
-            typer.echo(f"· published {_publish_demo_articles(bootstrap)} demo articles to Kafka")
+            typer.echo(f"· published {_publish_demo_articles(stack_settings)} demo articles")
 
+        token_note = generated_admin_token or "as configured in CHATDA_ADMIN_TOKEN"
         typer.echo("")
         typer.echo(f"  API docs     {base}/docs")
-        typer.echo(f"  admin page   {base}/admin   (token: {env['CHATDA_ADMIN_TOKEN']})")
+        typer.echo(f"  admin page   {base}/admin   (token: {token_note})")
         typer.echo(f"  intents      {base}/v1/intents/match?q={quote(SAMPLE_QUERY)}")
         typer.echo(f"  search       {base}/v1/search?q={quote(SAMPLE_QUERY)}")
         typer.echo(f"  metrics      {base}/metrics")
         typer.echo(f"  logs         {logs}")
-        typer.echo("  Ctrl-C stops everything.")
+        typer.echo("  Ctrl-C stops everything; a crashed process is restarted.")
 
         stopping = False
 
@@ -156,11 +197,5 @@ def up(
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
         while not stopping:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    typer.echo(
-                        f"· {name} exited with {proc.returncode}; stopping the stack", err=True
-                    )
-                    stopping = True
             time.sleep(0.5)
         typer.echo("· stopping…")
