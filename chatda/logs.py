@@ -10,6 +10,9 @@ through the one handler set up here, so two rules hold for all of them:
   ``exception`` field (without it, JSONRenderer printed only the exception's repr).
 * The rendered line, traceback included, passes ``chatda.redaction.Redactor``: configured
   secret values and URL passwords become ``***`` whatever logged them.
+
+Libraries that install handlers of their own (pymilvus does, on import, with propagation off)
+would bypass both rules: their loggers are handed back to the root handler here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import pymilvus  # noqa: F401  (its import installs its handlers: do it before taking them back)
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -85,6 +89,10 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("kafka.net.transport").addFilter(_ClosedSocketNoise())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    for logger in logging.root.manager.loggerDict.values():
+        if isinstance(logger, logging.Logger) and logger.handlers:
+            logger.handlers.clear()
+            logger.propagate = True
     root.setLevel(settings.log_level.upper())
     for noisy in ("kafka", "httpx", "urllib3", "sentence_transformers", "transformers", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

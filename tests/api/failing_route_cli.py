@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 
+from fastapi import FastAPI, Request
+
+from chatda.settings import Settings
+
 FAILING_PATH = "/v1/admin/fail"
 FAILURE = "the handler failed on purpose"
 
 
 def main() -> None:
-    from fastapi import FastAPI, Request
-
     import query.app
     from chatda.cli.main import app as cli
-    from chatda.settings import Settings
 
     create_app = query.app.create_app
 
