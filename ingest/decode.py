@@ -3,28 +3,54 @@
 Decoding is strict on purpose: invalid UTF-8 is rejected rather than repaired with U+FFFD
 (as ``chatda.text.normalize.decode_wire`` would), because an article indexed with replacement
 characters is silently wrong, while a dead-lettered one tells its publisher what to fix.
+
+JSON goes through ``chatda.json_input``, the one decoder for untrusted JSON: the standard
+library recurses once per nesting level, so a record of 100,000 ``[`` raised ``RecursionError``
+and killed the worker. ``isolated`` is the second line: whatever else one record's step raises
+stays with that record, so no single record can stop the worker.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from pydantic import ValidationError
 
 from chatda.articles.message import SIZE_ERROR_TYPES, ArticleMessage, error_summary
+from chatda.json_input import JSONDecodeError, loads
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class PoisonRecord(Exception):
     """A record that no retry can index; it goes to the dead-letter topic.
 
     ``reason`` is a short, stable label for metrics and the envelope: ``encoding``, ``json``,
-    ``schema``, ``size``, ``key`` or ``pipeline``.
+    ``schema``, ``size``, ``key``, ``decode`` (anything else raised while decoding, validating
+    or planning the record: a defect to look into, the record may be fine) or ``pipeline``
+    (anything raised while chunking, tokenizing or analysing it).
     """
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def isolated(reason: str, step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``step(...)``, with any exception it raises turned into a ``PoisonRecord`` of ``reason``.
+
+    Only for work on one record: an outage (Milvus, Kafka) must never go through here, or a
+    retriable failure would be dead-lettered instead of retried.
+    """
+    try:
+        return step(*args, **kwargs)
+    except PoisonRecord:
+        raise
+    except Exception as exc:
+        raise PoisonRecord(reason, repr(exc)) from exc
 
 
 def decode_article(key: bytes | None, value: bytes | None, max_text_chars: int) -> ArticleMessage:
@@ -36,8 +62,8 @@ def decode_article(key: bytes | None, value: bytes | None, max_text_chars: int) 
     except UnicodeDecodeError as exc:
         raise PoisonRecord("encoding", f"invalid UTF-8 at byte {exc.start}: {exc.reason}") from exc
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = loads(text)
+    except JSONDecodeError as exc:
         raise PoisonRecord("json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     try:
         message = ArticleMessage.model_validate(data, context={"max_text_chars": max_text_chars})

@@ -30,9 +30,18 @@ class PreparedChunk:
 
 @dataclass(frozen=True, slots=True)
 class PreparedArticle:
+    """Everything the rows of one upsert need, computed while the article is on its own.
+
+    The epochs are here rather than read off the message when the rows are built, because
+    row building runs for the whole batch after embedding, where a failure would be the
+    batch's instead of the article's.
+    """
+
     message: ArticleMessage
     title: str
     chunks: tuple[PreparedChunk, ...]
+    published_epoch: int
+    updated_epoch: int
 
 
 class Pipeline:
@@ -73,7 +82,9 @@ class Pipeline:
             PreparedChunk(piece.n, piece.text, piece.embed_text, " ".join(words))
             for piece, words in zip(pieces, terms, strict=True)
         )
-        return PreparedArticle(message, title, chunks)
+        return PreparedArticle(
+            message, title, chunks, message.published_epoch, message.updated_epoch
+        )
 
     def embed(self, articles: Sequence[PreparedArticle]) -> np.ndarray:
         """Passage vectors of every chunk of ``articles``, in article then chunk order."""

@@ -9,7 +9,7 @@ nothing (equal versions are applied again, with identical content).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kafka.consumer.fetcher import ConsumerRecord
 
@@ -18,8 +18,20 @@ from chatda.articles.message import ArticleMessage
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
+    """A record and its message, with the version numbers planning compares.
+
+    The numbers are computed here, when the worker decodes the record (isolated per record),
+    so that the batch-wide steps below work on plain numbers and cannot fail for one record.
+    """
+
     record: ConsumerRecord
     message: ArticleMessage
+    version: float = field(init=False)
+    updated_epoch: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "version", self.message.updated_at.timestamp())
+        object.__setattr__(self, "updated_epoch", self.message.updated_epoch)
 
 
 def newest_per_post(items: Iterable[Decoded]) -> tuple[list[Decoded], list[Decoded]]:
@@ -54,7 +66,7 @@ def split_stale(
     stale: list[Decoded] = []
     for item in items:
         indexed = indexed_updated_at.get(item.message.post_id)
-        if indexed is not None and item.message.updated_epoch < indexed:
+        if indexed is not None and item.updated_epoch < indexed:
             stale.append(item)
         else:
             current.append(item)
@@ -62,4 +74,4 @@ def split_stale(
 
 
 def _version(item: Decoded) -> tuple[float, int]:
-    return item.message.updated_at.timestamp(), item.record.offset
+    return item.version, item.record.offset

@@ -185,8 +185,8 @@ def article_rows(
             "series": m.series,
             "category": m.category,
             "tags": list(m.tags),
-            "published_at": m.published_epoch,
-            "updated_at": m.updated_epoch,
+            "published_at": article.published_epoch,
+            "updated_at": article.updated_epoch,
             "model_version": model_version,
         }
         for c, vector in zip(article.chunks, vectors, strict=True)

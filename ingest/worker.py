@@ -43,7 +43,7 @@ from chatda.text.morphemes import Morphemes, default_morphemes
 from ingest import metrics
 from ingest.config import WorkerConfig
 from ingest.dead_letter import DeadLetters
-from ingest.decode import PoisonRecord, decode_article
+from ingest.decode import PoisonRecord, decode_article, isolated
 from ingest.pipeline import Pipeline, PreparedArticle
 from ingest.plan import Decoded, newest_per_post, split_stale
 from ingest.sink import ArticleSink, article_rows
@@ -207,8 +207,7 @@ class IngestWorker:
         decoded: list[Decoded] = []
         for record in records:
             try:
-                message = decode_article(record.key, record.value, self.config.max_text_chars)
-                decoded.append(Decoded(record, message))
+                decoded.append(isolated("decode", self._decode, record))
             except PoisonRecord as exc:
                 poison.append((record, exc))
         newest, superseded = newest_per_post(decoded)
@@ -227,10 +226,10 @@ class IngestWorker:
                 applied.append(item)
                 continue
             try:
-                article = self.pipeline.prepare(message)
-            except Exception as exc:  # whatever one article triggers stays with that article
+                article = isolated("pipeline", self.pipeline.prepare, message)
+            except PoisonRecord as exc:
                 logger.exception("ingest prepare failed post_id=%s", message.post_id)
-                poison.append((item.record, PoisonRecord("pipeline", repr(exc))))
+                poison.append((item.record, exc))
                 continue
             prepared.append(article)
             applied.append(item)
@@ -257,6 +256,10 @@ class IngestWorker:
         )
         self._observe(result, applied, poison, time.monotonic() - started)
         return result
+
+    def _decode(self, record: ConsumerRecord) -> Decoded:
+        message = decode_article(record.key, record.value, self.config.max_text_chars)
+        return Decoded(record, message)
 
     def _observe(
         self,
@@ -306,8 +309,18 @@ class IngestWorker:
         consumer stays in the group (no max.poll.interval eviction) without fetching more. If
         a rebalance changes the assignment meanwhile, the batch is dropped and every partition
         still held is rewound to its first unprocessed record: the new owner of a moved
-        partition redoes it from the last commit, and nothing held is skipped.
+        partition redoes it from the last commit, and nothing held is skipped. A retry sends
+        only the dead letters not acknowledged yet; the memory of those ends with the batch.
         """
+        try:
+            return self._retry_until_written(consumer, records, stop)
+        finally:
+            if self.dead_letters is not None:
+                self.dead_letters.settle()
+
+    def _retry_until_written(
+        self, consumer: KafkaConsumer, records: Sequence[ConsumerRecord], stop: threading.Event
+    ) -> bool:
         owned = set(consumer.assignment())
         rewind = _first_offsets(records)
         delay = _FIRST_BACKOFF_S

@@ -41,6 +41,8 @@ def test_valid_record_decodes() -> None:
     "key, value, reason, fragment",
     [
         (b"p-0001", b'{"post_id": "p-0001", ', "json", "line 1"),
+        (b"pz-deep", b"[" * 100_000 + b"]" * 100_000, "json", "depth limit"),
+        (b"p-0001", b'{"post_id": "\\udfff"}', "json", "surrogate"),
         (b"p-0001", b'{"post_id": "p-0001", "title": "\xff\xfe"}', "encoding", "byte 32"),
         (b"x", b'{"post_id": "bad id", "op": "delete"}', "schema", "post_id"),
         (b"x", b"[1, 2]", "schema", "dictionary"),
