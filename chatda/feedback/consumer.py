@@ -2,7 +2,8 @@
 
 Offsets are committed only after the batch is in SQL, so a crash replays records rather than
 losing them, and the store's event-id uniqueness makes the replay harmless. A record that does
-not parse is logged and skipped: one bad producer must not stall the topic.
+not parse, or that the store refuses, is logged and skipped: one bad producer must not stall
+the topic.
 
 Run it as ``python -m chatda.feedback.consumer`` (settings from the environment, as the API).
 """
@@ -15,6 +16,13 @@ import threading
 from collections.abc import Iterable
 
 from pydantic import ValidationError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    SQLAlchemyError,
+    StatementError,
+)
 
 from chatda.broker.kafka import make_consumer
 from chatda.feedback.events import FeedbackRecord
@@ -36,9 +44,42 @@ def decode(values: Iterable[bytes | None]) -> list[FeedbackRecord]:
     return records
 
 
+def _refused(exc: SQLAlchemyError) -> bool:
+    """Whether the database refused the data (a value or constraint), not the connection.
+
+    A ``StatementError`` that is no ``DBAPIError`` failed while binding a value, before the
+    database saw it; a ``DataError`` or ``IntegrityError`` is the database rejecting a row.
+    Anything else (``OperationalError``: the database is away or locked) is an outage.
+    """
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
 def persist(store: FeedbackStore, values: Iterable[bytes | None]) -> int:
-    """Store one polled batch; returns how many events were new."""
-    return store.save(decode(values))
+    """Store one polled batch; returns how many events were new.
+
+    The batch is one transaction. If the store refuses it for its data, the events are
+    stored one by one and each one refused is logged and skipped: otherwise the consumer
+    would crash on that batch, restart, read it again and crash again, and no later event
+    would ever be stored. An outage is raised, so the batch is not committed.
+    """
+    records = decode(values)
+    try:
+        return store.save(records)
+    except SQLAlchemyError as exc:
+        if not _refused(exc):
+            raise
+    stored = 0
+    for record in records:
+        try:
+            stored += store.save([record])
+        except SQLAlchemyError as exc:
+            if not _refused(exc):
+                raise
+            reason = getattr(exc, "orig", exc)  # the database's words, without the row's values
+            log.warning("skipping feedback event %s the store refuses: %s", record.event_id, reason)
+    return stored
 
 
 def run(

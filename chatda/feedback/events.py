@@ -8,10 +8,20 @@ is what travels over Kafka and what the consumer stores, so both paths store the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 MAX_SHOWN = 200
 MAX_POSITION = 1000
@@ -59,14 +69,37 @@ class Click(BaseModel):
 FeedbackEvent = Annotated[Impression | Click, Field(discriminator="type")]
 
 
+def _as_utc(moment: datetime) -> datetime:
+    """The same instant in UTC, the zone every stored time is in.
+
+    ``0001-01-01T00:00:00+14:00`` is a valid datetime whose UTC instant lies in year 0: SQL
+    stores it, and then every read of the row (PostgreSQL answers in UTC) fails, so the jobs
+    that aggregate events would stop on it forever. It is refused here instead.
+    """
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise PydanticCustomError(
+            "datetime_range", "must be within the years 1 to 9999 in UTC"
+        ) from exc
+
+
+StoredText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+"""Text a SQL store can hold: PostgreSQL refuses NUL characters in text columns."""
+
+
 class FeedbackRecord(BaseModel):
-    """An accepted event plus what the server knew when it accepted it."""
+    """An accepted event plus what the server knew when it accepted it.
+
+    Records also arrive from Kafka, where anything may have written them, so every field is
+    held to what the SQL store can keep and read back.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: UUID
-    received_at: AwareDatetime
-    query: str | None = Field(description="the normalised query, when the id was known")
+    received_at: Annotated[AwareDatetime, AfterValidator(_as_utc)]
+    query: StoredText | None = Field(description="the normalised query, when the id was known")
     known_query: bool
     event: FeedbackEvent
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, select
 
+from chatda.broker.kafka import ensure_topics, make_producer
 from chatda.db.engine import upgrade
 from chatda.db.tables import search_events
 from chatda.feedback import consumer
@@ -187,6 +189,97 @@ def test_consumer_skips_records_that_do_not_parse(store: FeedbackStore) -> None:
     )
     values = [b"not json", None, b'{"event_id": "x"}', good.model_dump_json().encode()]
     assert consumer.persist(store, values) == 1
+
+
+def click_record(query: str | None = "송금") -> FeedbackRecord:
+    return record(
+        Click(type="click", query_id=uuid.uuid4(), clicked_id="a", position=1), query=query
+    )
+
+
+def refuse_query(store: FeedbackStore, query: str) -> None:
+    """Make the real SQLite store refuse rows carrying ``query``, the way PostgreSQL refuses a
+    value it cannot hold (a NUL in text): SQLite itself accepts every value the model lets by."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_query BEFORE INSERT ON search_events "
+            f"WHEN NEW.query = '{query}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+
+
+def test_consumer_skips_an_event_the_store_refuses(store: FeedbackStore) -> None:
+    refuse_query(store, "거부")
+    first, refused, last = click_record(), click_record("거부"), click_record()
+    values = [r.model_dump_json().encode() for r in (first, refused, last)]
+    assert consumer.persist(store, values) == 2
+    assert stored(store.engine, str(first.event_id)) is not None
+    assert stored(store.engine, str(last.event_id)) is not None
+    assert stored(store.engine, str(refused.event_id)) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"query": "송\x00금"},  # PostgreSQL cannot store it
+        {"received_at": "0001-01-01T00:00:00+14:00"},  # year 0 in UTC: no read gets it back
+        {"received_at": "9999-12-31T23:59:59-12:00"},  # year 10000 in UTC
+    ],
+)
+def test_consumer_skips_records_the_store_could_not_keep(change: dict[str, str]) -> None:
+    value = json.dumps(click_record().model_dump(mode="json") | change).encode()
+    assert consumer.decode([value]) == []
+
+
+def test_received_at_is_kept_in_utc() -> None:
+    value = click_record().model_dump(mode="json") | {"received_at": "2026-06-01T09:00:00+09:00"}
+    (decoded,) = consumer.decode([json.dumps(value).encode()])
+    assert decoded.received_at == datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    assert decoded.received_at.utcoffset() == timedelta(0)
+
+
+def test_consumer_outlives_poison_records_on_kafka(
+    kafka_bootstrap: str, store: FeedbackStore
+) -> None:
+    """Real Tansu: poison records ahead of a good one on the only partition. The consumer
+    must store the good one and keep running (before, the refused event crashed it, and a
+    restart would have crashed on the same batch again)."""
+    topic = f"search-events-poison-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, {topic: 1})
+    refuse_query(store, "거부")
+    good = click_record()
+    values = [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"event_id": "\xff"}',
+        click_record("거부").model_dump_json().encode(),
+        good.model_dump_json().encode(),
+    ]
+    producer = make_producer(kafka_bootstrap)
+    try:
+        for value in values:
+            producer.send(topic, value=value).get(timeout=30)
+    finally:
+        producer.close()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            consumer.run(kafka_bootstrap, topic, f"test-{uuid.uuid4().hex[:6]}", store, stop)
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while stored(store.engine, str(good.event_id)) is None and time.monotonic() < deadline:
+            assert not errors, errors
+            time.sleep(0.2)
+        assert worker.is_alive() and not errors, errors
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert stored(store.engine, str(good.event_id)) is not None
 
 
 def test_popularity_counts_searches_not_events(store: FeedbackStore) -> None:
