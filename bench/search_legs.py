@@ -27,9 +27,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pymilvus import AnnSearchRequest, MilvusClient, RRFRanker
 
 from chatda.demo import articles_path, eval_dir
+from chatda.evaluation.metrics import first_relevant_rank, recall_from_ranks, rr_from_ranks
 from chatda.models.encoder import TorchEncoder
 from chatda.models.registry import ModelRegistry
 from chatda.search import fusion
@@ -99,15 +101,13 @@ RANKERS: dict[str, Ranker] = {
 def quality(legs_per_query: list[tuple[set[str], dict[str, list[ArticleHit]]]]) -> None:
     print(f"\nquality over {len(legs_per_query)} queries (MRR@10, hit@1, hit@5)")
     for name, ranker in RANKERS.items():
-        mrr = hit1 = hit5 = 0.0
-        for relevant, legs in legs_per_query:
-            ranking = ranker(legs)[:10]
-            first = next((i for i, doc in enumerate(ranking, 1) if doc in relevant), None)
-            mrr += 1 / first if first else 0
-            hit1 += first == 1
-            hit5 += first is not None and first <= 5
-        n = len(legs_per_query)
-        print(f"  {name:40s} {mrr / n:.3f}  {hit1 / n:.2f}  {hit5 / n:.2f}")
+        ranks = np.array([first_relevant_rank(ranker(legs), rel) for rel, legs in legs_per_query])
+        mrr, hit1, hit5 = (
+            float(np.mean(rr_from_ranks(ranks, 10))),
+            float(np.mean(recall_from_ranks(ranks, 1))),
+            float(np.mean(recall_from_ranks(ranks, 5))),
+        )
+        print(f"  {name:40s} {mrr:.3f}  {hit1:.2f}  {hit5:.2f}")
 
 
 def timed(label: str, work: Callable[[int], Any], n: int, repeat: int) -> None:

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from chatda.broker.kafka import committed_lag, committed_offsets, keys_between, seed_offsets
 from chatda.broker.kafka import end_offsets as topic_end_offsets
+from chatda.evaluation.metrics import mrr_at, recall_at
 from chatda.models.encoder import Encoder
 from chatda.search.articles import ArticleIndex
 from chatda.search.hits import collapse
@@ -317,10 +318,8 @@ def _quality(
             ranked = [a.chunk.post_id for a in collapse(hits)][:_RANK_DEPTH]
             quality = legs[leg]
             quality.queries += 1
-            if ranked and ranked[0] == post_id:
-                quality.top1 += 1
-            if post_id in ranked:
-                quality.mrr += 1 / (ranked.index(post_id) + 1)
+            quality.top1 += int(recall_at(ranked, {post_id}, 1))
+            quality.mrr += mrr_at(ranked, {post_id}, _RANK_DEPTH)
     for quality in legs.values():
         quality.mrr = round(quality.mrr / quality.queries, 4) if quality.queries else 0.0
     return legs

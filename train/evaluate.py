@@ -18,6 +18,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
+from chatda.evaluation.metrics import gold_ranks, recall_from_ranks, rr_from_ranks
 from chatda.models.registry import ModelRegistry, ModelVersion
 from train import data
 from train.prompts import Kind
@@ -96,15 +97,12 @@ def retrieval_metrics(encoder: TextEncoder, rset: data.RetrievalSet) -> dict[str
     """Recall@1/5/20 and MRR@10 (×100) of each query's gold passage among all passages."""
     passages = encode(encoder, rset.passages, "passage", "KorQuAD passages")
     queries = encode(encoder, rset.queries, "query", "KorQuAD questions")
-    scores = queries @ passages.T
-    gold = np.asarray(rset.gold)
-    gold_score = scores[np.arange(len(gold)), gold]
-    rank = (scores > gold_score[:, None]).sum(axis=1) + 1  # 1-based rank of the gold passage
+    rank = gold_ranks(queries @ passages.T, rset.gold)
     return {
-        "korquad_r1": float(np.mean(rank <= 1)) * 100.0,
-        "korquad_r5": float(np.mean(rank <= 5)) * 100.0,
-        "korquad_r20": float(np.mean(rank <= 20)) * 100.0,
-        "korquad_mrr10": float(np.mean(np.where(rank <= 10, 1.0 / rank, 0.0))) * 100.0,
+        "korquad_r1": float(np.mean(recall_from_ranks(rank, 1))) * 100.0,
+        "korquad_r5": float(np.mean(recall_from_ranks(rank, 5))) * 100.0,
+        "korquad_r20": float(np.mean(recall_from_ranks(rank, 20))) * 100.0,
+        "korquad_mrr10": float(np.mean(rr_from_ranks(rank, 10))) * 100.0,
     }
 
 
