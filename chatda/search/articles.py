@@ -19,7 +19,7 @@ from pymilvus import MilvusClient
 
 from chatda.search.hits import ChunkHit
 from chatda.storage.index_models import served_index
-from chatda.storage.milvus_client import ScoreConvention, connect
+from chatda.storage.milvus_client import Reloader, ScoreConvention, connect
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class ArticleIndex:
         self.alias = alias
         self._connection: _Connection | None = None
         self._collections: dict[str, str] = {}
+        self._reloader = Reloader()
 
     @classmethod
     def over(cls, client: MilvusClient, alias: str) -> ArticleIndex:
@@ -164,7 +165,8 @@ class ArticleIndex:
         whatever the alias serves).
         """
         connection = self._use()
-        result = connection.client.search(
+        result = self._search(
+            connection,
             collection or self.alias,
             data=[list(vector)],
             anns_field="dense",
@@ -188,7 +190,8 @@ class ArticleIndex:
     ) -> list[ChunkHit]:
         """The ``depth`` best BM25 chunks for ``text`` (query morphemes joined by spaces)."""
         connection = self._use()
-        result = connection.client.search(
+        result = self._search(
+            connection,
             collection or self.alias,
             data=[text],
             anns_field="sparse",
@@ -201,6 +204,16 @@ class ArticleIndex:
         )
         score = connection.convention.bm25_score
         return [_hit(raw, score(float(raw["distance"]))) for raw in result[0]]
+
+    def _search(self, connection: _Connection, collection: str, **request: Any) -> Any:
+        """One search; a collection the server came back without (a restarted milvus-lite)
+        is loaded again in the background and reported unavailable meanwhile."""
+        try:
+            return connection.client.search(collection, **request)
+        except Exception as exc:
+            if self._reloader.released(exc, connection.client, collection):
+                raise MilvusUnavailable(f"collection {collection} is loading again") from exc
+            raise
 
     def titles(self, limit: int) -> list[tuple[str, str]]:
         """``(post_id, title)`` of up to ``limit`` articles, read from their first chunks."""

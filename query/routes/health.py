@@ -1,11 +1,31 @@
-"""Liveness/readiness and Prometheus metrics."""
+"""Liveness (``/healthz``), readiness (``/readyz``) and Prometheus metrics.
+
+Kubernetes restarts a process whose liveness fails and takes a replica out of its Service while
+readiness fails, so the two must differ: ``/healthz`` answers whenever the process and its
+event loop do (it also describes the model and catalog, for people), ``/readyz`` only while
+the replica can serve (query.readiness).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from query.errors import error_body
+from query.readiness import Readiness, as_json, failing, ready
+
 router = APIRouter()
+
+
+def _readiness(request: Request) -> Readiness:
+    """The app's one Readiness (one check cache for every probe), made on first use after each
+    start-up of the app."""
+    app_state = request.app.state
+    readiness: Readiness | None = getattr(app_state, "readiness", None)
+    if readiness is None or readiness.state is not app_state.chatda:
+        readiness = app_state.readiness = Readiness(app_state.chatda)
+    return readiness
 
 
 @router.get("/healthz", tags=["ops"])
@@ -25,6 +45,24 @@ async def healthz(request: Request) -> dict[str, object]:
     }
 
 
+@router.get(
+    "/readyz",
+    tags=["ops"],
+    responses={503: {"description": "not ready: the body names each failing dependency"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    dependencies = await _readiness(request).check()
+    if ready(dependencies):
+        return JSONResponse({"status": "ready", "dependencies": as_json(dependencies)})
+    down = failing(dependencies)
+    response = error_body(
+        503, f"not ready: {', '.join(down)}", failing=down, dependencies=as_json(dependencies)
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 @router.get("/metrics", tags=["ops"], include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await _readiness(request).check()  # chatda_dependency_up as of now (cached for a second)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
