@@ -135,11 +135,11 @@ def test_healthchecks(raw: dict[str, Any]) -> None:
     for name in ENGINES | {"api", "ingest"}:
         check = services[name].get("healthcheck")
         assert check and check["test"] and not check.get("disable"), name
-    assert "/healthz" in " ".join(services["api"]["healthcheck"]["test"])
+    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])  # healthy = ready
     assert "kafka-broker-api-versions" in " ".join(services["kafka"]["healthcheck"]["test"])
     assert "9091/healthz" in " ".join(services["milvus"]["healthcheck"]["test"])
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
-    # the scheduler serves no HTTP: the image's /healthz HEALTHCHECK must not mark it unhealthy
+    # the scheduler serves no HTTP: the image's /readyz HEALTHCHECK must not mark it unhealthy
     assert services["indexer"]["healthcheck"] == {"disable": True}
 
 

@@ -155,7 +155,7 @@ def test_entrypoint_cmd_and_healthcheck() -> None:
     assert runtime["EXPOSE"] == "8000"
     (check,) = [a for k, a in stages()[1] if k == "HEALTHCHECK"]
     options, _, command = check.partition(" CMD ")
-    assert "/healthz" in command
+    assert "/readyz" in command  # healthy = ready to serve
     assert json.loads(command)[0] == "python"  # no curl in python:slim
     assert "--start-period=" in options
 

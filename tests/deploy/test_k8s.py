@@ -188,13 +188,17 @@ def image_uid() -> int:
 # --- the search API --------------------------------------------------------------------------
 
 
-def test_api_probes_on_healthz() -> None:
+def test_api_probes_liveness_on_healthz_readiness_on_readyz() -> None:
     api = find("Deployment", "chatda-api")
     c = container(api)
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+    paths = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/readyz"}
+    for probe, path in paths.items():
         get = c[probe]["httpGet"]
-        assert get["path"] == "/healthz", probe
+        assert get["path"] == path, probe
         assert port_number(c, get["port"]) == 8000, probe
+    startup = c["startupProbe"]
+    # model load and catalog embedding before the first ready answer: minutes, not seconds
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 180
     assert c["args"][0] == "serve"
     assert port_number(c, "http") == 8000
 
