@@ -1,22 +1,99 @@
-"""Token checks for the admin and publisher faces (constant-time, one place)."""
+"""Token checks for the admin and publisher faces: one guard, constant-time, slowed after failures.
+
+A ``TokenGuard`` is a FastAPI ``HTTPBearer`` security scheme, so the OpenAPI document declares
+it and /docs can send a token; ``query.routing.ChatdaRoute`` runs it before the body is read.
+The admin page signs in once with the admin token and then carries a signed, expiring session
+cookie (never the token itself), which the admin guard accepts like a bearer token.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
+from fastapi.security import HTTPBearer
 from pydantic import SecretStr
 
 ADMIN_COOKIE = "chatda_admin"
+ADMIN_SESSION_S = 12 * 3600
+"""How long an admin page sign-in lasts (the cookie's Max-Age and the signed expiry)."""
+
+MAX_AUTH_FAILURES = 20
+AUTH_FAILURE_WINDOW_S = 60.0
+_MAX_TRACKED_ADDRESSES = 10_000
 
 
-def presented_token(request: Request, cookie: str | None = None) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    if cookie:
-        return request.cookies.get(cookie)
-    return None
+class AuthFailures:
+    """Wrong tokens per client address over a sliding window; past the limit, 429 for a while.
+
+    Per process on purpose: with R replicas a guesser gets R x ``MAX_AUTH_FAILURES`` tries a
+    minute instead of 100 a second, which is what the limit is for (tokens are long random
+    strings; the limiter stops online guessing and log flooding, it is not the secret's only
+    defence). A shared counter (Redis, SQL) would put a network dependency and a new outage
+    mode in front of every authenticated request. While an address is over the limit even the
+    right token is refused, or the limiter would still confirm a guess. Memory is bounded: at
+    most ``_MAX_TRACKED_ADDRESSES`` addresses, the stalest forgotten first.
+    """
+
+    def __init__(
+        self, limit: int = MAX_AUTH_FAILURES, window_s: float = AUTH_FAILURE_WINDOW_S
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        times = self._failures.get(address, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def retry_after_s(self, address: str) -> float | None:
+        """Seconds until ``address`` may try again, or None when it may try now."""
+        now = time.monotonic()
+        times = self._recent(address, now)
+        if len(times) < self.limit:
+            return None
+        return times[-self.limit] + self.window_s - now
+
+    def record(self, address: str) -> None:
+        now = time.monotonic()
+        times = self._recent(address, now)
+        self._failures.pop(address, None)
+        times.append(now)
+        self._failures[address] = times  # re-inserted: the dict's order is staleness
+        while len(self._failures) > _MAX_TRACKED_ADDRESSES:
+            del self._failures[next(iter(self._failures))]
+
+
+def auth_failures(request: Request) -> AuthFailures:
+    """The app's limiter (one per app, shared by every guard and the admin sign-in form)."""
+    state = request.app.state
+    limiter: AuthFailures | None = getattr(state, "auth_failures", None)
+    if limiter is None:
+        limiter = AuthFailures()
+        state.auth_failures = limiter
+    return limiter
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def refuse_if_throttled(request: Request) -> None:
+    """429 with ``Retry-After`` while this client is over its wrong-token limit."""
+    wait_s = auth_failures(request).retry_after_s(client_address(request))
+    if wait_s is not None:
+        raise HTTPException(
+            429,
+            "too many wrong tokens from this address; try again later",
+            headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+        )
 
 
 def token_matches(expected: SecretStr | None, presented: str | None) -> bool:
@@ -25,13 +102,114 @@ def token_matches(expected: SecretStr | None, presented: str | None) -> bool:
     return hmac.compare_digest(expected.get_secret_value().encode(), presented.encode())
 
 
-def require_admin(request: Request) -> None:
-    """401 without a token, 403 with a wrong one (or when no admin token is configured)."""
-    expected = request.app.state.chatda.settings.admin_token
-    presented = presented_token(request, ADMIN_COOKIE)
-    if presented is None:
-        raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
-    if expected is None or not expected.get_secret_value():
-        raise HTTPException(403, "admin API disabled: set CHATDA_ADMIN_TOKEN")
-    if not token_matches(expected, presented):
-        raise HTTPException(403, "invalid admin token")
+def _session_signature(token: SecretStr, expires: int) -> str:
+    key = hmac.digest(token.get_secret_value().encode(), b"chatda admin session", hashlib.sha256)
+    return hmac.new(key, str(expires).encode(), hashlib.sha256).hexdigest()
+
+
+def admin_session(token: SecretStr, now: float | None = None) -> str:
+    """A cookie value proving a sign-in until it expires: ``EXPIRES.HMAC``, no token inside.
+
+    The key derives from the admin token, so rotating the token signs every page out.
+    """
+    expires = int(now if now is not None else time.time()) + ADMIN_SESSION_S
+    return f"{expires}.{_session_signature(token, expires)}"
+
+
+def session_valid(token: SecretStr | None, value: str | None, now: float | None = None) -> bool:
+    if token is None or not token.get_secret_value() or not value:
+        return False
+    expires, _, signature = value.partition(".")
+    if not expires.isascii() or not expires.isdigit() or len(expires) > 12:
+        return False
+    if int(expires) <= (now if now is not None else time.time()):
+        return False
+    return hmac.compare_digest(_session_signature(token, int(expires)), signature)
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else None
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """What a face answers: when it is not configured, and to a missing or wrong token."""
+
+    disabled_status: int
+    disabled_message: str
+    missing_message: str
+    wrong_status: int
+    wrong_message: str
+
+
+class TokenGuard(HTTPBearer):
+    """The bearer check of one face (a ``Settings`` secret), declared as an OpenAPI scheme."""
+
+    def __init__(
+        self, name: str, setting: str, refusals: Refusals, session_cookie: str | None = None
+    ) -> None:
+        super().__init__(scheme_name=name, auto_error=False, description=refusals.missing_message)
+        self.setting = setting
+        self.refusals = refusals
+        self.session_cookie = session_cookie
+
+    def _expected(self, request: Request) -> SecretStr | None:
+        secret: SecretStr | None = getattr(request.app.state.chatda.settings, self.setting)
+        return secret if secret is not None and secret.get_secret_value() else None
+
+    def check(self, request: Request) -> None:
+        """Return if the request may pass, else raise the face's 401/403/429/503."""
+        r = self.refusals
+        expected = self._expected(request)
+        if expected is None:
+            raise HTTPException(r.disabled_status, r.disabled_message)
+        presented = bearer_token(request)
+        if presented is None:
+            cookie = request.cookies.get(self.session_cookie) if self.session_cookie else None
+            if session_valid(expected, cookie):
+                return
+            raise HTTPException(401, r.missing_message, headers={"WWW-Authenticate": "Bearer"})
+        if self.accepts(request, presented):
+            return
+        headers = {"WWW-Authenticate": "Bearer"} if r.wrong_status == 401 else None
+        raise HTTPException(r.wrong_status, r.wrong_message, headers=headers)
+
+    def accepts(self, request: Request, presented: str) -> bool:
+        """Whether ``presented`` is this face's token. A miss counts against the client's
+        address; while it is over the limit this raises 429 instead of comparing."""
+        refuse_if_throttled(request)
+        if token_matches(self._expected(request), presented):
+            return True
+        auth_failures(request).record(client_address(request))
+        return False
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        """As a dependency: the same check again, so a route mounted without the route class
+        is still guarded (on success it costs one constant-time compare)."""
+        self.check(request)
+
+
+require_admin = TokenGuard(
+    "admin",
+    "admin_token",
+    Refusals(
+        disabled_status=403,
+        disabled_message="admin API disabled: set CHATDA_ADMIN_TOKEN",
+        missing_message="admin token required (CHATDA_ADMIN_TOKEN as a bearer token)",
+        wrong_status=403,
+        wrong_message="invalid admin token",
+    ),
+    session_cookie=ADMIN_COOKIE,
+)
+require_publisher = TokenGuard(
+    "publisher",
+    "publisher_token",
+    Refusals(
+        disabled_status=503,
+        disabled_message="publishing is disabled: set CHATDA_PUBLISHER_TOKEN to enable it",
+        missing_message="a valid bearer token is required to publish articles",
+        wrong_status=401,
+        wrong_message="a valid bearer token is required to publish articles",
+    ),
+)

@@ -8,6 +8,7 @@ import math
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded
 from chatda.catalog.errors import CatalogError
@@ -27,11 +28,22 @@ def _validation_message(exc: RequestValidationError) -> str:
         if path[:1] == ["body"]:
             path = path[1:]
         loc = ".".join(str(p) for p in path)
+        if err.get("type") == "json_invalid":
+            parts.append(f"invalid JSON: {err.get('ctx', {}).get('error', err.get('msg'))}")
+            continue
         parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
     return "; ".join(parts) or "invalid request"
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        """Tokens (401/403/429), unknown paths (404), wrong methods (405), unreadable bodies
+        (400): the documented error shape instead of Starlette's ``{"detail"}``."""
+        response = error_body(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [

@@ -15,6 +15,7 @@ that its article is not searchable in full.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -42,6 +43,9 @@ MAX_CATEGORY_BYTES = 128
 MAX_AUTHOR_CHARS = 200
 MAX_URL_CHARS = 2048
 SIZE_ERROR_TYPES = frozenset({"string_too_long", "too_long", "utf8_too_long", "text_too_long"})
+PUBLISHED_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+PUBLISHED_MAX = datetime(2100, 12, 31, 23, 59, 59, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
 
 
 def _utf8_at_most(limit: int) -> AfterValidator:
@@ -123,6 +127,41 @@ class ArticleMessage(BaseModel):
             )
         return body
 
+    @field_validator("published_at")
+    @classmethod
+    def _published_in_window(cls, value: datetime | None) -> datetime | None:
+        """1970..2100: every such moment is an epoch second that converts back to a date.
+
+        ``0001-01-01T00:00:00+14:00`` is a valid RFC 3339 time whose UTC day is in year 0:
+        indexed, it made every search that ranked it fail to render the date (500).
+        """
+        if value is not None and not PUBLISHED_MIN <= value <= PUBLISHED_MAX:
+            raise PydanticCustomError(
+                "date_out_of_range",
+                "must be between {min} and {max}",
+                {"min": PUBLISHED_MIN.isoformat(), "max": PUBLISHED_MAX.isoformat()},
+            )
+        return value
+
+    @field_validator("updated_at")
+    @classmethod
+    def _updated_not_in_future(cls, value: datetime) -> datetime:
+        """From 1970 to now plus ``MAX_CLOCK_SKEW``: a version is when the content changed.
+
+        Versions only move forward (newer wins), so a far-future ``updated_at`` would make the
+        article permanent: every later upsert and every DELETE (which defaults to now) would be
+        older and ignored. A day of skew tolerates publishers' clocks; time only passes, so a
+        message valid when published stays valid when a worker or a re-index replays it.
+        """
+        latest = datetime.now(UTC) + MAX_CLOCK_SKEW
+        if not PUBLISHED_MIN <= value <= latest:
+            raise PydanticCustomError(
+                "date_out_of_range",
+                "must be between {min} and the current time plus {skew}",
+                {"min": PUBLISHED_MIN.isoformat(), "skew": "1 day"},
+            )
+        return value
+
     @model_validator(mode="after")
     def _upsert_is_complete(self) -> ArticleMessage:
         if self.op == "upsert":
@@ -153,6 +192,16 @@ class ArticleMessage(BaseModel):
     def to_wire(self) -> bytes:
         """The Kafka record value: compact UTF-8 JSON with unset optional fields left out."""
         return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def published_datetime(epoch: int) -> datetime:
+    """An indexed ``published_at`` (epoch seconds) as a UTC datetime, clamped to the window.
+
+    Rows indexed before ``ArticleMessage`` checked the window may hold any int64; a search
+    that ranks one must still answer, so the date is shown at the nearest edge instead.
+    """
+    low, high = int(PUBLISHED_MIN.timestamp()), int(PUBLISHED_MAX.timestamp())
+    return datetime.fromtimestamp(min(max(epoch, low), high), UTC)
 
 
 def error_summary(exc: ValidationError) -> str:

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
 
 from chatda.articles.message import ArticleMessage
 from chatda.articles.outbox import Outbox
@@ -34,7 +35,8 @@ ACK_TIMEOUT_S = PRODUCER_DEFAULTS["delivery_timeout_ms"] / 1000
 
 
 class BrokerUnavailable(RuntimeError):
-    """No broker configured, none reachable, or a send was not acknowledged in time."""
+    """Articles cannot be published now: no broker configured, none reachable, a send not
+    acknowledged in time, or the outbox's SQL store failed (the API answers 503 for all)."""
 
 
 class Delivery(NamedTuple):
@@ -102,11 +104,17 @@ class Publisher:
         batch = list(messages)
         if self.outbox is None:
             return self.send_records([(m.key, m.to_wire()) for m in batch])
-        receipt = self.outbox.record(batch)
+        try:
+            receipt = self.outbox.record(batch)
+        except SQLAlchemyError as exc:
+            raise BrokerUnavailable(f"the outbox could not record: {type(exc).__name__}") from exc
         try:
             return self.send_records([(m.key, m.to_wire()) for m in batch])
         except BaseException:
-            self.outbox.withdraw(receipt)
+            try:
+                self.outbox.withdraw(receipt)
+            except SQLAlchemyError:  # the row stays and is re-sent later: a copy, not a loss
+                logger.warning("outbox: could not withdraw a failed send", exc_info=True)
             raise
 
     def send_records(self, records: Sequence[tuple[bytes, bytes]]) -> list[Delivery]:

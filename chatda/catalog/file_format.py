@@ -33,6 +33,12 @@ def _line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
 
 
 def parse_catalog(text: str, source: str = "<catalog>") -> list[IntentIn]:
+    """The intents of a catalog file; ``InvalidCatalog`` (422) for anything malformed.
+
+    PyYAML composes and constructs recursively, so ``[[[[…`` nested a few thousand deep raises
+    ``RecursionError``, not ``YAMLError``; no real catalog nests deeper than five levels, so
+    that is a malformed file like any other, not a server error.
+    """
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -40,6 +46,8 @@ def parse_catalog(text: str, source: str = "<catalog>") -> list[IntentIn]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise InvalidCatalog(f"{where}: not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidCatalog(f"{source}: not a catalog: nested too deeply") from exc
     if not isinstance(data, dict):
         raise InvalidCatalog(f"{source}: expected a mapping with 'version' and 'intents'")
     try:

@@ -1,4 +1,8 @@
-"""Intents as they cross every boundary (file, HTTP, store), validated once, here."""
+"""Intents as they cross every boundary (file, HTTP, store), validated once, here.
+
+Every integer is an ``Int64``/``PositiveInt64`` (``chatda.integers``): it reaches SQL, so it is
+bounded to 64 bits here, for the HTTP API and the catalog file alike.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chatda.integers import Int64, PositiveInt64
 from chatda.text.normalize import normalize_query
 
 MAX_HINTS = 200
@@ -25,8 +30,8 @@ class IntentFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    parent_id: int | None = Field(default=None, gt=0)
-    service_id: int | None = None
+    parent_id: PositiveInt64 | None = None
+    service_id: Int64 | None = None
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     hints: list[str] = Field(default_factory=list, max_length=MAX_HINTS)
     memo: str = Field(default="", max_length=5000)
@@ -61,22 +66,24 @@ class IntentFields(BaseModel):
 
 
 class IntentIn(IntentFields):
-    id: int = Field(gt=0)
+    id: PositiveInt64
 
 
 class Intent(IntentIn):
     updated_at: datetime
-    version: int = 1
+    version: PositiveInt64 = 1
 
 
 class IntentUpdate(IntentFields):
     """A full replacement of the editable fields, guarded by the version the editor saw."""
 
-    version: int = Field(ge=1, description="the version being replaced (optimistic concurrency)")
+    version: PositiveInt64 = Field(
+        description="the version being replaced (optimistic concurrency)"
+    )
 
 
 class CatalogFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = 1
+    version: Int64 = 1
     intents: list[IntentIn]

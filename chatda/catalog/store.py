@@ -2,11 +2,20 @@
 
 Every write bumps ``catalog_state.version`` in the same transaction, so API replicas polling it
 see each edit exactly once and rebuild their in-memory snapshot.
+
+The bump is each write transaction's first statement (``_writing``). Checks such as "the parent
+exists" or "no children" read the table and then write; run as read-then-write, two writers
+raced: SQLite's driver does not even begin the transaction before the first write, and in WAL
+mode a transaction that read an older snapshot fails to upgrade ("database is locked"), so a
+concurrent PUT and DELETE of one intent could answer 500. Writing the counter row first takes
+the write lock up front (SQLite) or the row lock every catalog writer waits on (PostgreSQL), so
+catalog writes run one at a time and every read inside one sees the latest committed state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -62,6 +71,19 @@ class CatalogStore:
         ):
             conn.execute(insert(catalog_state).values(id=1, version=1, updated_at=now))
 
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """One catalog write: the version bump first, so the transaction holds the lock."""
+        with self.engine.begin() as conn:
+            self._bump(conn)
+            yield conn
+
+    def _read(self, conn: Connection, intent_id: int) -> Intent:
+        row = conn.execute(select(intents).where(intents.c.id == intent_id)).first()
+        if row is None:
+            raise IntentNotFound(f"intent {intent_id} not found", id=intent_id)
+        return _row_to_intent(row)
+
     def _parents(self, conn: Connection) -> dict[int, int | None]:
         rows = conn.execute(select(intents.c.id, intents.c.parent_id))
         return {r.id: r.parent_id for r in rows}
@@ -76,24 +98,22 @@ class CatalogStore:
 
     def get(self, intent_id: int) -> Intent:
         with self.engine.connect() as conn:
-            row = conn.execute(select(intents).where(intents.c.id == intent_id)).first()
-        if row is None:
-            raise IntentNotFound(f"intent {intent_id} not found", id=intent_id)
-        return _row_to_intent(row)
+            return self._read(conn, intent_id)
 
     def create(self, item: IntentIn) -> Intent:
-        with self.engine.begin() as conn:
+        """The intent as this transaction wrote it (not re-read after a concurrent edit)."""
+        with self._writing() as conn:
             parents = self._parents(conn)
             if item.id in parents:
                 raise Conflict(f"intent {item.id} already exists", id=item.id)
             parents[item.id] = item.parent_id
             check_tree(parents)
             conn.execute(insert(intents).values(**_values(item), updated_at=_now(), version=1))
-            self._bump(conn)
-        return self.get(item.id)
+            return self._read(conn, item.id)
 
     def update(self, intent_id: int, item: IntentUpdate) -> Intent:
-        with self.engine.begin() as conn:
+        """The intent as this transaction wrote it (not re-read after a concurrent edit)."""
+        with self._writing() as conn:
             parents = self._parents(conn)
             if intent_id not in parents:
                 raise IntentNotFound(f"intent {intent_id} not found", id=intent_id)
@@ -114,11 +134,10 @@ class CatalogStore:
                     id=intent_id,
                     current_version=current,
                 )
-            self._bump(conn)
-        return self.get(intent_id)
+            return self._read(conn, intent_id)
 
     def delete(self, intent_id: int, version: int | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             parents = self._parents(conn)
             if intent_id not in parents:
                 raise IntentNotFound(f"intent {intent_id} not found", id=intent_id)
@@ -133,7 +152,6 @@ class CatalogStore:
                 query = query.where(intents.c.version == version)
             if conn.execute(query).rowcount == 0:
                 raise Conflict(f"intent {intent_id} was changed by someone else", id=intent_id)
-            self._bump(conn)
 
     def import_intents(
         self, items: Iterable[IntentIn], mode: Literal["replace", "merge"] = "replace"
@@ -145,7 +163,7 @@ class CatalogStore:
         if dupes:
             raise InvalidCatalog(f"duplicate intent ids in import: {dupes}", ids=dupes)
         now = _now()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             existing = self._parents(conn)
             parents = {} if mode == "replace" else dict(existing)
             parents.update({i.id: i.parent_id for i in items})
@@ -169,5 +187,4 @@ class CatalogStore:
                 for item in ready:
                     conn.execute(insert(intents).values(**_values(item), updated_at=now, version=1))
                     del pending[item.id]
-            self._bump(conn)
         return len(items)

@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from chatda.integers import NOT_A_BOOLEAN
+
 MAX_SHOWN = 200
 MAX_POSITION = 1000
 MAX_DWELL_MS = 24 * 3600 * 1000
@@ -31,7 +33,9 @@ ResultId = Annotated[
     str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
 """An article's post id, or an intent's id, as the search answer showed it."""
-Position = Annotated[int, Field(ge=1, le=MAX_POSITION, description="1-based place on the page")]
+Position = Annotated[
+    int, Field(ge=1, le=MAX_POSITION, description="1-based place on the page"), NOT_A_BOOLEAN
+]
 
 
 class Shown(BaseModel):
@@ -63,7 +67,7 @@ class Click(BaseModel):
     query_id: UUID
     clicked_id: ResultId
     position: Position
-    dwell_ms: int | None = Field(default=None, ge=0, le=MAX_DWELL_MS)
+    dwell_ms: Annotated[int, Field(ge=0, le=MAX_DWELL_MS), NOT_A_BOOLEAN] | None = None
 
 
 FeedbackEvent = Annotated[Impression | Click, Field(discriminator="type")]

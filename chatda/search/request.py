@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from chatda.catalog.models import Area
+from chatda.integers import NOT_A_BOOLEAN
 from chatda.search.profiles import MAX_BUDGET_MS, PROFILE_NAME_PATTERN
 from chatda.storage.filters import MAX_VALUES, build_filter, check_value
 from chatda.text.normalize import normalize_query
@@ -99,9 +100,11 @@ class SearchRequest(BaseModel):
         description="exposure areas whose intents may answer",
     )
     filters: SearchFilters = Field(default_factory=SearchFilters)
-    top_k: int = Field(default=10, ge=1, le=MAX_TOP_K, description="articles to return")
-    budget_ms: int | None = Field(
-        default=None, ge=1, le=MAX_BUDGET_MS, description="lower the profile's budget"
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K), NOT_A_BOOLEAN] = Field(
+        default=10, description="articles to return"
+    )
+    budget_ms: Annotated[int, Field(ge=1, le=MAX_BUDGET_MS), NOT_A_BOOLEAN] | None = Field(
+        default=None, description="lower the profile's budget"
     )
 
     @field_validator("q")

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response, Security
 from pydantic import BaseModel, Field
 
 from chatda.catalog.file_format import dump_catalog, parse_catalog
 from chatda.catalog.models import Area, Intent, IntentIn, IntentUpdate
 from chatda.catalog.store import matches
 from chatda.catalog.tree import paths
+from chatda.integers import PositiveInt64
 from chatda.text.normalize import normalize_query
 from query.auth import require_admin
 from query.routes.intents import IntentMatch, describe
+from query.routing import ChatdaRoute
 
-router = APIRouter(prefix="/v1/admin", dependencies=[Depends(require_admin)], tags=["admin"])
+router = APIRouter(
+    prefix="/v1/admin",
+    dependencies=[Security(require_admin)],
+    tags=["admin"],
+    route_class=ChatdaRoute,
+)
 
 
 class IntentView(Intent):
@@ -46,7 +53,13 @@ class TestResponse(BaseModel):
 
 
 def _views(items: list[Intent], everything: list[Intent]) -> list[IntentView]:
-    path_of = paths({i.id: i.name for i in everything}, {i.id: i.parent_id for i in everything})
+    """``items`` with their paths in ``everything``.
+
+    A write's result is shown as it was written even when a concurrent DELETE removed it before
+    ``everything`` was read: the write did succeed, and a 500 would tell the editor otherwise.
+    """
+    tree = {i.id: i for i in everything} | {i.id: i for i in items}
+    path_of = paths({k: i.name for k, i in tree.items()}, {k: i.parent_id for k, i in tree.items()})
     return [IntentView(**i.model_dump(), path=path_of[i.id]) for i in items]
 
 
@@ -65,7 +78,7 @@ async def list_intents(
 
 
 @router.get("/intents/{intent_id}", response_model=IntentView)
-async def get_intent(request: Request, intent_id: int) -> IntentView:
+async def get_intent(request: Request, intent_id: PositiveInt64) -> IntentView:
     store = request.app.state.chatda.store
     return _views([store.get(intent_id)], store.list())[0]
 
@@ -79,7 +92,9 @@ async def create_intent(request: Request, item: IntentIn) -> IntentView:
 
 
 @router.put("/intents/{intent_id}", response_model=IntentView)
-async def update_intent(request: Request, intent_id: int, item: IntentUpdate) -> IntentView:
+async def update_intent(
+    request: Request, intent_id: PositiveInt64, item: IntentUpdate
+) -> IntentView:
     store = request.app.state.chatda.store
     updated = store.update(intent_id, item)
     await _after_write(request)
@@ -88,7 +103,9 @@ async def update_intent(request: Request, intent_id: int, item: IntentUpdate) ->
 
 @router.delete("/intents/{intent_id}", status_code=204)
 async def delete_intent(
-    request: Request, intent_id: int, version: int | None = Query(default=None, ge=1)
+    request: Request,
+    intent_id: PositiveInt64,
+    version: PositiveInt64 | None = Query(default=None),
 ) -> Response:
     request.app.state.chatda.store.delete(intent_id, version)
     await _after_write(request)

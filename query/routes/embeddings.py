@@ -14,8 +14,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from chatda.text.normalize import normalize_query
+from query.routing import ChatdaRoute
 
-router = APIRouter()
+router = APIRouter(route_class=ChatdaRoute)
 
 MAX_INPUTS = 256
 

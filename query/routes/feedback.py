@@ -16,8 +16,9 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
 
 from chatda.feedback.events import FeedbackEvent, FeedbackRecord
+from query.routing import ChatdaRoute
 
-router = APIRouter()
+router = APIRouter(route_class=ChatdaRoute)
 
 
 class FeedbackAccepted(BaseModel):

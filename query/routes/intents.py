@@ -8,8 +8,9 @@ from pydantic import BaseModel
 from chatda.catalog.models import Area
 from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
 from chatda.text.normalize import normalize_query
+from query.routing import ChatdaRoute
 
-router = APIRouter()
+router = APIRouter(route_class=ChatdaRoute)
 
 
 class IntentMatch(BaseModel):

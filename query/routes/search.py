@@ -10,7 +10,7 @@ full contract.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,12 +18,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from chatda.articles.message import published_datetime
 from chatda.search.engine import SearchOutcome, Status, UnknownProfile
 from chatda.search.request import SearchRequest
 from query.routes.intents import IntentMatch, describe
 from query.routes.suggest import SuggestionOut
+from query.routing import ChatdaRoute
 
-router = APIRouter()
+router = APIRouter(route_class=ChatdaRoute)
 
 
 class LegPlace(BaseModel):
@@ -99,7 +101,7 @@ def _answer(query: str, outcome: SearchOutcome) -> SearchResponse:
                 category=doc.chunk.category,
                 series=doc.chunk.series,
                 tags=list(doc.chunk.tags),
-                published_at=datetime.fromtimestamp(doc.chunk.published_at, UTC),
+                published_at=published_datetime(doc.chunk.published_at),
                 score=round(doc.score, 6),
                 legs={
                     leg.value: LegPlace(

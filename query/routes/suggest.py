@@ -10,8 +10,9 @@ from pydantic import BaseModel
 
 from chatda.suggest.entries import Suggestion
 from chatda.suggest.index import MAX_QUERY_CHARS
+from query.routing import ChatdaRoute
 
-router = APIRouter()
+router = APIRouter(route_class=ChatdaRoute)
 
 MAX_LIMIT = 50
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -142,3 +144,184 @@ def test_replicas_converge_through_the_store(api) -> None:
     while api.get("/healthz").json()["catalog"]["version"] == before:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+BIG = 2**63
+
+
+@pytest.mark.parametrize(
+    "method, path, kwargs",
+    [
+        ("post", "/v1/admin/intents", {"json": {"id": BIG, "name": "x"}}),
+        ("post", "/v1/admin/intents", {"json": {"id": 61, "name": "x", "service_id": BIG}}),
+        ("post", "/v1/admin/intents", {"json": {"id": 61, "name": "x", "service_id": -BIG - 1}}),
+        ("post", "/v1/admin/intents", {"json": {"id": 61, "name": "x", "parent_id": BIG}}),
+        ("post", "/v1/admin/intents", {"json": {"id": True, "name": "x"}}),
+        ("post", "/v1/admin/intents", {"json": {"id": 61, "name": "x", "service_id": False}}),
+        ("get", f"/v1/admin/intents/{BIG}", {}),
+        ("put", f"/v1/admin/intents/{BIG}", {"json": {"name": "x", "version": 1}}),
+        ("put", "/v1/admin/intents/1", {"json": {"name": "x", "version": BIG}}),
+        ("put", "/v1/admin/intents/1", {"json": {"name": "x", "version": True}}),
+        ("delete", f"/v1/admin/intents/{BIG}", {}),
+        ("delete", "/v1/admin/intents/1", {"params": {"version": str(BIG)}}),
+        (
+            "post",
+            "/v1/admin/intents:import",
+            {"content": f"version: 1\nintents:\n- {{id: {BIG}, name: x}}\n"},
+        ),
+        (
+            "post",
+            "/v1/admin/intents:import",
+            {"content": "version: 1\nintents:\n- {id: 61, name: x, service_id: " + "9" * 30 + "}"},
+        ),
+        ("post", "/v1/admin/intents:import", {"content": "version: true\nintents: []\n"}),
+        ("post", "/v1/admin/intents:import", {"content": "[" * 100_000 + "]" * 100_000}),
+        (
+            "post",
+            "/v1/admin/intents:import",
+            {"content": "[" * 100_000, "headers": {"content-type": "application/json"}},
+        ),
+        (
+            "post",
+            "/v1/admin/intents",
+            {"content": "[" * 100_000, "headers": {"content-type": "application/json"}},
+        ),
+        (
+            "post",
+            "/v1/admin/intents",
+            {
+                "content": '{"id": 61, "name": "\\udfff"}',
+                "headers": {"content-type": "application/json"},
+            },
+        ),
+    ],
+)
+def test_out_of_range_or_malformed_input_is_422_and_writes_nothing(
+    api, method: str, path: str, kwargs: dict
+) -> None:
+    """Issue #23 items 1 and 6: 64-bit overflows (SQLite OverflowError), booleans taken for
+    integers and deep nesting (RecursionError) answered 500 or were accepted."""
+    before = api.get("/v1/admin/intents", headers=AUTH).json()["catalog_version"]
+    headers = AUTH | kwargs.pop("headers", {})
+    r = api.request(method.upper(), path, headers=headers, **kwargs)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["message"]
+    assert api.get("/v1/admin/intents", headers=AUTH).json()["catalog_version"] == before
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"[" * 100_000, b"{not json", b'{"id": "x"}', b'{"query": ""}'],
+)
+def test_the_token_is_checked_before_the_body(api, content: bytes) -> None:
+    """Issue #23 item 10: an unauthenticated bad body got 422 with the admin contract in it."""
+    for path in ("/v1/admin/intents", "/v1/admin/intents:test", "/v1/admin/intents:import"):
+        r = api.post(path, content=content, headers={"content-type": "application/json"})
+        assert r.status_code == 401
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "method, path, headers, status",
+    [
+        ("get", "/v1/admin/intents", {}, 401),
+        ("get", "/v1/admin/intents", {"authorization": "Bearer nope"}, 403),
+        ("get", "/v1/admin/intents/999", AUTH, 404),
+        ("get", "/no/such/path", {}, 404),
+        ("delete", "/v1/search", {}, 405),
+    ],
+)
+def test_every_error_has_the_documented_shape(api, method, path, headers, status) -> None:
+    """Issue #23 item 10: 401/403/404/405 answered ``{"detail": ...}``."""
+    r = api.request(method.upper(), path, headers=headers)
+    assert r.status_code == status
+    assert isinstance(r.json()["error"]["message"], str) and "detail" not in r.json()
+
+
+def test_openapi_declares_the_admin_bearer_scheme(api) -> None:
+    """Issue #23 item 10: /docs could not send a token."""
+    spec = api.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["admin"]["scheme"] == "bearer"
+    admin = [item for path, item in spec["paths"].items() if path.startswith("/v1/admin/")]
+    assert len(admin) == 5
+    for item in admin:
+        assert all(operation["security"] == [{"admin": []}] for operation in item.values())
+    assert "security" not in spec["paths"]["/v1/search"]["get"]
+
+
+def _put_and_delete_at_once(api, body: dict) -> tuple[int, int]:
+    barrier = threading.Barrier(2)
+
+    def put() -> int:
+        barrier.wait()
+        return api.put("/v1/admin/intents/70", json=body, headers=AUTH).status_code
+
+    def delete() -> int:
+        barrier.wait()
+        return api.delete("/v1/admin/intents/70", headers=AUTH).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        put_status, delete_status = pool.submit(put), pool.submit(delete)
+        return put_status.result(), delete_status.result()
+
+
+def test_concurrent_put_and_delete_never_answer_500(api) -> None:
+    """Issue #23 item 6: the PUT's answer was built after a DELETE removed the intent (500)."""
+    for attempt in range(8):
+        body = {"id": 70, "name": f"경합 {attempt}", "hints": [f"동시 수정 {attempt}"]}
+        created = api.post("/v1/admin/intents", json=body, headers=AUTH)
+        assert created.status_code == 201
+        put_body = editable(created.json()) | {"hints": [f"새 힌트 {attempt}"]}
+        put_status, delete_status = _put_and_delete_at_once(api, put_body)
+        assert put_status in (200, 404, 409) and delete_status in (204, 404, 409)
+        if api.get("/v1/admin/intents/70", headers=AUTH).status_code == 200:
+            assert api.delete("/v1/admin/intents/70", headers=AUTH).status_code == 204
+
+
+def test_repeated_wrong_tokens_are_slowed_down(api) -> None:
+    """Issue #23 item 7: 100 wrong admin tokens in 0.7 s were all compared."""
+    from fastapi.testclient import TestClient
+
+    from query.auth import MAX_AUTH_FAILURES
+
+    guesser = TestClient(api.app, client=("203.0.113.7", 40000))
+    wrong = {"authorization": "Bearer guess"}
+    codes = [guesser.get("/v1/admin/intents", headers=wrong).status_code for _ in range(25)]
+    assert codes[:MAX_AUTH_FAILURES] == [403] * MAX_AUTH_FAILURES
+    assert set(codes[MAX_AUTH_FAILURES:]) == {429}
+    throttled = guesser.get("/v1/admin/intents", headers=AUTH)
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) >= 1
+    assert "too many" in throttled.json()["error"]["message"]
+    form = guesser.post("/admin/login", data={"token": ADMIN}, follow_redirects=False)
+    assert form.status_code == 429
+    assert api.get("/v1/admin/intents", headers=AUTH).status_code == 200  # other addresses
+
+
+def test_the_admin_cookie_is_a_signed_expiring_session(api) -> None:
+    """Issue #23 item 10: the cookie held the raw admin token and never expired."""
+    from fastapi.testclient import TestClient
+
+    from query.auth import ADMIN_COOKIE, ADMIN_SESSION_S, admin_session
+
+    browser = TestClient(api.app, client=("198.51.100.4", 40000))
+    r = browser.post("/admin/login", data={"token": ADMIN}, follow_redirects=False)
+    assert r.status_code == 303
+    set_cookie = r.headers["set-cookie"]
+    assert ADMIN not in set_cookie
+    assert f"Max-Age={ADMIN_SESSION_S}" in set_cookie
+    assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
+    session = r.cookies[ADMIN_COOKIE]
+    browser.cookies.clear()
+
+    def with_cookie(value: str) -> int:
+        return browser.get("/v1/admin/intents", cookies={ADMIN_COOKIE: value}).status_code
+
+    assert with_cookie(session) == 200
+    assert with_cookie(ADMIN) == 401  # the raw token is no session
+    expires, _, signature = session.partition(".")
+    assert with_cookie(f"{int(expires) + 3600}.{signature}") == 401  # extended expiry
+    from pydantic import SecretStr
+
+    old = admin_session(SecretStr(ADMIN), now=time.time() - ADMIN_SESSION_S - 1)
+    assert with_cookie(old) == 401
+    assert with_cookie(admin_session(SecretStr("another-token"))) == 401

@@ -94,7 +94,10 @@ def test_delete_refuses_parents_and_unknown_ids(store) -> None:
         ({"hints": ["가" * 501]}, "longer than 500"),
         ({"areas": ["BANNER"]}, "SEARCH"),
         ({"areas": []}, "at least 1"),
-        ({"id": 0}, "greater than 0"),
+        ({"id": 0}, "greater than or equal to 1"),
+        ({"id": 2**63}, "less than or equal to 9223372036854775807"),
+        ({"id": True}, "not a boolean"),
+        ({"service_id": -(2**63) - 1}, "greater than or equal to -9223372036854775808"),
         ({"colour": "red"}, "Extra inputs"),
     ],
 )

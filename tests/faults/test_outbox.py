@@ -12,10 +12,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 from pymilvus import MilvusClient
 from sqlalchemy import Engine, select
 
@@ -25,10 +29,13 @@ from chatda.articles.publisher import BrokerUnavailable, Publisher
 from chatda.db.engine import make_engine, upgrade
 from chatda.db.tables import job_runs
 from chatda.models.encoder import Encoder
+from chatda.settings import Settings
 from indexer.outbox_job import JOB, Reconciled, indexed_versions, reconcile
 from indexer.scheduler import run_named_job
 from ingest.sink import ArticleSink
 from ingest.worker import IngestWorker
+from query.errors import install_error_handlers
+from query.routes import articles
 from tests.indexer.conftest import job_store
 from tests.ingest.helpers import (
     Names,
@@ -318,3 +325,43 @@ def test_the_scheduled_job_keeps_history_only_for_runs_that_resent(
         assert run_named_job(JOB, trigger="manual")["status"] == "ok"  # by hand: always kept
         with engine.connect() as conn:
             assert len(conn.execute(select(job_runs).where(job_runs.c.job == JOB)).all()) == 2
+
+
+def test_the_api_records_what_it_accepts_and_answers_503_when_the_store_fails(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    names = Names.fresh("api")
+    settings = Settings(
+        data_dir=tmp_path,
+        kafka_bootstrap=kafka_bootstrap,
+        articles_topic=names.topic,
+        publisher_token=SecretStr("publisher-token"),
+        max_text_chars=2000,
+    )
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(articles.router)
+    app.state.chatda = SimpleNamespace(settings=settings)
+    auth = {"Authorization": "Bearer publisher-token"}
+    article, other = sample_article(1, "api"), sample_article(2, "api")
+    engine = make_engine(settings.sql_url)
+    with TestClient(app) as client:
+        posted = client.post("/v1/articles", json=article.model_dump(mode="json"), headers=auth)
+        assert posted.status_code == 202
+        assert {r.post_id: r.op for r in Outbox(engine).unconfirmed()} == {
+            article.post_id: "upsert"
+        }
+        deleted = client.delete(f"/v1/articles/{article.post_id}", headers=auth)
+        assert deleted.status_code == 202
+        assert {r.post_id: r.op for r in Outbox(engine).unconfirmed()} == {
+            article.post_id: "delete"
+        }
+
+        with engine.begin() as conn:  # the store breaks: nothing may be accepted unrecorded
+            conn.exec_driver_sql("DROP TABLE article_outbox")
+        refused = client.post("/v1/articles", json=other.model_dump(mode="json"), headers=auth)
+    engine.dispose()
+    assert refused.status_code == 503
+    assert "outbox" in refused.json()["error"]["message"]
+    sent = topic_records(kafka_bootstrap, names.topic)
+    assert [r.key for r in sent] == [article.key, article.key]  # the refused one never left

@@ -171,3 +171,64 @@ def test_no_broker_is_a_quick_503(tmp_path: Path, bootstrap: str | None) -> None
     assert r.status_code == 503
     assert "Kafka broker" in r.json()["error"]["message"]
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "invalid JSON"),
+        (b'{"post_id": "a-1", "body": "\\udfff"}', "invalid JSON"),
+        (b'{"post_id": "a-1", "n": ' + b"9" * 5000 + b"}", "invalid JSON"),
+        (b'{"post_id": "\xff\xfe"}', "invalid JSON"),
+    ],
+    ids=["deep-nesting", "lone-surrogate", "5000-digits", "invalid-utf8"],
+)
+def test_undecodable_bodies_are_422(client: TestClient, raw: bytes, fragment: str) -> None:
+    """Issue #23 items 1 and 6: these answered 500 (RecursionError, UnicodeEncodeError...)."""
+    r = client.post("/v1/articles", content=raw, headers=AUTH)
+    assert r.status_code == 422
+    assert fragment in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("published_at", "0001-01-01T00:00:00+14:00"),
+        ("published_at", "9999-12-31T23:59:59-12:00"),
+        ("published_at", "1969-12-31T23:59:59Z"),
+        ("updated_at", "9999-12-31T23:59:59-12:00"),
+        ("updated_at", "2100-01-01T00:00:00Z"),
+    ],
+)
+def test_dates_outside_the_window_are_422(client: TestClient, field: str, value: str) -> None:
+    """Issue #23 item 3: an extreme published_at broke search; a far-future updated_at made the
+    article impossible to delete (every later version is older)."""
+    r = client.post("/v1/articles", json={**payload(1), field: value}, headers=AUTH)
+    assert r.status_code == 422
+    assert f"{field}: must be between" in r.json()["error"]["message"]
+
+
+def test_delete_with_a_far_future_version_is_422(client: TestClient) -> None:
+    r = client.delete(
+        "/v1/articles/a-1", params={"updated_at": "9999-12-31T23:59:59-12:00"}, headers=AUTH
+    )
+    assert r.status_code == 422
+    assert "updated_at" in r.json()["error"]["message"]
+
+
+def test_token_is_checked_before_the_body(client: TestClient) -> None:
+    for raw in (b"[" * 100_000, b"{not json", b'{"post_id": "a-1", "body": "\\udfff"}'):
+        r = client.post("/v1/articles", content=raw, headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 401
+        assert r.json() == {"error": {"message": r.json()["error"]["message"]}}
+
+
+def test_openapi_declares_the_publisher_bearer_scheme(tmp_path: Path) -> None:
+    spec = create_app(Settings(data_dir=tmp_path)).openapi()
+    assert spec["components"]["securitySchemes"]["publisher"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["publisher"]["description"],
+    }
+    for method, path in (("post", "/v1/articles"), ("delete", "/v1/articles/{post_id}")):
+        assert spec["paths"][path][method]["security"] == [{"publisher": []}]
