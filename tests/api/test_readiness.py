@@ -9,6 +9,7 @@ tests/faults/test_milvus_restart.py.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,10 @@ intents:
 
 @pytest.fixture(scope="module")
 def client(
-    models_dir: Path, milvus_uri: str, tmp_path_factory: pytest.TempPathFactory
+    models_dir: Path,
+    milvus_uri: str,
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     root = tmp_path_factory.mktemp("readiness")
     (root / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
@@ -42,6 +46,8 @@ def client(
         device="cpu",
         catalog_file=root / "catalog.yaml",
         milvus_uri=milvus_uri,
+        kafka_bootstrap=kafka_bootstrap,
+        events_topic=f"search-events-{uuid.uuid4().hex[:8]}",
     )
     with TestClient(create_app(settings)) as c:
         deadline = time.monotonic() + 120
@@ -75,9 +81,13 @@ def test_ready_names_every_dependency(client: TestClient) -> None:
         "model": True,
         "catalog": True,
         "milvus": True,
+        "kafka": True,
     }
     assert body["dependencies"]["model"]["detail"] == "e5-small-ko@base"
-    assert gauge(client, "milvus") == gauge(client, "catalog") == gauge(client, "model") == 1
+    # feedback falls back to SQL without Kafka: reported, but it does not gate readiness
+    assert body["dependencies"]["kafka"]["required"] is False
+    for dependency in ("model", "catalog", "milvus", "kafka"):
+        assert gauge(client, dependency) == 1, dependency
 
 
 def test_not_ready_while_the_catalog_loads(
