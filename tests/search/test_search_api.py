@@ -7,15 +7,20 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pymilvus import MilvusClient
 
+from chatda.models.encoder import Encoder
 from chatda.search.hits import ChunkHit
 from chatda.search.legs import Leg, LegQuery
 from chatda.search.profiles import SourceName
 from tests.infra.samples import HOSTILE_CATEGORIES
+from tests.search.conftest import CHUNK_TOKENS
+from tests.search.corpus import Article, article_rows
 
 SLACK_S = 1.0
 """What the answer may take beyond its budget on a loaded 2-core CI box: HTTP, JSON, fusion."""
@@ -324,3 +329,54 @@ def test_empty_after_normalisation_is_422(search_client: TestClient) -> None:
     response = search_client.get("/v1/search", params={"q": "\u200b \u200b"})
     assert response.status_code == 422
     assert "no searchable characters" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"q": "송금", "top_k": True},
+        {"q": "송금", "budget_ms": True},
+        {"q": "송금", "top_k": 2**63},
+        {"q": "송금", "filters": {"published_from": "0001-01-01T00:00:00+14:00"}, "top_k": False},
+    ],
+)
+def test_booleans_are_not_integers(search_client: TestClient, body: dict) -> None:
+    """Issue #23 item 10: ``top_k=true`` was taken as 1."""
+    response = search_client.post("/v1/search", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["message"]
+
+
+def test_an_indexed_date_out_of_range_never_breaks_search(
+    search_client: TestClient, milvus_uri: str, articles_alias: str, encoder: Encoder
+) -> None:
+    """Issue #23 item 3: a row indexed with year 1 or 9999 made every search ranking it 500.
+
+    Rows written before the message checked the date window are still in the index; the answer
+    shows such a date at the window's edge.
+    """
+    far = [
+        Article(
+            "far-past",
+            "고대 유물 탄소 연대 측정",
+            "탄소 연대 측정으로 고대 유물의 나이를 잽니다.",
+            "과학",
+            published=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+        ),
+        Article(
+            "far-future",
+            "먼 미래 유물 연대 측정",
+            "먼 미래의 유물도 연대 측정으로 나이를 잽니다.",
+            "과학",
+            published=datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-12))),
+        ),
+    ]
+    milvus = MilvusClient(uri=milvus_uri)
+    milvus.insert(articles_alias, article_rows(encoder, far, CHUNK_TOKENS))
+    try:
+        body = get(search_client, q="유물 연대 측정", profile="patient")
+        dates = {d["post_id"]: d["published_at"][:10] for d in body["documents"]}
+        assert dates["far-past"] == "1970-01-01" and dates["far-future"] == "2100-12-31"
+    finally:
+        milvus.delete(articles_alias, filter='post_id in ["far-past", "far-future"]')
+        milvus.close()
