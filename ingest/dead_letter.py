@@ -155,11 +155,17 @@ class DeadLetters:
 
         The worker commits the source offsets right after, so an unacknowledged envelope
         must stop the commit rather than lose the record. A retriable error (the broker is
-        away, a leader moved, a timeout) is raised after every other envelope had its chance,
-        so the retry sends only what is still missing.
+        away, a leader moved, a timeout) is raised once every envelope already handed to the
+        producer has been waited for, so the retry sends only what is still missing.
         """
-        pending = [(r, e) for r, e in failures if _source(r) not in self._acknowledged]
-        sent = [(r, e, self._produce(*fitted(r, e, self.max_bytes))) for r, e in pending]
+        sent: list[tuple[ConsumerRecord, PoisonRecord, FutureRecordMetadata | KafkaError]] = []
+        for record, error in failures:
+            if _source(record) in self._acknowledged:
+                continue
+            attempt = self._produce(*fitted(record, error, self.max_bytes))
+            sent.append((record, error, attempt))
+            if isinstance(attempt, KafkaError) and attempt.retriable:
+                break  # no broker to take them (each send would block): the retry sends the rest
         outage: KafkaError | None = None
         for record, error, attempt in sent:
             try:
