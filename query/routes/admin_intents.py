@@ -8,12 +8,13 @@ from fastapi import APIRouter, Body, Query, Request, Response, Security
 from pydantic import BaseModel, Field
 
 from chatda.catalog.file_format import dump_catalog, parse_catalog
-from chatda.catalog.models import Area, Intent, IntentIn, IntentUpdate
+from chatda.catalog.models import Area, CatalogFile, Intent, IntentIn, IntentUpdate
 from chatda.catalog.store import matches
 from chatda.catalog.tree import paths
 from chatda.integers import PositiveInt64
 from chatda.text.normalize import normalize_query
 from query.auth import require_admin
+from query.documented_errors import documented
 from query.routes.intents import IntentMatch, describe
 from query.routing import ChatdaRoute
 
@@ -22,6 +23,7 @@ router = APIRouter(
     dependencies=[Security(require_admin)],
     tags=["admin"],
     route_class=ChatdaRoute,
+    responses=documented(401, 403, 429),
 )
 
 
@@ -67,7 +69,7 @@ async def _after_write(request: Request) -> None:
     await request.app.state.chatda.catalog.refresh()
 
 
-@router.get("/intents", response_model=IntentList)
+@router.get("/intents", response_model=IntentList, responses=documented(422))
 async def list_intents(
     request: Request, q: str | None = Query(default=None, max_length=200)
 ) -> IntentList:
@@ -77,13 +79,15 @@ async def list_intents(
     return IntentList(intents=_views(found, everything), catalog_version=store.version())
 
 
-@router.get("/intents/{intent_id}", response_model=IntentView)
+@router.get("/intents/{intent_id}", response_model=IntentView, responses=documented(404, 422))
 async def get_intent(request: Request, intent_id: PositiveInt64) -> IntentView:
     store = request.app.state.chatda.store
     return _views([store.get(intent_id)], store.list())[0]
 
 
-@router.post("/intents", response_model=IntentView, status_code=201)
+@router.post(
+    "/intents", response_model=IntentView, status_code=201, responses=documented(409, 413, 422)
+)
 async def create_intent(request: Request, item: IntentIn) -> IntentView:
     store = request.app.state.chatda.store
     created = store.create(item)
@@ -91,7 +95,9 @@ async def create_intent(request: Request, item: IntentIn) -> IntentView:
     return _views([created], store.list())[0]
 
 
-@router.put("/intents/{intent_id}", response_model=IntentView)
+@router.put(
+    "/intents/{intent_id}", response_model=IntentView, responses=documented(404, 409, 413, 422)
+)
 async def update_intent(
     request: Request, intent_id: PositiveInt64, item: IntentUpdate
 ) -> IntentView:
@@ -101,7 +107,7 @@ async def update_intent(
     return _views([updated], store.list())[0]
 
 
-@router.delete("/intents/{intent_id}", status_code=204)
+@router.delete("/intents/{intent_id}", status_code=204, responses=documented(404, 409, 422))
 async def delete_intent(
     request: Request,
     intent_id: PositiveInt64,
@@ -112,7 +118,7 @@ async def delete_intent(
     return Response(status_code=204)
 
 
-@router.post("/intents:import", response_model=ImportResult)
+@router.post("/intents:import", response_model=ImportResult, responses=documented(413, 422))
 async def import_intents(
     request: Request,
     body: str = Body(media_type="application/yaml", description="a catalog file (YAML or JSON)"),
@@ -124,13 +130,29 @@ async def import_intents(
     return ImportResult(imported=count, catalog_version=store.version())
 
 
-@router.get("/intents:export")
+@router.get(
+    "/intents:export",
+    response_class=Response,
+    response_model=CatalogFile,
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "the catalog file",
+                "content": {
+                    "application/yaml": {"schema": {"$ref": "#/components/schemas/CatalogFile"}}
+                },
+            }
+        }
+    },
+)
 async def export_intents(request: Request) -> Response:
+    """The catalog file as YAML: ``response_model`` puts its model in the document, which the
+    YAML answer refers to (errors stay JSON)."""
     text = dump_catalog(request.app.state.chatda.store.list())
     return Response(text, media_type="application/yaml; charset=utf-8")
 
 
-@router.post("/intents:test", response_model=TestResponse)
+@router.post("/intents:test", response_model=TestResponse, responses=documented(413, 422, 503, 504))
 async def test_query(request: Request, body: TestRequest) -> TestResponse:
     """Every intent's score for a query, with the matched hint, threshold and decision."""
     state = request.app.state.chatda

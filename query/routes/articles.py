@@ -29,6 +29,7 @@ from chatda.articles.publisher import BrokerUnavailable, Delivery, Publisher
 from chatda.json_input import JSONDecodeError, loads
 from chatda.settings import Settings
 from query.auth import require_publisher
+from query.documented_errors import documented
 from query.errors import error_body
 from query.routing import ChatdaRoute
 
@@ -83,7 +84,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(
-    lifespan=_lifespan, dependencies=[Security(require_publisher)], route_class=ChatdaRoute
+    lifespan=_lifespan,
+    dependencies=[Security(require_publisher)],
+    route_class=ChatdaRoute,
+    responses=documented(401, 429, 503),
 )
 
 _SINGLE_SCHEMA = ArticleMessage.model_json_schema()
@@ -159,6 +163,7 @@ async def _publish(request: Request, messages: list[ArticleMessage]) -> JSONResp
     response_model=PublishResponse,
     tags=["articles"],
     openapi_extra={"requestBody": _REQUEST_BODY},
+    responses=documented(413, 422),
 )
 async def publish_articles(request: Request) -> JSONResponse:
     """Publish one article, or ``{"articles": [...]}`` (at most 500), for indexing."""
@@ -178,7 +183,11 @@ async def publish_articles(request: Request) -> JSONResponse:
 
 
 @router.delete(
-    "/v1/articles/{post_id}", status_code=202, response_model=PublishResponse, tags=["articles"]
+    "/v1/articles/{post_id}",
+    status_code=202,
+    response_model=PublishResponse,
+    tags=["articles"],
+    responses=documented(422),
 )
 async def delete_article(
     request: Request,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from chatda.text.normalize import normalize_query
+from query.documented_errors import documented
 from query.routing import ChatdaRoute
 
 router = APIRouter(route_class=ChatdaRoute)
@@ -57,7 +58,12 @@ class EmbeddingsResponse(BaseModel):
     usage: Usage
 
 
-@router.post("/v1/embeddings", response_model=EmbeddingsResponse, tags=["embeddings"])
+@router.post(
+    "/v1/embeddings",
+    response_model=EmbeddingsResponse,
+    tags=["embeddings"],
+    responses=documented(413, 422, 429, 503, 504),
+)
 async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     """Serialised with orjson straight from the numpy rows: response-model validation of 384
     floats per text would cost more CPU than the batched model pass it answers for."""

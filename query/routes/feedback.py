@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
 
 from chatda.feedback.events import FeedbackEvent, FeedbackRecord
+from query.documented_errors import documented
 from query.routing import ChatdaRoute
 
 router = APIRouter(route_class=ChatdaRoute)
@@ -27,7 +28,13 @@ class FeedbackAccepted(BaseModel):
     stored_via: Literal["kafka", "sql"]
 
 
-@router.post("/v1/feedback", status_code=202, response_model=FeedbackAccepted, tags=["search"])
+@router.post(
+    "/v1/feedback",
+    status_code=202,
+    response_model=FeedbackAccepted,
+    tags=["search"],
+    responses=documented(413, 422, 429),
+)
 async def feedback(request: Request, event: Annotated[FeedbackEvent, Body()]) -> FeedbackAccepted:
     services = request.app.state.chatda.search
     query = services.recent.get(event.query_id)

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from chatda.catalog.models import Area
 from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
 from chatda.text.normalize import normalize_query
+from query.documented_errors import documented
 from query.routing import ChatdaRoute
 
 router = APIRouter(route_class=ChatdaRoute)
@@ -56,7 +57,12 @@ def describe(snap: CatalogSnapshot, score: IntentScore) -> IntentMatch:
     )
 
 
-@router.get("/v1/intents/match", response_model=MatchResponse, tags=["intents"])
+@router.get(
+    "/v1/intents/match",
+    response_model=MatchResponse,
+    tags=["intents"],
+    responses=documented(422, 429, 503, 504),
+)
 async def match(
     request: Request,
     q: str = Query(min_length=1, max_length=1000, description="what the user typed"),

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from chatda.articles.message import published_datetime
 from chatda.search.engine import SearchOutcome, Status, UnknownProfile
 from chatda.search.request import SearchRequest
+from query.documented_errors import documented
 from query.routes.intents import IntentMatch, describe
 from query.routes.suggest import SuggestionOut
 from query.routing import ChatdaRoute
@@ -132,12 +133,19 @@ async def _search(request: Request, body: SearchRequest, where: str) -> SearchRe
     return _answer(body.q, outcome)
 
 
-@router.post("/v1/search", response_model=SearchResponse, tags=["search"])
+@router.post(
+    "/v1/search",
+    response_model=SearchResponse,
+    tags=["search"],
+    responses=documented(413, 422, 429),
+)
 async def search_post(body: SearchRequest, request: Request) -> SearchResponse:
     return await _search(request, body, "body")
 
 
-@router.get("/v1/search", response_model=SearchResponse, tags=["search"])
+@router.get(
+    "/v1/search", response_model=SearchResponse, tags=["search"], responses=documented(422, 429)
+)
 async def search_get(
     request: Request,
     q: str = Query(description="what the user typed"),

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from chatda.suggest.entries import Suggestion
 from chatda.suggest.index import MAX_QUERY_CHARS
+from query.documented_errors import documented
 from query.routing import ChatdaRoute
 
 router = APIRouter(route_class=ChatdaRoute)
@@ -53,7 +54,9 @@ class SuggestResponse(BaseModel):
     took_ms: float
 
 
-@router.get("/v1/suggest", response_model=SuggestResponse, tags=["search"])
+@router.get(
+    "/v1/suggest", response_model=SuggestResponse, tags=["search"], responses=documented(422, 429)
+)
 async def suggest(
     request: Request,
     q: str = Query(max_length=MAX_QUERY_CHARS * 4, description="what is typed so far"),
