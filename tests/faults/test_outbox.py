@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from pymilvus import MilvusClient
@@ -96,23 +96,24 @@ class Stack:
         return {row.post_id: row.updated_epoch for row in self.outbox.unconfirmed()}
 
 
-def topic_records(bootstrap: str, topic: str, quiet_s: float = 1.5) -> list:
-    """Every record of ``topic``: read from the start until nothing came for ``quiet_s``."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    consumer.subscribe([topic])
-    records: list = []
-    last = time.monotonic()
+def topic_records(bootstrap: str, topic: str, timeout_s: float = 30) -> list:
+    """Every record of ``topic``, read from the start up to each partition's high watermark."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
-        while time.monotonic() - last < quiet_s:
-            polled = consumer.poll(timeout_ms=200)
-            for batch in polled.values():
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for batch in consumer.poll(timeout_ms=100).values():
                 records.extend(batch)
-                last = time.monotonic()
+            ends = {tp: consumer.highwater(tp) for tp in partitions}
+            if all(end is not None and consumer.position(tp) >= end for tp, end in ends.items()):
+                return sorted(records, key=lambda r: (r.partition, r.offset))
+            assert time.monotonic() < deadline, f"{topic}: read {len(records)}, ends {ends}"
     finally:
         consumer.close()
-    return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
 def counter(name: str) -> float:
