@@ -27,6 +27,7 @@ from sqlalchemy.exc import (
 from chatda.broker.kafka import make_consumer
 from chatda.feedback.events import FeedbackRecord
 from chatda.feedback.store import FeedbackStore
+from chatda.json_input import JSONDecodeError, loads
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,16 @@ POLL_TIMEOUT_MS = 500
 
 
 def decode(values: Iterable[bytes | None]) -> list[FeedbackRecord]:
-    """The records that parse; the rest are logged and dropped."""
+    """The records that parse; the rest are logged and dropped.
+
+    JSON goes through ``chatda.json_input``, the one decoder for untrusted JSON, so this door
+    refuses exactly what the API and the ingest worker refuse.
+    """
     records = []
     for value in values:
         try:
-            records.append(FeedbackRecord.model_validate_json(value or b""))
-        except ValidationError as exc:
+            records.append(FeedbackRecord.model_validate(loads(value or b"")))
+        except (JSONDecodeError, ValidationError) as exc:
             log.warning("skipping a feedback record that does not parse: %s", exc)
     return records
 
