@@ -37,6 +37,12 @@ class LocalServer:
     def stop(self) -> None:
         raise NotImplementedError
 
+    @property
+    def running(self) -> bool:
+        """Started and not exited: what a supervisor (``chatda up``) watches to restart it."""
+        process: ManagedProcess | None = getattr(self, "_process", None)
+        return process is not None and process.running
+
     def __enter__(self) -> Self:
         return self.start()
 

@@ -1,11 +1,13 @@
-"""``Supervisor``: keep ``chatda up``'s child processes running, as systemd or Kubernetes would.
+"""``Supervisor``: keep ``chatda up``'s processes running, as systemd or Kubernetes would.
 
-A child that exits is started again after a backoff: ``first_s`` doubling up to ``max_s`` for
-each exit in a row, back to ``first_s`` once a run lasted ``stable_s``. So one crash (a worker
-killed mid-batch, a poison record that slipped through) costs a second, and a child that
-crashes at once on every start (a bad setting) retries every ``max_s`` instead of spinning.
-Each exit and restart is reported through ``echo``. Only ``stop()`` ends the children: a
-crash never takes the rest of the stack down with it.
+Two kinds of child: commands (``spawn``: the API, ingest worker, scheduler, feedback consumer)
+and the embedded servers (``keep``: Tansu, milvus-lite), which restart on the same port (and
+data dir) so the commands' configuration stays valid. A child that exits is started again
+after a backoff: ``first_s`` doubling up to ``max_s`` for each exit in a row, back to
+``first_s`` once a run lasted ``stable_s``. So one crash (a worker killed mid-batch) costs a
+second, and a child that crashes at once on every start (a bad setting) retries every
+``max_s`` instead of spinning. Each exit and restart is reported through ``echo``. Only
+``stop()`` ends the children: a crash never takes the rest of the stack down with it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -29,25 +32,92 @@ class Backoff:
         return float(min(self.first_s * 2 ** (exits_in_a_row - 1), self.max_s))
 
 
+class Server(Protocol):
+    """What ``keep`` supervises: ``chatda.broker.process.LocalServer`` (Tansu, milvus-lite)."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+class _Command:
+    """A command run as a child process, started again from the same argv and env."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None) -> None:
+        self.argv = list(argv)
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self) -> None:
+        self.proc = None
+        self.proc = subprocess.Popen(self.argv, env=self.env)
+
+    def exit_code(self) -> int | None:
+        """None while it runs; -1 when it never started."""
+        return self.proc.poll() if self.proc is not None else -1
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
+    def finish(self, name: str, timeout_s: float, echo: Callable[[str], None]) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            echo(f"· {name} did not stop in {timeout_s:.0f} s; killing it")
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _Kept:
+    """An embedded server: its own ``stop()`` is polite first, then forceful."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid
+
+    def start(self) -> None:
+        self.server.stop()  # reaps the dead process, frees the port
+        self.server.start()
+
+    def exit_code(self) -> int | None:
+        return None if self.server.running else -1
+
+    def terminate(self) -> None:
+        """Nothing yet: servers stop after every command (which may still need them)."""
+
+    def finish(self, name: str, timeout_s: float, echo: Callable[[str], None]) -> None:
+        self.server.stop()
+
+
 @dataclass
 class _Child:
     name: str
-    argv: list[str]
-    env: Mapping[str, str] | None
-    proc: subprocess.Popen[bytes] | None = None
+    unit: _Command | _Kept
     started_at: float = 0.0
     exits_in_a_row: int = 0
     restart_at: float | None = None
     restarts: int = 0
     codes: list[int] = field(default_factory=list)
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
 
 class Supervisor:
-    """Starts named commands and restarts them with backoff until ``stop()``.
+    """Starts named commands and servers and restarts them with backoff until ``stop()``.
 
     ``tick()`` does one round of checks (tests drive it directly); ``run(stop)`` ticks until
     ``stop`` is set, typically on a thread while the caller waits for a signal.
@@ -68,22 +138,30 @@ class Supervisor:
 
     def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         """Start ``argv`` as the child ``name`` and keep it running."""
-        child = _Child(name, list(argv), env)
+        child = _Child(name, _Command(argv, env))
         with self._lock:
             self._start(child)
             self._children.append(child)
-        self.echo(f"· {name} started (pid {child.pid})")
+        self.echo(f"· {name} started (pid {child.unit.pid})")
+
+    def keep(self, name: str, server: Server) -> None:
+        """Keep an already started ``server`` running; stopped after every command."""
+        child = _Child(name, _Kept(server), started_at=self.clock())
+        with self._lock:
+            self._children.append(child)
 
     def process(self, name: str) -> subprocess.Popen[bytes] | None:
-        """The child's current process (None while it waits to be restarted)."""
+        """The command's current process (None while it waits to be restarted)."""
         child = self._child(name)
-        return child.proc if child.restart_at is None else None
+        if child.restart_at is not None or not isinstance(child.unit, _Command):
+            return None
+        return child.unit.proc
 
     def restarts(self, name: str) -> int:
         return self._child(name).restarts
 
     def exit_codes(self, name: str) -> list[int]:
-        """Every exit code of ``name`` so far, oldest first."""
+        """Every exit code of ``name`` so far, oldest first (-1: unknown, or never started)."""
         return list(self._child(name).codes)
 
     def tick(self) -> None:
@@ -91,38 +169,32 @@ class Supervisor:
         with self._lock:
             if self._stopping:
                 return
-            now = self.clock()
             for child in self._children:
+                now = self.clock()
                 if child.restart_at is None:
                     self._notice_exit(child, now)
                 elif now >= child.restart_at:
                     self._start(child)
                     child.restarts += 1
-                    self.echo(f"· {child.name} restarted (pid {child.pid})")
+                    self.echo(f"· {child.name} restarted (pid {child.unit.pid})")
 
     def run(self, stop: threading.Event, interval_s: float = 0.2) -> None:
         while not stop.wait(interval_s):
             self.tick()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM every child (last started first), wait, then kill what is left."""
+        """Stop every child, last started first: SIGTERM to all commands, wait (then kill what
+        is left), then the servers."""
         with self._lock:
             self._stopping = True
-            running = [c for c in reversed(self._children) if c.proc and c.proc.poll() is None]
-        for child in running:
-            assert child.proc is not None
-            child.proc.terminate()
-        for child in running:
-            assert child.proc is not None
-            try:
-                child.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.echo(f"· {child.name} did not stop in {timeout_s:.0f} s; killing it")
-                child.proc.kill()
-                child.proc.wait()
+            children = list(reversed(self._children))
+        for child in children:
+            child.unit.terminate()
+        for child in children:
+            child.unit.finish(child.name, timeout_s, self.echo)
 
     def _notice_exit(self, child: _Child, now: float) -> None:
-        code = child.proc.poll() if child.proc is not None else -1  # -1: could not start
+        code = child.unit.exit_code()
         if code is None:
             return
         child.codes.append(code)
@@ -139,10 +211,9 @@ class Supervisor:
         child.started_at = self.clock()
         child.restart_at = None
         try:
-            child.proc = subprocess.Popen(child.argv, env=child.env)
-        except OSError as exc:  # counted as an immediate exit: retried with backoff
+            child.unit.start()
+        except Exception as exc:  # counted as an immediate exit: retried with backoff
             self.echo(f"· {child.name} could not start: {exc}")
-            child.proc = None
 
     def _child(self, name: str) -> _Child:
         for child in self._children:

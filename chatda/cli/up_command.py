@@ -2,8 +2,9 @@
 
 Embedded engines are started only when no external ones are configured: the Tansu broker and a
 milvus-lite server. Then the API, one ingest worker, the indexer scheduler and the feedback
-consumer run as separate processes under ``chatda.cli.supervisor``: a child that crashes is
-restarted with backoff, and only Ctrl-C (or SIGTERM) stops the stack, in reverse order.
+consumer run as separate processes under ``chatda.cli.supervisor``: a child that crashes (the
+embedded engines included, on their same port) is restarted with backoff, and only Ctrl-C (or
+SIGTERM) stops the stack, in reverse order.
 
 Before the children start, the article outbox is reconciled once with no grace: the embedded
 broker keeps records in memory, so whatever was accepted (answered 202) but not yet indexed
@@ -126,10 +127,12 @@ def up(
     env["CHATDA_DATA_DIR"] = str(data_dir)
     generated_admin_token = fill_tokens(settings, env)
 
+    supervisor = Supervisor(echo=lambda line: typer.echo(line, err=True))
     with ExitStack() as stack:
         bootstrap = settings.kafka_bootstrap
         if not bootstrap:
             broker = stack.enter_context(TansuBroker(log_path=logs / "tansu.log"))
+            supervisor.keep("tansu", broker)
             bootstrap = broker.bootstrap
             typer.echo(f"· Tansu broker (in-memory) on {bootstrap}")
         env["CHATDA_KAFKA_BOOTSTRAP"] = bootstrap
@@ -138,6 +141,7 @@ def up(
             milvus = stack.enter_context(
                 MilvusLiteServer(data_dir / "milvus-server", log_path=logs / "milvus.log")
             )
+            supervisor.keep("milvus-lite", milvus)
             milvus_uri = milvus.uri
             typer.echo(f"· milvus-lite server on {milvus_uri} (data in {data_dir})")
         env["CHATDA_MILVUS_URI"] = milvus_uri
@@ -154,7 +158,6 @@ def up(
                 else "· catalog already present: kept"
             )
 
-        supervisor = Supervisor(echo=lambda line: typer.echo(line, err=True))
         supervising = threading.Event()
         watcher = threading.Thread(
             target=supervisor.run, args=(supervising,), name="supervisor", daemon=True

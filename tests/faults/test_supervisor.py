@@ -4,6 +4,7 @@ tests wait only for the children themselves (never for a backoff to elapse)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -12,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from chatda.articles.publisher import Publisher
+from chatda.broker.tansu import TansuBroker
 from chatda.cli.supervisor import Backoff, Supervisor
 from chatda.cli.up_command import fill_tokens
 from chatda.settings import Settings
+from tests.ingest.helpers import sample_article
 
 EXIT_3 = [sys.executable, "-c", "import sys; sys.exit(3)"]
 SLEEP = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -163,3 +167,25 @@ def test_up_prints_only_a_token_it_generated(tmp_path: Path) -> None:
     env = {}
     generated = fill_tokens(Settings(data_dir=tmp_path, admin_token=None), env)
     assert generated and env["CHATDA_ADMIN_TOKEN"] == generated
+
+
+def test_a_killed_embedded_broker_comes_back_on_its_port(clock: Clock, lines: list[str]) -> None:
+    supervisor = Supervisor(Backoff(first_s=1), echo=lines.append, clock=clock)
+    with TansuBroker() as broker:
+        supervisor.keep("tansu", broker)
+        first = broker.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while broker.running:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        supervisor.tick()
+        clock.now += 1
+        supervisor.tick()  # restarts it and returns once it answers again
+        assert broker.running and broker.pid != first
+        assert supervisor.exit_codes("tansu") == [-1] and supervisor.restarts("tansu") == 1
+        with Publisher(broker.bootstrap, "after-restart", 1) as publisher:
+            publisher.publish(sample_article(0, "tansu"))  # same bootstrap the children have
+        supervisor.stop()
+        assert not broker.running
