@@ -45,9 +45,7 @@ def eval_command(
     if mode == "intents":
         from chatda.evaluation.intents_eval import evaluate_intents
 
-        result = evaluate_intents(
-            encoder, docs, qs, settings.intent_threshold, settings.intent_lexical_weight
-        )
+        result = evaluate_intents(encoder, docs, qs, settings)
     elif mode == "documents":
         from chatda.evaluation.documents_eval import evaluate_documents
 

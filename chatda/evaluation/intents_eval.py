@@ -2,25 +2,33 @@
 
 Each corpus line becomes one intent: name = title, hints = the text itself (capped) plus each of
 its sentences — the importer's rule, so a description paragraph yields both its gist and its
-specific phrasings. Rankings are produced by the same snapshot scorer that serves queries.
+specific phrasings. Rankings are produced by the same batcher and snapshot scorer that serve
+queries, with a window of queries in flight so they share model passes as concurrent requests
+do (:mod:`chatda.evaluation.window`); ``latency_ms`` is measured on the first queries, matched
+one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.models import MAX_HINT_CHARS, MAX_HINTS, IntentIn
 from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import IntentScore
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.evaluation.data import CorpusItem, EvalQuery
 from chatda.evaluation.metrics import latency_summary, summarise
+from chatda.evaluation.window import LATENCY_SAMPLE, QUEUE_TIMEOUT_S, WINDOW_BATCHES, map_windowed
 from chatda.models.encoder import Encoder
+from chatda.settings import Settings
 from chatda.text.morphemes import default_morphemes
 from chatda.text.normalize import normalize_query
 from chatda.text.sentences import split_sentences
@@ -49,56 +57,84 @@ def corpus_to_intents(corpus: list[CorpusItem]) -> list[IntentIn]:
     ]
 
 
+@dataclass(frozen=True)
+class _Matched:
+    """One query's outcome: corpus ids ranked by each method, and what serving would show."""
+
+    ranked: dict[str, list[str]]
+    shown: str | None
+    """The best intent that passes its threshold (what the app would show), if any."""
+    latency_ms: float
+
+
+async def _match(service: CatalogService, ids: list[str], query: EvalQuery) -> _Matched:
+    """The API's path for one query: normalise, then the service's batched embed-and-score."""
+    started = time.perf_counter()
+    snap, scores, _ = await service.match(normalize_query(query.text, 1000).text, everything=True)
+    latency_ms = (time.perf_counter() - started) * 1000
+
+    def corpus_ids(ranked: list[IntentScore]) -> list[str]:
+        return [ids[snap.intents[s.index].id - 1] for s in ranked]
+
+    shown = next((s for s in scores if s.passed), None)
+    return _Matched(
+        ranked={
+            "dense": corpus_ids(sorted(scores, key=lambda s: -s.dense)),
+            "lexical": corpus_ids(sorted(scores, key=lambda s: -s.lexical)),
+            "fused": corpus_ids(scores),
+        },
+        shown=corpus_ids([shown])[0] if shown else None,
+        latency_ms=latency_ms,
+    )
+
+
 async def _run(
     encoder: Encoder,
     corpus: list[CorpusItem],
     queries: list[EvalQuery],
-    threshold: float,
-    lexical_weight: float,
+    settings: Settings,
+    latency_sample: int,
 ) -> dict[str, Any]:
+    threshold = settings.intent_threshold
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'eval.db'}")
         upgrade(engine)
         store = CatalogStore(engine)
         store.import_intents(corpus_to_intents(corpus))
-        batcher = DynamicBatcher(encoder, queue_limit=1 << 20)
-        service = CatalogService(store, batcher, default_morphemes(), threshold, lexical_weight)
+        batcher = DynamicBatcher(
+            encoder,
+            settings.batch_max_size,
+            settings.batch_max_tokens,
+            queue_limit=1 << 20,
+            default_timeout_s=QUEUE_TIMEOUT_S,
+        )
+        service = CatalogService(
+            store, batcher, default_morphemes(), threshold, settings.intent_lexical_weight
+        )
         try:
             await service.refresh()
             ids = [item.id for item in corpus]
-            rankings: dict[str, list[list[str]]] = {m: [] for m in METHODS}
-            latencies: list[float] = []
-            rejected_ok = answered_ok = 0
-            for q in queries:
-                started = time.perf_counter()
-                snap, scores, _ = await service.match(
-                    normalize_query(q.text, 1000).text, everything=True
-                )
-                latencies.append((time.perf_counter() - started) * 1000)
-                per = {
-                    "dense": sorted(scores, key=lambda s: -s.dense),
-                    "lexical": sorted(scores, key=lambda s: -s.lexical),
-                    "fused": scores,
-                }
-                for method, ranked in per.items():
-                    rankings[method].append([ids[snap.intents[s.index].id - 1] for s in ranked])
-                passing = [s for s in scores if s.passed]
-                top = ids[snap.intents[passing[0].index].id - 1] if passing else None
-                if not q.relevant:
-                    rejected_ok += top is None
-                else:
-                    answered_ok += top in q.relevant
+            matched = await map_windowed(
+                functools.partial(_match, service, ids),
+                queries,
+                window=WINDOW_BATCHES * settings.batch_max_size,
+                alone=latency_sample,
+                desc="matching",
+            )
         finally:
             await batcher.close()
             engine.dispose()
     relevants = [set(q.relevant) for q in queries]
-    n_none = sum(1 for q in queries if not q.relevant)
+    no_match = [m for m, q in zip(matched, queries, strict=True) if not q.relevant]
+    answered_ok = sum(m.shown in q.relevant for m, q in zip(matched, queries, strict=True))
+    rejected_ok = sum(m.shown is None for m in no_match)
+    n_none = len(no_match)
     return {
         "mode": "intents",
         "n_queries": len(queries),
         "default_method": "fused",
-        "methods": {m: summarise(rankings[m], relevants) for m in METHODS},
-        "latency_ms": latency_summary(latencies),
+        "methods": {m: summarise([r.ranked[m] for r in matched], relevants) for m in METHODS},
+        "latency_ms": latency_summary([m.latency_ms for m in matched[:latency_sample]]),
         "thresholds": {
             "threshold": threshold,
             "answered_correctly": round(answered_ok / max(1, len(queries) - n_none), 4),
@@ -112,7 +148,12 @@ def evaluate_intents(
     encoder: Encoder,
     corpus: list[CorpusItem],
     queries: list[EvalQuery],
-    threshold: float,
-    lexical_weight: float,
+    settings: Settings,
+    latency_sample: int = LATENCY_SAMPLE,
 ) -> dict[str, Any]:
-    return asyncio.run(_run(encoder, corpus, queries, threshold, lexical_weight))
+    """The intents evaluation with the serving settings (threshold, lexical weight, batching).
+
+    The first ``latency_sample`` queries are matched one at a time and give ``latency_ms``;
+    the rest go through the window (see :mod:`chatda.evaluation.window`).
+    """
+    return asyncio.run(_run(encoder, corpus, queries, settings, latency_sample))

@@ -1,0 +1,206 @@
+"""``chatda eval --mode intents`` with the real model: its JSON, metrics that follow the data, and
+the concurrent run giving exactly the numbers of matching the queries one by one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+from typer.testing import CliRunner
+
+from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.service import CatalogService
+from chatda.catalog.store import CatalogStore
+from chatda.cli.main import app
+from chatda.db.engine import make_engine, upgrade
+from chatda.demo import catalog_path, eval_dir
+from chatda.evaluation.data import CorpusItem, EvalQuery, read_jsonl
+from chatda.evaluation.intents_eval import METHODS, corpus_to_intents, evaluate_intents
+from chatda.evaluation.metrics import summarise
+from chatda.evaluation.window import QUEUE_TIMEOUT_S
+from chatda.models.encoder import Encoder
+from chatda.settings import Settings, get_settings
+from chatda.text.morphemes import default_morphemes
+from chatda.text.normalize import normalize_query
+
+CORPUS = [
+    {"id": "transfer", "title": "송금", "text": "다른 계좌로 돈을 보내는 기능. 계좌이체를 합니다."},
+    {"id": "exchange", "title": "환전", "text": "원화를 달러나 엔화로 바꾸는 기능."},
+    {"id": "card", "title": "카드 분실 신고", "text": "잃어버린 카드를 정지하고 재발급합니다."},
+    {"id": "loan", "title": "대출 상환", "text": "빌린 돈을 갚고 남은 대출 금액을 확인합니다."},
+    {"id": "points", "title": "포인트 조회", "text": "적립된 포인트와 사용 내역을 봅니다."},
+]
+QUERIES = [
+    # each intent's name, verbatim: its intent must rank first ...
+    {"id": "q1", "text": "송금", "relevant": ["transfer"]},
+    {"id": "q2", "text": "환전", "relevant": ["exchange"]},
+    {"id": "q3", "text": "카드 분실 신고", "relevant": ["card"]},
+    {"id": "q4", "text": "대출 상환", "relevant": ["loan"]},
+    # ... so a query labelled with another intent is the one miss at rank 1
+    {"id": "q5", "text": "포인트 조회", "relevant": ["loan"]},
+    {"id": "q6", "text": "오늘 저녁 메뉴 추천해줘", "relevant": []},
+]
+METRIC_KEYS = {"recall@1", "recall@5", "recall@20", "mrr@10", "ndcg@10"}
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, models_dir: Path, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.setenv("CHATDA_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("CHATDA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CHATDA_DEVICE", "cpu")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("threshold", "no_match_rejected"), [(0.0, 0.0), (1.0, 1.0)])
+def test_eval_intents_cli_reports_the_data(
+    cli_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    threshold: float,
+    no_match_rejected: float,
+) -> None:
+    """A name matches itself with dense 1 plus the full lexical nudge, so it passes even a
+    threshold of 1; the unrelated query passes 0 and cannot reach 1."""
+    monkeypatch.setenv("CHATDA_INTENT_THRESHOLD", str(threshold))
+    out = tmp_path / "result.json"
+    args = [
+        "eval",
+        "--mode",
+        "intents",
+        "--corpus",
+        str(_write_jsonl(tmp_path / "corpus.jsonl", CORPUS)),
+        "--queries",
+        str(_write_jsonl(tmp_path / "queries.jsonl", QUERIES)),
+        "--json",
+        str(out),
+    ]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    result = json.loads(out.read_text("utf-8"))
+
+    assert set(result) == {
+        "mode",
+        "n_queries",
+        "default_method",
+        "methods",
+        "latency_ms",
+        "thresholds",
+        "model",
+    }
+    assert (result["mode"], result["n_queries"], result["default_method"]) == (
+        "intents",
+        6,
+        "fused",
+    )
+    assert set(result["methods"]) == set(METHODS)
+    assert all(set(m) == METRIC_KEYS for m in result["methods"].values())
+    assert set(result["latency_ms"]) == {"p50", "p95"}
+    assert result["latency_ms"]["p50"] > 0
+    fused = result["methods"]["fused"]
+    assert fused["recall@1"] == 0.8  # 4 of the 5 labelled queries
+    assert fused["recall@5"] == 1.0  # five intents: every one is in the top 5
+    assert 0.8 < fused["mrr@10"] < 0.9 + 1e-9  # the miss ranks its label 2nd to 5th
+    assert result["thresholds"] == {
+        "threshold": threshold,
+        "answered_correctly": 0.8,
+        "no_match_queries": 1,
+        "no_match_rejected": no_match_rejected,
+    }
+    assert result["model"].startswith("e5-small-ko@")
+
+
+def _demo_set() -> tuple[list[CorpusItem], list[EvalQuery]]:
+    """The demo catalog as a corpus (name, and its first hint as text) and its eval queries,
+    plus queries that match nothing."""
+    intents = yaml.safe_load(catalog_path().read_text("utf-8"))["intents"]
+    corpus = [
+        CorpusItem(id=str(i["id"]), title=i["name"], text=(i.get("hints") or [""])[0])
+        for i in intents
+    ]
+    queries = read_jsonl(eval_dir() / "intents_queries.jsonl", EvalQuery)
+    queries += [
+        EvalQuery(id=f"none-{n}", text=text)
+        for n, text in enumerate(["오늘 저녁 메뉴 추천해줘", "주말에 비 온대", "고양이 사료"])
+    ]
+    return corpus, queries
+
+
+async def _one_by_one(
+    encoder: Encoder, corpus: list[CorpusItem], queries: list[EvalQuery], settings: Settings
+) -> dict:
+    """The oracle: ``CatalogService.match`` awaited for each query in turn."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'oracle.db'}")
+        upgrade(engine)
+        store = CatalogStore(engine)
+        store.import_intents(corpus_to_intents(corpus))
+        batcher = DynamicBatcher(encoder, default_timeout_s=QUEUE_TIMEOUT_S)  # no SLA here
+        service = CatalogService(
+            store,
+            batcher,
+            default_morphemes(),
+            settings.intent_threshold,
+            settings.intent_lexical_weight,
+        )
+        rankings: dict[str, list[list[str]]] = {m: [] for m in METHODS}
+        shown: list[str | None] = []
+        try:
+            await service.refresh()
+            for q in queries:
+                snap, scores, _ = await service.match(
+                    normalize_query(q.text, 1000).text, everything=True
+                )
+                name = {s.index: corpus[snap.intents[s.index].id - 1].id for s in scores}
+                rankings["fused"].append([name[s.index] for s in scores])
+                for method in ("dense", "lexical"):
+                    ranked = sorted(scores, key=lambda s, m=method: -getattr(s, m))
+                    rankings[method].append([name[s.index] for s in ranked])
+                shown.append(next((name[s.index] for s in scores if s.passed), None))
+        finally:
+            await batcher.close()
+            engine.dispose()
+    relevants = [set(q.relevant) for q in queries]
+    labelled = [(s, q) for s, q in zip(shown, queries, strict=True) if q.relevant]
+    unlabelled = [s for s, q in zip(shown, queries, strict=True) if not q.relevant]
+    return {
+        "methods": {m: summarise(rankings[m], relevants) for m in METHODS},
+        "answered_correctly": round(sum(s in q.relevant for s, q in labelled) / len(labelled), 4),
+        "no_match_rejected": round(sum(s is None for s in unlabelled) / len(unlabelled), 4),
+    }
+
+
+def _passes() -> float:
+    return REGISTRY.get_sample_value("chatda_batch_size_count") or 0.0
+
+
+@pytest.mark.slow
+def test_concurrent_evaluation_equals_matching_one_by_one(encoder: Encoder) -> None:
+    corpus, queries = _demo_set()
+    settings = Settings(intent_threshold=0.86, intent_lexical_weight=0.06)
+    expected = asyncio.run(_one_by_one(encoder, corpus, queries, settings))
+
+    before = _passes()
+    result = evaluate_intents(encoder, corpus, queries, settings, latency_sample=0)
+    passes = _passes() - before
+
+    # one by one, the queries alone would take a pass each; the catalog takes a few more
+    assert passes < len(queries), "the queries did not share model passes"
+    assert result["methods"] == expected["methods"]
+    assert result["thresholds"]["answered_correctly"] == expected["answered_correctly"]
+    assert result["thresholds"]["no_match_rejected"] == expected["no_match_rejected"]
+    assert result["thresholds"]["no_match_queries"] == sum(not q.relevant for q in queries)
+    assert result["n_queries"] == len(queries)
