@@ -117,6 +117,14 @@ def test_unknown_query_id_is_accepted_and_flagged(bare_client: TestClient) -> No
             "shown": [{"id": f"d{i}", "position": i + 1} for i in range(201)],
         },
         {"type": "impression", "query_id": str(uuid.uuid4()), "shown": "fx-fee"},
+        {"type": "click", "query_id": str(uuid.uuid4()), "clicked_id": "a", "position": True},
+        {
+            "type": "click",
+            "query_id": str(uuid.uuid4()),
+            "clicked_id": "a",
+            "position": 1,
+            "dwell_ms": True,
+        },
     ],
 )
 def test_invalid_feedback_is_422(bare_client: TestClient, payload: dict[str, Any]) -> None:
