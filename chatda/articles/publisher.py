@@ -11,7 +11,9 @@ outbox rows back, so a refused publish leaves nothing to re-send. Failures surfa
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -76,9 +78,12 @@ class Publisher:
         if not broker_reachable(bootstrap):
             raise BrokerUnavailable(f"Kafka broker {bootstrap} is not reachable")
         self.topic = topic
+        self._bootstrap = bootstrap
+        self._partitions = partitions
+        self._lock = threading.Lock()
         try:
             ensure_article_topics(bootstrap, [topic], partitions)
-            self._producer: KafkaProducer = make_producer(bootstrap)
+            self._producer: KafkaProducer | None = make_producer(bootstrap)
         except KafkaError as exc:
             raise BrokerUnavailable(f"Kafka broker {bootstrap} failed: {exc}") from exc
 
@@ -124,23 +129,54 @@ class Publisher:
         accepted and is already in the outbox. Sending everything before waiting lets the
         producer batch records per partition, which is what makes bulk loads fast.
         """
+        producer = self._current_producer()
         try:
-            futures = [self._producer.send(self.topic, key=k, value=v) for k, v in records]
-            self._producer.flush(timeout=ACK_TIMEOUT_S)
+            futures = [producer.send(self.topic, key=k, value=v) for k, v in records]
+            producer.flush(timeout=ACK_TIMEOUT_S)
             metadata = [future.get(timeout=ACK_TIMEOUT_S) for future in futures]
         except KafkaError as exc:
+            self._discard(producer)
             raise BrokerUnavailable(f"publishing to {self.topic} failed: {exc}") from exc
         return [Delivery(m.partition, m.offset) for m in metadata]
+
+    def _current_producer(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                try:  # a restarted in-memory broker has also forgotten the topic
+                    ensure_article_topics(self._bootstrap, [self.topic], self._partitions)
+                    self._producer = make_producer(self._bootstrap)
+                except KafkaError as exc:
+                    raise BrokerUnavailable(
+                        f"Kafka broker {self._bootstrap} failed: {exc}"
+                    ) from exc
+            return self._producer
+
+    def _discard(self, producer: KafkaProducer) -> None:
+        """Drop a producer after a failed send; the next send connects a new one.
+
+        kafka-python's idempotent producer can stay failed for good: a restarted broker that
+        forgot its producer id answers every InitProducerId with an error, so without this
+        a long-lived publisher (the API's) would answer 503 until the process restarts.
+        """
+        with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        with contextlib.suppress(KafkaError):
+            producer.close(timeout=0)
 
     def delete(self, post_id: str, updated_at: datetime) -> Delivery:
         """Publish the deletion of ``post_id`` as of ``updated_at`` (older versions lose)."""
         return self.publish(ArticleMessage(post_id=post_id, op="delete", updated_at=updated_at))
 
     def flush(self) -> None:
-        self._producer.flush(timeout=ACK_TIMEOUT_S)
+        if self._producer is not None:
+            self._producer.flush(timeout=ACK_TIMEOUT_S)
 
     def close(self) -> None:
-        self._producer.close(timeout=ACK_TIMEOUT_S)
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=ACK_TIMEOUT_S)
         if self.outbox is not None:
             self.outbox.close()
 

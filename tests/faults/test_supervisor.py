@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chatda.articles.publisher import Publisher
+from chatda.articles.publisher import BrokerUnavailable, Publisher
 from chatda.broker.tansu import TansuBroker
 from chatda.cli.supervisor import Backoff, Supervisor
 from chatda.cli.up_command import fill_tokens
@@ -171,8 +171,9 @@ def test_up_prints_only_a_token_it_generated(tmp_path: Path) -> None:
 
 def test_a_killed_embedded_broker_comes_back_on_its_port(clock: Clock, lines: list[str]) -> None:
     supervisor = Supervisor(Backoff(first_s=1), echo=lines.append, clock=clock)
-    with TansuBroker() as broker:
+    with TansuBroker() as broker, Publisher(broker.bootstrap, "kept", 1) as publisher:
         supervisor.keep("tansu", broker)
+        publisher.publish(sample_article(0, "tansu"))
         first = broker.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
@@ -185,7 +186,16 @@ def test_a_killed_embedded_broker_comes_back_on_its_port(clock: Clock, lines: li
         supervisor.tick()  # restarts it and returns once it answers again
         assert broker.running and broker.pid != first
         assert supervisor.exit_codes("tansu") == [-1] and supervisor.restarts("tansu") == 1
-        with Publisher(broker.bootstrap, "after-restart", 1) as publisher:
-            publisher.publish(sample_article(0, "tansu"))  # same bootstrap the children have
+        # A long-lived publisher (the API's) recovers: the send that finds its producer
+        # forgotten by the new broker fails (503), the next one connects a fresh producer.
+        outcomes = []
+        for i in range(1, 4):
+            try:
+                publisher.publish(sample_article(i, "tansu"))
+                outcomes.append("sent")
+                break
+            except BrokerUnavailable:
+                outcomes.append("refused")
+        assert outcomes[-1] == "sent", outcomes
         supervisor.stop()
         assert not broker.running
