@@ -96,14 +96,20 @@ def refuse_if_throttled(request: Request) -> None:
         )
 
 
+def _raw(text: str) -> bytes:
+    """Bytes to compare: ``compare_digest`` refuses non-ASCII ``str`` (a 500 on a hostile
+    cookie), and a form field may carry lone surrogates that strict UTF-8 cannot encode."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def token_matches(expected: SecretStr | None, presented: str | None) -> bool:
     if expected is None or not expected.get_secret_value() or presented is None:
         return False
-    return hmac.compare_digest(expected.get_secret_value().encode(), presented.encode())
+    return hmac.compare_digest(_raw(expected.get_secret_value()), _raw(presented))
 
 
 def _session_signature(token: SecretStr, expires: int) -> str:
-    key = hmac.digest(token.get_secret_value().encode(), b"chatda admin session", hashlib.sha256)
+    key = hmac.digest(_raw(token.get_secret_value()), b"chatda admin session", hashlib.sha256)
     return hmac.new(key, str(expires).encode(), hashlib.sha256).hexdigest()
 
 
@@ -124,7 +130,7 @@ def session_valid(token: SecretStr | None, value: str | None, now: float | None 
         return False
     if int(expires) <= (now if now is not None else time.time()):
         return False
-    return hmac.compare_digest(_session_signature(token, int(expires)), signature)
+    return hmac.compare_digest(_raw(_session_signature(token, int(expires))), _raw(signature))
 
 
 def bearer_token(request: Request) -> str | None:
