@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -59,6 +60,9 @@ class _Request:
     extras: list[Any] | None = None
     remaining: int = 0
     tokens: int = 0
+    queued: int = 0
+    """Items of this request still in the queue (counted in ``DynamicBatcher.pending``)."""
+    expiry: asyncio.TimerHandle | None = None
 
     def alive(self) -> bool:
         return not self.future.done()
@@ -96,10 +100,18 @@ class DynamicBatcher:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._recent_pass_s = 0.05
+        self._pending = 0
+        self._pass_started: float | None = None
+
+    @property
+    def pass_seconds(self) -> float:
+        """A recent model pass's duration (moving average): admission and Retry-After use it."""
+        return self._recent_pass_s
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        """Texts waiting for a pass, counting only requests whose callers still wait."""
+        return self._pending
 
     async def start(self) -> None:
         if self._task is None:
@@ -152,9 +164,8 @@ class DynamicBatcher:
             await self.start()
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        if len(self._queue) + len(texts) > self.queue_limit:
-            metrics.REJECTED.labels("overloaded").inc()
-            raise Overloaded(len(self._queue), self.queue_limit, self._retry_after())
+        deadline = deadline if deadline is not None else now + self.default_timeout_s
+        self.admit(len(texts), deadline)
         if not texts:
             return Encoded(np.zeros((0, encoder.dim), np.float32), [] if post_step else None)
         future: asyncio.Future[Encoded] = loop.create_future()
@@ -164,22 +175,79 @@ class DynamicBatcher:
             encoder=encoder,
             post_step=post_step,
             context=context,
-            deadline=deadline if deadline is not None else now + self.default_timeout_s,
+            deadline=deadline,
             future=future,
             enqueued=now,
             remaining=len(texts),
         )
         request.rows = np.empty((len(texts), encoder.dim), dtype=np.float32)
         request.extras = [None] * len(texts) if post_step is not None else None
-        for i, ids in enumerate(encoder.tokenize(texts, kind)):
-            request.tokens += len(ids)
-            self._queue.append(_Item(request, i, ids))
+        items = [_Item(request, i, ids) for i, ids in enumerate(encoder.tokenize(texts, kind))]
+        request.tokens = sum(len(item.ids) for item in items)
+        self._queue.extend(items)
+        request.queued = len(items)
+        self._pending += len(items)
+        request.expiry = loop.call_later(max(0.0, deadline - now), self._expire, request)
+        future.add_done_callback(lambda _: self._forget(request))
         self._wakeup.set()
         return await future
 
+    def admit(self, n: int, deadline: float) -> None:
+        """Raise ``Overloaded`` now if ``n`` more texts cannot be answered by ``deadline``.
+
+        Refusing at the door is what keeps an overloaded process fast: a request the queue
+        ahead of it already dooms would otherwise wait its whole deadline and then fail (or be
+        computed for a caller that gave up), taking a pass from one that could still make it.
+        The estimate is the rest of the running pass plus one recent pass per batch of texts
+        waiting, this request's own included. An idle batcher admits everything: the request's
+        own pass is the best any caller can get, and refusing it would leave the recent pass
+        time (learnt from passes) stuck wherever the last burst left it. Callers with several
+        sources (search) may ask before they start any work; ``submit`` asks again.
+        """
+        if self._pending + n > self.queue_limit:
+            metrics.REJECTED.labels("overloaded").inc()
+            raise Overloaded(
+                f"encoder queue full ({self._pending}/{self.queue_limit} texts waiting)",
+                self._retry_after(),
+            )
+        now = time.monotonic()
+        ready_at = now + self._wait_estimate(n, now)
+        if n and ready_at > deadline and (self._pending or self._pass_started is not None):
+            metrics.REJECTED.labels("unmeetable").inc()
+            raise Overloaded(
+                f"encoder cannot answer in time: ~{(ready_at - now) * 1000:.0f} ms of passes "
+                f"ahead ({self._pending} texts waiting), "
+                f"{max(0.0, deadline - now) * 1000:.0f} ms left",
+                self._retry_after(),
+            )
+
+    def _wait_estimate(self, n: int, now: float) -> float:
+        """Seconds until ``n`` texts submitted now would have been computed."""
+        running = 0.0
+        if self._pass_started is not None:
+            running = max(0.0, self._pass_started + self._recent_pass_s - now)
+        passes = math.ceil((self._pending + n) / self.max_batch_size)
+        return running + passes * self._recent_pass_s
+
     def _retry_after(self) -> float:
-        passes = len(self._queue) / self.max_batch_size + 1
+        passes = self._pending / self.max_batch_size + 1
         return round(max(0.05, passes * self._recent_pass_s), 3)
+
+    def _expire(self, request: _Request) -> None:
+        """At its deadline, a request not yet answered fails at once: its caller learns then,
+        not when the batcher next reaches it or finishes the pass it is in."""
+        if request.alive():
+            metrics.REJECTED.labels("deadline").inc()
+            request.future.set_exception(
+                DeadlineExceeded("deadline passed before the encoder answered")
+            )
+
+    def _forget(self, request: _Request) -> None:
+        """The request is answered, failed or cancelled: its queued items no longer count."""
+        self._pending -= request.queued
+        request.queued = 0
+        if request.expiry is not None:
+            request.expiry.cancel()
 
     def _take(self) -> list[_Item]:
         """Pop the next batch: FIFO, live requests of one model only, bounded by size and padded
@@ -193,10 +261,9 @@ class DynamicBatcher:
             if not req.alive():
                 self._queue.popleft()
                 continue
-            if req.deadline <= now:
+            if req.deadline <= now:  # its timer has not run yet: never compute it
                 self._queue.popleft()
-                metrics.REJECTED.labels("deadline").inc()
-                req.future.set_exception(DeadlineExceeded("deadline passed while queued"))
+                self._expire(req)
                 continue
             width = max(longest, len(item.ids))
             if taken and width * (len(taken) + 1) > self.max_batch_tokens:
@@ -205,6 +272,8 @@ class DynamicBatcher:
                 break
             longest = width
             taken.append(self._queue.popleft())
+            req.queued -= 1
+            self._pending -= 1
         return taken
 
     async def _run(self) -> None:
@@ -217,6 +286,7 @@ class DynamicBatcher:
             if not items:
                 continue
             start = time.monotonic()
+            self._pass_started = start
             for item in items:
                 metrics.QUEUE_WAIT.observe(start - item.request.enqueued)
             try:
@@ -229,6 +299,8 @@ class DynamicBatcher:
                     if item.request.alive():
                         item.request.future.set_exception(exc)
                 continue
+            finally:
+                self._pass_started = None
             self._recent_pass_s = 0.8 * self._recent_pass_s + 0.2 * (time.monotonic() - start)
             self._deliver(items, embeddings, extras)
 

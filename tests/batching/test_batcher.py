@@ -106,13 +106,13 @@ async def test_post_step_scores_whole_batch_in_one_call(batcher, encoder) -> Non
     assert len(calls) < len(texts)
 
 
-async def test_deadline_expired_in_queue_fails_only_that_request(batcher) -> None:
+async def test_request_that_cannot_make_its_deadline_fails_alone(batcher) -> None:
     busy = asyncio.ensure_future(batcher.encode(LONG, "passage"))
     await asyncio.sleep(0.01)
     late = batcher.encode(["너무 늦은 요청"], "query", deadline=time.monotonic() + 0.001)
     fine = batcher.encode(["제때 온 요청"], "query", deadline=time.monotonic() + 30)
     late_res, fine_res, busy_res = await asyncio.gather(late, fine, busy, return_exceptions=True)
-    assert isinstance(late_res, DeadlineExceeded)
+    assert isinstance(late_res, Overloaded)  # the running pass alone outlasts its deadline
     assert isinstance(fine_res, np.ndarray) and fine_res.shape == (1, 384)
     assert isinstance(busy_res, np.ndarray) and busy_res.shape == (len(LONG), 384)
 
@@ -154,3 +154,95 @@ async def test_empty_input_returns_empty(batcher) -> None:
 async def test_unknown_kind_is_an_error(batcher) -> None:
     with pytest.raises(ValueError, match="unknown text kind"):
         await batcher.encode(["x"], "document")  # type: ignore[arg-type]
+
+
+async def _outcome(coro) -> tuple[object, float]:
+    """What a request ended with, and when (monotonic)."""
+    try:
+        result: object = await coro
+    except Exception as exc:
+        result = exc
+    return result, time.monotonic()
+
+
+async def test_request_the_queue_ahead_dooms_is_refused_at_once(encoder) -> None:
+    b = DynamicBatcher(encoder, max_batch_size=8, default_timeout_s=120)
+    try:
+        busy = asyncio.ensure_future(b.encode(LONG[:32], "passage"))  # four passes ahead
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded, match="cannot answer in time") as refused:
+            await b.encode(["지금 당장"], "query", deadline=time.monotonic() + 0.001)
+        assert not busy.done()  # refused before a single pass ended, not failed after it
+        assert refused.value.retry_after_s > 0
+        roomy = await b.encode(["여유 있게"], "query", deadline=time.monotonic() + 600)
+        assert roomy.shape == (1, 384) and busy.done()
+    finally:
+        await b.close()
+
+
+async def test_idle_batcher_admits_even_a_tight_deadline(encoder) -> None:
+    """Refusing with nothing ahead would freeze the learnt pass time where a burst left it."""
+    b = DynamicBatcher(encoder, max_batch_size=8, default_timeout_s=120)
+    try:
+        await b.encode(LONG[:8], "passage")  # a slow pass: the learnt pass time goes up
+        got = await b.encode(["짧은 질의"], "query", deadline=time.monotonic() + 60)
+        assert got.shape == (1, 384)
+    finally:
+        await b.close()
+
+
+async def test_queued_request_fails_at_its_deadline_not_after_the_running_pass(encoder) -> None:
+    b = DynamicBatcher(encoder, max_batch_size=16, default_timeout_s=120)
+    try:
+        busy = asyncio.ensure_future(_outcome(b.encode(LONG[:16], "passage")))
+        await asyncio.sleep(0.05)  # the long pass is running; its time is not learnt yet
+        late = asyncio.ensure_future(
+            _outcome(b.encode(["기다리는 질의"], "query", deadline=time.monotonic() + 0.1))
+        )
+        (late_res, late_at), (busy_res, busy_at) = await asyncio.gather(late, busy)
+        assert isinstance(late_res, DeadlineExceeded)
+        assert isinstance(busy_res, np.ndarray)
+        assert late_at < busy_at  # told at its deadline, while the pass was still computing
+    finally:
+        await b.close()
+
+
+async def test_request_in_a_pass_that_ends_late_fails_at_its_deadline(encoder) -> None:
+    b = DynamicBatcher(encoder, max_batch_size=64, default_timeout_s=120)
+    try:
+        busy = asyncio.ensure_future(_outcome(b.encode(LONG[:24], "passage")))
+        rider = asyncio.ensure_future(  # shares the long pass with the passages
+            _outcome(b.encode(["같이 타는 질의"], "query", deadline=time.monotonic() + 0.1))
+        )
+        (rider_res, rider_at), (busy_res, busy_at) = await asyncio.gather(rider, busy)
+        assert isinstance(rider_res, DeadlineExceeded)
+        assert isinstance(busy_res, np.ndarray) and busy_res.shape == (24, 384)
+        assert rider_at < busy_at
+    finally:
+        await b.close()
+
+
+async def test_saturated_batcher_sheds_at_once_and_answers_by_the_deadline(encoder) -> None:
+    """Far more concurrent requests than the deadline allows: the excess is refused before any
+    pass ends, the rest are answered, and nothing comes back later than its deadline plus a
+    pass (a margin relative to this machine's own speed, not a fixed number)."""
+    b = CountingBatcher(encoder, max_batch_size=8, default_timeout_s=120)
+    try:
+        for _ in range(8):  # learn the time of a full pass
+            await b.encode(QUERIES[:8], "query")
+        pass_s = b.pass_seconds
+        deadline_s = 20 * pass_s  # ~160 of the 400 fit; a shared CPU may slow passes a lot
+        started = time.monotonic()
+        texts = [f"{q} 동시 {i}" for i, q in enumerate(QUERIES * 10)]
+        results = await asyncio.gather(
+            *(_outcome(b.encode([t], "query", deadline=started + deadline_s)) for t in texts)
+        )
+        refused = [at for r, at in results if isinstance(r, Overloaded)]
+        served = [at for r, at in results if isinstance(r, np.ndarray)]
+        assert refused and served, {type(r).__name__ for r, _ in results}
+        assert max(refused) < min(served)  # refused at the door, before the first pass ended
+        latest = max(at for _, at in results)
+        assert latest <= started + deadline_s + max(pass_s, 0.5)
+        assert len(served) >= 8  # shedding did not starve the model
+    finally:
+        await b.close()
