@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from pydantic import ValidationError
 
-from chatda.catalog.errors import Conflict, IntentNotFound, InvalidCatalog
+from chatda.catalog.errors import CatalogError, Conflict, IntentNotFound, InvalidCatalog
 from chatda.catalog.file_format import dump_catalog, parse_catalog, read_catalog
 from chatda.catalog.models import Area, IntentIn, IntentUpdate
 from chatda.demo import catalog_path
@@ -157,3 +161,38 @@ def test_merge_import_upserts(store) -> None:
     store.import_intents(parse_catalog(extra), mode="merge")
     assert store.get(3).name == "환전하기" and store.get(3).version == 2
     assert len(store.list()) == 6
+
+
+def _at_once(*calls: Callable[[], object]) -> list[BaseException]:
+    """Run ``calls`` together; the exceptions other than a clean ``CatalogError`` (409/404/422)."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], object]) -> BaseException | None:
+        barrier.wait()
+        try:
+            call()
+        except CatalogError:
+            return None
+        except Exception as exc:
+            return exc
+        return None
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [e for e in pool.map(run, calls) if e is not None]
+
+
+def test_concurrent_writers_see_each_other(store) -> None:
+    """Issue #23 item 6: each writer checked the tree on what it read before the other wrote,
+    so deleting a parent while another edit attached a child to it broke the foreign key
+    (IntegrityError, a 500) instead of one of them answering 409/422."""
+    store.create(IntentIn(id=2, name="자식"))
+    for _ in range(30):
+        store.create(IntentIn(id=1, name="부모"))
+        child = store.get(2)
+        attach = IntentUpdate(name="자식", parent_id=1, version=child.version)
+        assert _at_once(lambda: store.delete(1), lambda a=attach: store.update(2, a)) == []
+        child = store.get(2)
+        if child.parent_id is not None:
+            store.update(2, IntentUpdate(name="자식", version=child.version))
+        if any(i.id == 1 for i in store.list()):
+            store.delete(1)
