@@ -93,12 +93,13 @@ class Outbox:
             held = newest.get(message.post_id)
             if held is None or message.updated_epoch >= held.updated_epoch:
                 newest[message.post_id] = message
+        payloads = {post_id: m.to_wire().decode("utf-8") for post_id, m in newest.items()}
         values = [
             {
                 "post_id": m.post_id,
                 "op": m.op,
                 "updated_epoch": m.updated_epoch,
-                "payload": m.to_wire().decode("utf-8"),
+                "payload": payloads[m.post_id],
                 "status": PENDING,
                 "attempts": 0,
                 "sent_at": sent_at,
@@ -119,8 +120,7 @@ class Outbox:
                 )
             )
             written = [(r.post_id, r.payload) for r in self._select(conn, list(newest))]
-        mine = {(v["post_id"], v["payload"]) for v in values}
-        kept = tuple(w for w in written if w in mine)
+        kept = tuple((p, payload) for p, payload in written if payloads[p] == payload)
         kept_ids = {post_id for post_id, _ in kept}
         return Receipt(kept, tuple(p for p in previous if p["post_id"] in kept_ids))
 
