@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         ge=0,
         description="body limit of the catalog import (the file has no intent count limit)",
     )
+    max_in_flight: int = Field(
+        default=32, ge=0, description="requests served at once per process, then 429; 0 = no limit"
+    )
 
     # intent catalog
     intent_threshold: float = Field(default=0.92, ge=0, le=1, description="global default")

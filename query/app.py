@@ -17,6 +17,7 @@ from chatda.models.registry import ModelRegistry
 from chatda.search.services import SearchServices
 from chatda.settings import Settings, get_settings
 from chatda.text.morphemes import default_morphemes
+from query.admission import AdmissionGate
 from query.errors import install_error_handlers
 from query.limits import BodyLimit, body_limits
 from query.routes import (
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimit, default_bytes=settings.max_body_bytes, per_path=body_limits(settings)
     )
+    app.add_middleware(AdmissionGate, limit=settings.max_in_flight)  # outermost: cheapest refusal
     app.include_router(health.router)
     app.include_router(embeddings.router)
     app.include_router(articles.router)

@@ -21,6 +21,13 @@ def error_body(status: int, message: str, **extra: object) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"message": message, **extra}})
 
 
+def overloaded_response(exc: Overloaded) -> JSONResponse:
+    """429 with ``Retry-After`` (whole seconds, at least 1) and the estimate in the body."""
+    response = error_body(429, str(exc), retry_after_s=exc.retry_after_s)
+    response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    return response
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -53,9 +60,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Overloaded)
     async def _overloaded(_: Request, exc: Overloaded) -> JSONResponse:
-        response = error_body(429, str(exc), retry_after_s=exc.retry_after_s)
-        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-        return response
+        return overloaded_response(exc)
 
     @app.exception_handler(DeadlineExceeded)
     async def _deadline(_: Request, exc: DeadlineExceeded) -> JSONResponse:

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from chatda.batching.batcher import DynamicBatcher
+from chatda.batching.errors import Overloaded
 from chatda.catalog.models import Area
 from chatda.catalog.service import CatalogNotReady, CatalogService
 from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 Status = Literal["ok", "skipped", "timeout", "error"]
 T = TypeVar("T")
+
+EMBEDDED_SOURCES = frozenset({SourceName.INTENTS, SourceName.DENSE})
+"""The sources that need the query embedding, i.e. a place in the encoder's queue."""
 
 
 class UnknownProfile(LookupError):
@@ -112,7 +116,7 @@ class _Clock:
             value = await asyncio.wait_for(work, remaining)
         except TimeoutError:  # includes the batcher's DeadlineExceeded
             return SourceReport("timeout", self.ms(), message="missed the deadline"), None
-        except (MilvusUnavailable, CatalogNotReady) as exc:
+        except (MilvusUnavailable, CatalogNotReady, Overloaded) as exc:
             return SourceReport("skipped", self.ms(), message=str(exc)), None
         except Exception as exc:
             log.warning("search source failed: %r", exc)
@@ -175,10 +179,11 @@ class SearchEngine:
         # the searched collection's, even if the serving model switches meanwhile
         snap = self.catalog.snapshot if self.catalog.ready else None
         model = (snap.encoder if snap and snap.encoder else None) or self.batcher.encoder
+        refused = self._admit(wanted, clock)
         # one Kiwi pass serves intent lexical scores, the BM25 leg and the highlights
         terms = self.morphemes.terms(text)
         embedding: asyncio.Task[_Embedded] | None = None
-        if SourceName.INTENTS in wanted or SourceName.DENSE in wanted:
+        if wanted & EMBEDDED_SOURCES and refused is None:
             embedding = asyncio.ensure_future(
                 self._embed(
                     text,
@@ -193,12 +198,20 @@ class SearchEngine:
         jobs: dict[SourceName, Awaitable[Any]] = {}
         if SourceName.SUGGEST in wanted:
             jobs[SourceName.SUGGEST] = self._suggestions(text, profile)
-        if embedding is not None and SourceName.INTENTS in wanted:
-            jobs[SourceName.INTENTS] = self._intents(embedding, request.areas, profile)
+        if SourceName.INTENTS in wanted:
+            jobs[SourceName.INTENTS] = (
+                _fail(refused)
+                if embedding is None
+                else self._intents(embedding, request.areas, profile)
+            )
         joined = " ".join(terms)
         for leg in DOCUMENT_LEGS:
             if leg in wanted:
-                jobs[leg] = self._leg(leg, request, profile, joined, embedding, clock, model.ref)
+                jobs[leg] = (
+                    _fail(refused)
+                    if refused is not None and leg in EMBEDDED_SOURCES
+                    else self._leg(leg, request, profile, joined, embedding, clock, model.ref)
+                )
         try:
             done = await asyncio.gather(*(clock.run(job) for job in jobs.values()))
         finally:
@@ -224,6 +237,22 @@ class SearchEngine:
             took_ms=clock.ms(),
             fusion_ms=fusion_ms,
         )
+
+    def _admit(self, wanted: set[SourceName], clock: _Clock) -> Overloaded | None:
+        """Ask the encoder, before any work starts, whether the query embedding can be had in
+        the budget. If not, a profile that has other sources answers without it (those
+        sources are ``skipped``, the answer partial and on time, as for any source that cannot
+        run); one whose every source needs it has nothing to answer with: ``Overloaded`` (429
+        with Retry-After), so the client backs off instead of reading an empty page."""
+        if not wanted & EMBEDDED_SOURCES:
+            return None
+        try:
+            self.batcher.admit(1, clock.deadline)
+        except Overloaded as exc:
+            if wanted <= EMBEDDED_SOURCES:
+                raise
+            return exc
+        return None
 
     async def _embed(
         self,
@@ -320,6 +349,12 @@ class SearchEngine:
             window, spans = snippet(chunk.text, find_spans(chunk.text, needles), self.snippet_chars)
             documents.append(RankedArticle(rank, post_id, score, chunk, window, spans, places))
         return documents
+
+
+async def _fail(exc: Exception | None) -> Any:
+    """A source that cannot run, reported by ``_Clock.run`` like any other failure."""
+    assert exc is not None
+    raise exc
 
 
 def _succeeded(task: asyncio.Task[Any]) -> bool:
