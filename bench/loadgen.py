@@ -24,6 +24,8 @@ class LoadResult:
     errors: dict[int, int]
     latencies_ms: np.ndarray
     partial: int = 0
+    statuses: np.ndarray | None = None
+    """The HTTP status of each request, aligned with ``latencies_ms``."""
 
     @property
     def rps(self) -> float:
@@ -87,6 +89,7 @@ async def run_load(
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     counter = iter(range(n))
     latencies: list[float] = []
+    statuses: list[int] = []
     errors: dict[int, int] = {}
     partial = 0
 
@@ -106,6 +109,7 @@ async def run_load(
                 writer.write(head.encode() + data)
                 status, body = await _read_response(reader)
                 latencies.append((time.perf_counter() - t0) * 1000)
+                statuses.append(status)
                 if status >= 300:
                     errors[status] = errors.get(status, 0) + 1
                 elif b'"partial":true' in body:
@@ -116,7 +120,9 @@ async def run_load(
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     seconds = time.perf_counter() - start
-    return LoadResult(n, concurrency, seconds, errors, np.array(latencies), partial)
+    return LoadResult(
+        n, concurrency, seconds, errors, np.array(latencies), partial, np.array(statuses)
+    )
 
 
 def summary(result: LoadResult) -> dict[str, float]:

@@ -20,11 +20,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(env: dict[str, str], timeout_s: float = 120) -> Iterator[str]:
+def api_server(
+    env: dict[str, str], timeout_s: float = 120, checkout: str | None = None
+) -> Iterator[str]:
+    """``checkout``: serve the code of another tree (e.g. a ``git worktree`` of an older
+    commit) with this environment, for before/after runs against one stack."""
     port = free_port()
     full_env = {**os.environ, "CHATDA_LOG_LEVEL": "WARNING", **env}
+    if checkout:
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatda.cli.main", "serve", "--port", str(port)], env=full_env
+        [sys.executable, "-m", "chatda.cli.main", "serve", "--port", str(port)],
+        env=full_env,
+        cwd=checkout,
     )
     base = f"http://127.0.0.1:{port}"
     try:

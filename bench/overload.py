@@ -1,0 +1,172 @@
+"""Overload: /v1/search and /v1/embeddings far past capacity (issue #23 item 8), before/after.
+
+The real stack on embedded engines (Tansu, milvus-lite, one ingest worker, the demo catalog and
+articles), then the API as its own process with the default deadlines (the encoder queue's
+2 s, the search profile's budget), loaded by closed-loop clients (bench.loadgen). Per endpoint:
+the share of 429s, other errors, p50/p99 of the answers served (200), the slowest answer of any
+status, and the API's RSS after the run and at its peak.
+
+``--before COMMIT`` serves that commit's code too (a temporary ``git worktree``), against the
+same stack and data, before the current tree's: both rows come from one run.
+Usage: python -m bench.overload [--n 2000] [--c 512] [--before COMMIT] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import numpy as np
+import psutil
+
+from bench.embeddings_load import query
+from bench.loadgen import LoadResult, run_load
+from bench.search_load import QUERIES
+from bench.server import api_server
+from bench.stack import ingest_worker, local_stack
+from chatda.articles.message import ArticleMessage
+from chatda.articles.publisher import Publisher
+from chatda.demo import articles_path
+from chatda.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def search_request(i: int) -> tuple[str, None]:
+    return f"/v1/search?profile=default&q={quote(QUERIES[i % len(QUERIES)])}", None
+
+
+def embeddings_request(i: int) -> tuple[str, dict]:
+    return "/v1/embeddings", {"input": query(i)}
+
+
+ENDPOINTS = {"search": search_request, "embeddings": embeddings_request}
+
+
+def api_process(base: str) -> psutil.Process:
+    """The uvicorn process listening on ``base``'s port."""
+    port = urlsplit(base).port
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid)
+    raise LookupError(f"no process listens on {port}")
+
+
+def rss_mib(proc: psutil.Process) -> tuple[float, float]:
+    """(current, peak) resident memory in MiB; the peak is the kernel's high-water mark."""
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return (
+        int(fields["VmRSS"].split()[0]) / 1024,
+        int(fields["VmHWM"].split()[0]) / 1024,
+    )
+
+
+def describe(code: str, endpoint: str, result: LoadResult, rss: tuple[float, float]) -> dict:
+    assert result.statuses is not None
+    served = result.latencies_ms[result.statuses == 200]
+    others = {
+        int(s): int(n)
+        for s, n in zip(*np.unique(result.statuses, return_counts=True), strict=True)
+        if s not in (200, 429)
+    }
+
+    def pct(q: float) -> float:
+        return round(float(np.percentile(served, q)), 1) if len(served) else float("nan")
+
+    return {
+        "code": code,
+        "endpoint": endpoint,
+        "requests": result.requests,
+        "concurrency": result.concurrency,
+        "share_429": round(float(np.mean(result.statuses == 429)), 3),
+        "served": len(served),
+        "partial": result.partial,
+        "other_errors": others,
+        "served_p50_ms": pct(50),
+        "served_p99_ms": pct(99),
+        "max_ms": round(float(result.latencies_ms.max()), 1),
+        "rss_mib": round(rss[0]),
+        "peak_rss_mib": round(rss[1]),
+    }
+
+
+ROW_HEADER = (
+    "| code | endpoint | requests | c | 429 share | served (200) | partial | other errors | "
+    "served p50 ms | served p99 ms | max ms | RSS MiB (peak) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def row(r: dict) -> str:
+    return (
+        f"| {r['code']} | {r['endpoint']} | {r['requests']} | {r['concurrency']} | "
+        f"{r['share_429']:.1%} | {r['served']} | {r['partial']} | {r['other_errors'] or '-'} | "
+        f"{r['served_p50_ms']} | {r['served_p99_ms']} | {r['max_ms']} | "
+        f"{r['rss_mib']} ({r['peak_rss_mib']}) |"
+    )
+
+
+@contextmanager
+def worktree(commit: str) -> Iterator[str]:
+    """``commit``'s tree beside this one, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="chatda-before-") as tmp:
+        path = str(Path(tmp) / "tree")
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", path, commit])
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", path])
+
+
+def measure(
+    env: dict[str, str], code: str, checkout: str | None, args: argparse.Namespace
+) -> list[dict]:
+    rows = []
+    with api_server(env, checkout=checkout) as base:
+        proc = api_process(base)
+        for endpoint in args.endpoints:
+            request = ENDPOINTS[endpoint]
+            asyncio.run(run_load(base, 100, 8, request))  # warm-up, under capacity
+            result = asyncio.run(run_load(base, args.n, args.c, request))
+            rows.append(describe(code, endpoint, result, rss_mib(proc)))
+            print(row(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000, help="requests per endpoint")
+    ap.add_argument("--c", type=int, default=512, help="concurrent connections")
+    ap.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=list(ENDPOINTS))
+    ap.add_argument("--before", help="also serve this commit's code, first (git worktree)")
+    ap.add_argument("--json", help="write the rows here")
+    args = ap.parse_args()
+    settings = get_settings()
+    rows: list[dict] = []
+    with local_stack() as stack:
+        lines = articles_path().read_text(encoding="utf-8").splitlines()
+        with Publisher(stack.bootstrap, settings.articles_topic, settings.article_partitions) as p:
+            p.publish_many([ArticleMessage.model_validate(json.loads(x)) for x in lines if x])
+        with ingest_worker(stack.env):
+            stack.wait_indexed(900)
+        # the stack's env raises the queue deadline for indexing; serve with the defaults
+        env = {**stack.env, "CHATDA_REQUEST_TIMEOUT_MS": "2000"}
+        print(ROW_HEADER, flush=True)
+        if args.before:
+            with worktree(args.before) as tree:
+                rows += measure(env, args.before, tree, args)
+        rows += measure(env, "this tree", None, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
