@@ -35,19 +35,19 @@ log = logging.getLogger(__name__)
 SAMPLE_QUERY = "해외로 돈 보내고 싶어"
 
 
-def _wait_healthy(base: str, timeout_s: float = 600) -> None:
-    """Until the API answers and its catalog is embedded, so the printed URLs work at once.
-    A crashed API is restarted by the supervisor meanwhile; only the deadline gives up."""
+def _wait_ready(base: str, timeout_s: float = 600) -> None:
+    """Until ``/readyz`` says the API can serve (model and catalog loaded, Milvus answering), so
+    the printed URLs work at once. A crashed API is restarted by the supervisor meanwhile; only
+    the deadline gives up."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            health = httpx.get(f"{base}/healthz", timeout=2)
-            if health.status_code == 200 and health.json()["catalog"]["ready"]:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise SystemExit("the API did not become healthy in time")
+    raise SystemExit("the API did not become ready in time")
 
 
 def _publish_demo_articles(settings: Settings) -> int:
@@ -177,7 +177,7 @@ def up(
         supervisor.spawn("feedback", [*cli, "feedback-consumer"], env)
         watcher.start()
         base = f"http://{settings.api_host}:{settings.api_port}"
-        _wait_healthy(base)
+        _wait_ready(base)
         if demo:
             typer.echo(f"· published {_publish_demo_articles(stack_settings)} demo articles")
 
