@@ -3,13 +3,16 @@
 The corpus is published through Kafka as articles, a real ingest worker (its own process)
 chunks, embeds and indexes it into Milvus, and each query runs the search legs the router runs
 (dense over the query embedding, BM25 over Kiwi morphemes) and is fused the way every profile
-fuses. Each method is ranked separately so a fusion that loses to a single leg shows. An
+fuses. Queries are embedded through the dynamic batcher with a window of them in flight
+(:mod:`chatda.evaluation.window`), and both legs of each run concurrently, as the router runs
+them. Each method is ranked separately so a fusion that loses to a single leg shows. An
 embedded broker and milvus-lite server are started when none is configured; topic, group and
 alias are private to the run, so evaluating next to a live installation touches nothing of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -19,6 +22,7 @@ import tempfile
 import time
 import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +32,10 @@ from pymilvus import MilvusClient
 from chatda.articles.message import ArticleMessage
 from chatda.articles.progress import wait_until_indexed
 from chatda.articles.publisher import Publisher
+from chatda.batching.batcher import DynamicBatcher
 from chatda.evaluation.data import CorpusItem, EvalQuery
 from chatda.evaluation.metrics import latency_summary, summarise
+from chatda.evaluation.window import LATENCY_SAMPLE, QUEUE_TIMEOUT_S, WINDOW_BATCHES, map_windowed
 from chatda.models.encoder import Encoder
 from chatda.search.articles import ArticleIndex
 from chatda.search.hits import ArticleHit, collapse
@@ -84,6 +90,59 @@ def _start_worker(env: dict[str, str], topic: str, group: str, alias: str) -> su
     return subprocess.Popen(cmd, env=env)
 
 
+@dataclass(frozen=True)
+class _Searched:
+    """One query's document legs (collapsed per article), its served ranking, its latency."""
+
+    legs: dict[SourceName, list[ArticleHit]]
+    served: list[str]
+    latency_ms: float
+
+
+async def _search_all(
+    encoder: Encoder,
+    index: ArticleIndex,
+    profile: Profile,
+    queries: list[EvalQuery],
+    settings: Settings,
+    latency_sample: int,
+) -> list[_Searched]:
+    """Every query as the router runs it: embedded through the dynamic batcher, both legs
+    concurrently on threads (pymilvus blocks), fused by the requested profile; a window of
+    queries in flight, so embeddings share model passes and searches overlap."""
+    morphemes = default_morphemes()
+    batcher = DynamicBatcher(
+        encoder,
+        settings.batch_max_size,
+        settings.batch_max_tokens,
+        queue_limit=1 << 20,
+        default_timeout_s=QUEUE_TIMEOUT_S,
+    )
+
+    async def search(query: EvalQuery) -> _Searched:
+        text = normalize_query(query.text, 1000).text
+        started = time.perf_counter()
+        vector = (await batcher.encode([text], "query"))[0]
+        dense, bm25 = await asyncio.gather(
+            asyncio.to_thread(index.dense, vector, DEPTH, "", {}, 30.0),
+            asyncio.to_thread(index.bm25, morphemes.joined(text), DEPTH, "", {}, 30.0),
+        )
+        legs = {SourceName.DENSE: collapse(dense), SourceName.BM25: collapse(bm25)}
+        served = _fused(profile, legs)
+        return _Searched(legs, served, (time.perf_counter() - started) * 1000)
+
+    try:
+        return await map_windowed(
+            search,
+            queries,
+            window=WINDOW_BATCHES * settings.batch_max_size,
+            alone=latency_sample,
+            desc="searching",
+        )
+    finally:
+        await batcher.close()
+
+
 def evaluate_documents(
     encoder: Encoder,
     corpus: list[CorpusItem],
@@ -91,7 +150,10 @@ def evaluate_documents(
     profile_name: str,
     settings: Settings,
     timeout_s: float = 3600,
+    latency_sample: int = LATENCY_SAMPLE,
 ) -> dict[str, Any]:
+    """The documents evaluation; the first ``latency_sample`` queries run one at a time and give
+    ``latency_ms``, the rest go through the window (see :mod:`chatda.evaluation.window`)."""
     from chatda.broker.tansu import TansuBroker
     from chatda.storage.milvus_server import MilvusLiteServer
 
@@ -105,7 +167,6 @@ def evaluate_documents(
     topic, group, alias = f"eval-{run}", f"eval-{run}", f"eval_{run}"
     post_ids = _post_ids(corpus)
     corpus_id = dict(zip(post_ids, (c.id for c in corpus), strict=True))
-    morphemes = default_morphemes()
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatda-eval-")))
@@ -137,13 +198,6 @@ def evaluate_documents(
         if not index.connect():
             raise RuntimeError(f"cannot reach Milvus at {milvus_uri}")
         stack.callback(index.close)
-        rankings: dict[str, list[list[str]]] = {
-            "bm25": [],
-            "dense": [],
-            "rrf_equal": [],
-            **{name: [] for name in fused_profiles},
-        }
-        latencies: list[float] = []
         equal = Profile.model_validate(
             {
                 "budget_ms": 1000,
@@ -151,21 +205,20 @@ def evaluate_documents(
                 "fusion": {"method": "rrf", "k": 60, "weights": {"dense": 1.0, "bm25": 1.0}},
             }
         )
-        for q in queries:
-            text = normalize_query(q.text, 1000).text
-            started = time.perf_counter()
-            vector = encoder.encode([text], "query")[0]
-            legs = {
-                SourceName.DENSE: collapse(index.dense(vector, DEPTH, "", {}, 30.0)),
-                SourceName.BM25: collapse(index.bm25(morphemes.joined(text), DEPTH, "", {}, 30.0)),
-            }
-            served = _fused(profiles[profile_name], legs)
-            latencies.append((time.perf_counter() - started) * 1000)
-            rankings["dense"].append([a.post_id for a in legs[SourceName.DENSE]])
-            rankings["bm25"].append([a.post_id for a in legs[SourceName.BM25]])
-            rankings["rrf_equal"].append(_fused(equal, legs))
-            for name, profile in fused_profiles.items():
-                rankings[name].append(served if name == profile_name else _fused(profile, legs))
+        searched = asyncio.run(
+            _search_all(encoder, index, profiles[profile_name], queries, settings, latency_sample)
+        )
+        rankings: dict[str, list[list[str]]] = {
+            "bm25": [[a.post_id for a in s.legs[SourceName.BM25]] for s in searched],
+            "dense": [[a.post_id for a in s.legs[SourceName.DENSE]] for s in searched],
+            "rrf_equal": [_fused(equal, s.legs) for s in searched],
+            **{
+                name: [
+                    s.served if name == profile_name else _fused(profile, s.legs) for s in searched
+                ]
+                for name, profile in fused_profiles.items()
+            },
+        }
     relevants = [set(q.relevant) for q in queries]
     return {
         "mode": "documents",
@@ -175,7 +228,7 @@ def evaluate_documents(
             name: summarise([[corpus_id[p] for p in r] for r in ranked], relevants)
             for name, ranked in rankings.items()
         },
-        "latency_ms": latency_summary(latencies),
+        "latency_ms": latency_summary([s.latency_ms for s in searched[:latency_sample]]),
         "corpus": len(corpus),
         "profiles": {name: p.fusion.model_dump() for name, p in fused_profiles.items()},
     }
