@@ -380,3 +380,19 @@ def test_an_indexed_date_out_of_range_never_breaks_search(
     finally:
         milvus.delete(articles_alias, filter='post_id in ["far-past", "far-future"]')
         milvus.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/feedback", "/v1/embeddings"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"q": "\\udfff", "input": "\\udfff"}', b"9" * 5000],
+    ids=["deep-nesting", "lone-surrogate", "5000-digits"],
+)
+def test_undecodable_json_is_422_everywhere(
+    search_client: TestClient, path: str, raw: bytes
+) -> None:
+    """Issue #23 items 1 and 10: FastAPI's own decoder answered deep nesting with 400
+    ``{"detail"}``; every body now goes through ``chatda.json_input``."""
+    response = search_client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"]["message"].startswith("invalid JSON")
