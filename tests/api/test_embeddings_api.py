@@ -74,10 +74,17 @@ def test_invalid_requests_get_422_with_message(client, payload, fragment) -> Non
 
 def test_hostile_text_never_crashes(client) -> None:
     hostile = ["", "\x00\x07제어문자", "😀🙏🏽👨‍👩‍👧", "가" * 50_000]
-    body = json.dumps({"input": [*hostile, "\ud800 외톨이 서러게이트"]})  # \ud800 escaped
-    r = client.post("/v1/embeddings", content=body, headers={"content-type": "application/json"})
+    r = client.post("/v1/embeddings", json={"input": hostile})
     assert r.status_code == 200
-    assert len(r.json()["data"]) == len(hostile) + 1
+    assert len(r.json()["data"]) == len(hostile)
+
+
+def test_a_lone_surrogate_is_refused_at_the_door(client) -> None:
+    """It can never be encoded as UTF-8 again, so ``chatda.json_input`` refuses it (422)."""
+    body = json.dumps({"input": ["\ud800 외톨이 서러게이트"]})  # \ud800 escaped
+    r = client.post("/v1/embeddings", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert "invalid JSON" in r.json()["error"]["message"]
 
 
 def test_invalid_utf8_body_is_a_client_error(client) -> None:
