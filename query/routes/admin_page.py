@@ -67,6 +67,7 @@ async def login(request: Request, token: str = Form(...)) -> Response:
         max_age=ADMIN_SESSION_S,
         httponly=True,
         samesite="strict",
+        secure=request.url.scheme == "https",  # plain http stays usable on 127.0.0.1
     )
     return response
 
