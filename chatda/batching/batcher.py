@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -61,7 +60,8 @@ class _Request:
     remaining: int = 0
     tokens: int = 0
     queued: int = 0
-    """Items of this request still in the queue (counted in ``DynamicBatcher.pending``)."""
+    """Items of this request still in the queue (counted in ``DynamicBatcher.queued``)."""
+    queued_tokens: int = 0
     expiry: asyncio.TimerHandle | None = None
 
     def alive(self) -> bool:
@@ -99,14 +99,20 @@ class DynamicBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatda-model")
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._recent_pass_s = 0.05
+        self._token_s = 0.0005
         self._pending = 0
-        self._pass_started: float | None = None
+        self._pending_tokens = 0
+        self._pass_ends: float | None = None
 
     @property
-    def pass_seconds(self) -> float:
-        """A recent model pass's duration (moving average): admission and Retry-After use it."""
-        return self._recent_pass_s
+    def seconds_per_token(self) -> float:
+        """What a padded token of a recent pass cost (moving average over passes).
+
+        Admission and Retry-After price queued work with it. Per token, not per pass: one
+        pass of 64 long catalog hints takes seconds where one of a short query takes
+        milliseconds, and a per-pass average learnt from the first would refuse the second.
+        """
+        return self._token_s
 
     @property
     def queued(self) -> int:
@@ -165,9 +171,11 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         deadline = deadline if deadline is not None else now + self.default_timeout_s
-        self.admit(len(texts), deadline)
         if not texts:
+            self.admit(0, deadline)
             return Encoded(np.zeros((0, encoder.dim), np.float32), [] if post_step else None)
+        ids = encoder.tokenize(texts, kind)
+        self.admit(len(texts), deadline, sum(len(i) for i in ids))
         future: asyncio.Future[Encoded] = loop.create_future()
         request = _Request(
             n=len(texts),
@@ -182,26 +190,29 @@ class DynamicBatcher:
         )
         request.rows = np.empty((len(texts), encoder.dim), dtype=np.float32)
         request.extras = [None] * len(texts) if post_step is not None else None
-        items = [_Item(request, i, ids) for i, ids in enumerate(encoder.tokenize(texts, kind))]
+        items = [_Item(request, i, row) for i, row in enumerate(ids)]
         request.tokens = sum(len(item.ids) for item in items)
         self._queue.extend(items)
         request.queued = len(items)
+        request.queued_tokens = request.tokens
         self._pending += len(items)
+        self._pending_tokens += request.tokens
         request.expiry = loop.call_later(max(0.0, deadline - now), self._expire, request)
         future.add_done_callback(lambda _: self._forget(request))
         self._wakeup.set()
         return await future
 
-    def admit(self, n: int, deadline: float) -> None:
-        """Raise ``Overloaded`` now if ``n`` more texts cannot be answered by ``deadline``.
+    def admit(self, n: int, deadline: float, tokens: int = 0) -> None:
+        """Raise ``Overloaded`` now if ``n`` more texts (``tokens`` in all, when known) cannot
+        be answered by ``deadline``.
 
         Refusing at the door is what keeps an overloaded process fast: a request the queue
         ahead of it already dooms would otherwise wait its whole deadline and then fail (or be
         computed for a caller that gave up), taking a pass from one that could still make it.
-        The estimate is the rest of the running pass plus one recent pass per batch of texts
-        waiting, this request's own included. An idle batcher admits everything: the request's
-        own pass is the best any caller can get, and refusing it would leave the recent pass
-        time (learnt from passes) stuck wherever the last burst left it. Callers with several
+        The estimate is the rest of the running pass plus the tokens queued ahead and this
+        request's own, at the recent cost per token. An idle batcher admits everything: the
+        request's own pass is the best any caller can get, and refusing it would leave the cost
+        (learnt from passes) stuck wherever the last burst left it. Callers with several
         sources (search) may ask before they start any work; ``submit`` asks again.
         """
         if self._pending + n > self.queue_limit:
@@ -211,27 +222,23 @@ class DynamicBatcher:
                 self._retry_after(),
             )
         now = time.monotonic()
-        ready_at = now + self._wait_estimate(n, now)
-        if n and ready_at > deadline and (self._pending or self._pass_started is not None):
+        ready_at = now + self._wait_estimate(now, tokens)
+        if n and ready_at > deadline and (self._pending or self._pass_ends is not None):
             metrics.REJECTED.labels("unmeetable").inc()
             raise Overloaded(
-                f"encoder cannot answer in time: ~{(ready_at - now) * 1000:.0f} ms of passes "
+                f"encoder cannot answer in time: ~{(ready_at - now) * 1000:.0f} ms of work "
                 f"ahead ({self._pending} texts waiting), "
                 f"{max(0.0, deadline - now) * 1000:.0f} ms left",
                 self._retry_after(),
             )
 
-    def _wait_estimate(self, n: int, now: float) -> float:
-        """Seconds until ``n`` texts submitted now would have been computed."""
-        running = 0.0
-        if self._pass_started is not None:
-            running = max(0.0, self._pass_started + self._recent_pass_s - now)
-        passes = math.ceil((self._pending + n) / self.max_batch_size)
-        return running + passes * self._recent_pass_s
+    def _wait_estimate(self, now: float, tokens: int = 0) -> float:
+        """Seconds until ``tokens`` more submitted now would have been computed."""
+        running = max(0.0, self._pass_ends - now) if self._pass_ends is not None else 0.0
+        return running + (self._pending_tokens + tokens) * self._token_s
 
     def _retry_after(self) -> float:
-        passes = self._pending / self.max_batch_size + 1
-        return round(max(0.05, passes * self._recent_pass_s), 3)
+        return round(max(0.05, self._wait_estimate(time.monotonic())), 3)
 
     def _expire(self, request: _Request) -> None:
         """At its deadline, a request not yet answered fails at once: its caller learns then,
@@ -245,7 +252,8 @@ class DynamicBatcher:
     def _forget(self, request: _Request) -> None:
         """The request is answered, failed or cancelled: its queued items no longer count."""
         self._pending -= request.queued
-        request.queued = 0
+        self._pending_tokens -= request.queued_tokens
+        request.queued = request.queued_tokens = 0
         if request.expiry is not None:
             request.expiry.cancel()
 
@@ -273,7 +281,9 @@ class DynamicBatcher:
             longest = width
             taken.append(self._queue.popleft())
             req.queued -= 1
+            req.queued_tokens -= len(item.ids)
             self._pending -= 1
+            self._pending_tokens -= len(item.ids)
         return taken
 
     async def _run(self) -> None:
@@ -286,7 +296,8 @@ class DynamicBatcher:
             if not items:
                 continue
             start = time.monotonic()
-            self._pass_started = start
+            padded = len(items) * max(len(item.ids) for item in items)
+            self._pass_ends = start + padded * self._token_s
             for item in items:
                 metrics.QUEUE_WAIT.observe(start - item.request.enqueued)
             try:
@@ -300,8 +311,9 @@ class DynamicBatcher:
                         item.request.future.set_exception(exc)
                 continue
             finally:
-                self._pass_started = None
-            self._recent_pass_s = 0.8 * self._recent_pass_s + 0.2 * (time.monotonic() - start)
+                self._pass_ends = None
+            took = (time.monotonic() - start) / max(1, padded)
+            self._token_s = 0.8 * self._token_s + 0.2 * took
             self._deliver(items, embeddings, extras)
 
     @staticmethod

@@ -191,18 +191,29 @@ async def test_idle_batcher_admits_even_a_tight_deadline(encoder) -> None:
         await b.close()
 
 
+class TimedBatcher(DynamicBatcher):
+    """The real batcher, recording when each pass was delivered (a probe, not a mock)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.delivered: list[float] = []
+
+    def _deliver(self, items, embeddings, extras) -> None:  # type: ignore[override]
+        super()._deliver(items, embeddings, extras)
+        self.delivered.append(time.monotonic())
+
+
 async def test_queued_request_fails_at_its_deadline_not_after_the_running_pass(encoder) -> None:
-    b = DynamicBatcher(encoder, max_batch_size=16, default_timeout_s=120)
+    b = TimedBatcher(encoder, max_batch_size=8, default_timeout_s=120)
     try:
-        busy = asyncio.ensure_future(_outcome(b.encode(LONG[:16], "passage")))
-        await asyncio.sleep(0.05)  # the long pass is running; its time is not learnt yet
-        late = asyncio.ensure_future(
-            _outcome(b.encode(["기다리는 질의"], "query", deadline=time.monotonic() + 0.1))
+        # an idle batcher admits it; three passes of long passages, each far over 50 ms
+        result, failed_at = await _outcome(
+            b.encode(LONG[:24], "passage", deadline=time.monotonic() + 0.05)
         )
-        (late_res, late_at), (busy_res, busy_at) = await asyncio.gather(late, busy)
-        assert isinstance(late_res, DeadlineExceeded)
-        assert isinstance(busy_res, np.ndarray)
-        assert late_at < busy_at  # told at its deadline, while the pass was still computing
+        assert isinstance(result, DeadlineExceeded)
+        while not b.delivered:
+            await asyncio.sleep(0.01)
+        assert failed_at < b.delivered[0]  # told at its deadline, not when a pass ended
     finally:
         await b.close()
 
@@ -210,10 +221,10 @@ async def test_queued_request_fails_at_its_deadline_not_after_the_running_pass(e
 async def test_request_in_a_pass_that_ends_late_fails_at_its_deadline(encoder) -> None:
     b = DynamicBatcher(encoder, max_batch_size=64, default_timeout_s=120)
     try:
-        busy = asyncio.ensure_future(_outcome(b.encode(LONG[:24], "passage")))
-        rider = asyncio.ensure_future(  # shares the long pass with the passages
-            _outcome(b.encode(["같이 타는 질의"], "query", deadline=time.monotonic() + 0.1))
+        rider = asyncio.ensure_future(  # admitted by an idle batcher, then shares the long pass
+            _outcome(b.encode(["같이 타는 질의"], "query", deadline=time.monotonic() + 0.05))
         )
+        busy = asyncio.ensure_future(_outcome(b.encode(LONG[:24], "passage")))
         (rider_res, rider_at), (busy_res, busy_at) = await asyncio.gather(rider, busy)
         assert isinstance(rider_res, DeadlineExceeded)
         assert isinstance(busy_res, np.ndarray) and busy_res.shape == (24, 384)
@@ -228,12 +239,13 @@ async def test_saturated_batcher_sheds_at_once_and_answers_by_the_deadline(encod
     pass (a margin relative to this machine's own speed, not a fixed number)."""
     b = CountingBatcher(encoder, max_batch_size=8, default_timeout_s=120)
     try:
-        for _ in range(8):  # learn the time of a full pass
+        for _ in range(8):  # learn what a token costs
             await b.encode(QUERIES[:8], "query")
-        pass_s = b.pass_seconds
-        deadline_s = 20 * pass_s  # ~160 of the 400 fit; a shared CPU may slow passes a lot
-        started = time.monotonic()
         texts = [f"{q} 동시 {i}" for i, q in enumerate(QUERIES * 10)]
+        tokens = [len(ids) for ids in encoder.tokenize(texts, "query")]
+        pass_s = 8 * max(tokens) * b.seconds_per_token
+        deadline_s = 160 * np.mean(tokens) * b.seconds_per_token  # ~160 of the 400 fit
+        started = time.monotonic()
         results = await asyncio.gather(
             *(_outcome(b.encode([t], "query", deadline=started + deadline_s)) for t in texts)
         )
