@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from chatda.batching import metrics
+from chatda.batching.cost import PassCost
 from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded
 from chatda.models.encoder import Encoder, Kind
 
@@ -99,20 +100,11 @@ class DynamicBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatda-model")
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._token_s = 0.0005
+        self.cost = PassCost()
+        """What a pass costs, learnt from the passes: admission and Retry-After price with it."""
         self._pending = 0
         self._pending_tokens = 0
         self._pass_ends: float | None = None
-
-    @property
-    def seconds_per_token(self) -> float:
-        """What a padded token of a recent pass cost (moving average over passes).
-
-        Admission and Retry-After price queued work with it. Per token, not per pass: one
-        pass of 64 long catalog hints takes seconds where one of a short query takes
-        milliseconds, and a per-pass average learnt from the first would refuse the second.
-        """
-        return self._token_s
 
     @property
     def queued(self) -> int:
@@ -209,8 +201,8 @@ class DynamicBatcher:
         Refusing at the door is what keeps an overloaded process fast: a request the queue
         ahead of it already dooms would otherwise wait its whole deadline and then fail (or be
         computed for a caller that gave up), taking a pass from one that could still make it.
-        The estimate is the rest of the running pass plus the tokens queued ahead and this
-        request's own, at the recent cost per token. An idle batcher admits everything: the
+        The estimate is the rest of the running pass plus the passes the queued texts and this
+        request's own need, priced by ``cost``. An idle batcher admits everything: the
         request's own pass is the best any caller can get, and refusing it would leave the cost
         (learnt from passes) stuck wherever the last burst left it. Callers with several
         sources (search) may ask before they start any work; ``submit`` asks again.
@@ -222,7 +214,7 @@ class DynamicBatcher:
                 self._retry_after(),
             )
         now = time.monotonic()
-        ready_at = now + self._wait_estimate(now, tokens)
+        ready_at = now + self._wait_estimate(now, n, tokens)
         if n and ready_at > deadline and (self._pending or self._pass_ends is not None):
             metrics.REJECTED.labels("unmeetable").inc()
             raise Overloaded(
@@ -232,10 +224,12 @@ class DynamicBatcher:
                 self._retry_after(),
             )
 
-    def _wait_estimate(self, now: float, tokens: int = 0) -> float:
-        """Seconds until ``tokens`` more submitted now would have been computed."""
+    def _wait_estimate(self, now: float, texts: int = 0, tokens: int = 0) -> float:
+        """Seconds until ``texts`` more (``tokens`` in all) submitted now would be computed."""
         running = max(0.0, self._pass_ends - now) if self._pass_ends is not None else 0.0
-        return running + (self._pending_tokens + tokens) * self._token_s
+        texts, tokens = self._pending + texts, self._pending_tokens + tokens
+        passes = self.cost.passes(texts, tokens, self.max_batch_size, self.max_batch_tokens)
+        return running + self.cost.seconds(tokens, passes)
 
     def _retry_after(self) -> float:
         return round(max(0.05, self._wait_estimate(time.monotonic())), 3)
@@ -297,7 +291,7 @@ class DynamicBatcher:
                 continue
             start = time.monotonic()
             padded = len(items) * max(len(item.ids) for item in items)
-            self._pass_ends = start + padded * self._token_s
+            self._pass_ends = start + self.cost.seconds(padded, 1)
             for item in items:
                 metrics.QUEUE_WAIT.observe(start - item.request.enqueued)
             try:
@@ -312,8 +306,7 @@ class DynamicBatcher:
                 continue
             finally:
                 self._pass_ends = None
-            took = (time.monotonic() - start) / max(1, padded)
-            self._token_s = 0.8 * self._token_s + 0.2 * took
+            self.cost.observe(padded, time.monotonic() - start)
             self._deliver(items, embeddings, extras)
 
     @staticmethod

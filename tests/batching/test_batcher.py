@@ -239,12 +239,12 @@ async def test_saturated_batcher_sheds_at_once_and_answers_by_the_deadline(encod
     pass (a margin relative to this machine's own speed, not a fixed number)."""
     b = CountingBatcher(encoder, max_batch_size=8, default_timeout_s=120)
     try:
-        for _ in range(8):  # learn what a token costs
-            await b.encode(QUERIES[:8], "query")
+        for n in (8, 1, 4, 8, 2, 8, 6, 8):  # learn what a pass costs
+            await b.encode(QUERIES[:n], "query")
         texts = [f"{q} 동시 {i}" for i, q in enumerate(QUERIES * 10)]
         tokens = [len(ids) for ids in encoder.tokenize(texts, "query")]
-        pass_s = 8 * max(tokens) * b.seconds_per_token
-        deadline_s = 160 * np.mean(tokens) * b.seconds_per_token  # ~160 of the 400 fit
+        pass_s = b.cost.seconds(8 * max(tokens), 1)
+        deadline_s = b.cost.seconds(int(160 * np.mean(tokens)), 20)  # ~160 of the 400 fit
         started = time.monotonic()
         results = await asyncio.gather(
             *(_outcome(b.encode([t], "query", deadline=started + deadline_s)) for t in texts)
