@@ -3,8 +3,11 @@
 The real stack on embedded engines (Tansu, milvus-lite, one ingest worker, the demo catalog and
 articles), then the API as its own process with the default deadlines (the encoder queue's
 2 s, the search profile's budget), loaded by closed-loop clients (bench.loadgen). Per endpoint:
-the share of 429s, other errors, p50/p99 of the answers served (200), the slowest answer of any
-status, and the API's RSS after the run and at its peak.
+the share of 429s, the answers served (200) and their rate, other errors, p50/p99 of the
+served answers, the slowest answer of any status, and the API's RSS after the run and at its
+peak. The clients do not honour ``Retry-After``: once the process is full, a refused client
+asks again at once, so the share of 429s mostly says how cheap a refusal is; compare the served
+rate and latency.
 
 ``--before COMMIT`` serves that commit's code too (a temporary ``git worktree``), against the
 same stack and data, before the current tree's: both rows come from one run.
@@ -88,6 +91,7 @@ def describe(code: str, endpoint: str, result: LoadResult, rss: tuple[float, flo
         "concurrency": result.concurrency,
         "share_429": round(float(np.mean(result.statuses == 429)), 3),
         "served": len(served),
+        "served_per_s": round(len(served) / result.seconds, 1),
         "partial": result.partial,
         "other_errors": others,
         "served_p50_ms": pct(50),
@@ -99,16 +103,17 @@ def describe(code: str, endpoint: str, result: LoadResult, rss: tuple[float, flo
 
 
 ROW_HEADER = (
-    "| code | endpoint | requests | c | 429 share | served (200) | partial | other errors | "
-    "served p50 ms | served p99 ms | max ms | RSS MiB (peak) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| code | endpoint | requests | c | 429 share | served (200) | served/s | partial | "
+    "other errors | served p50 ms | served p99 ms | max ms | RSS MiB (peak) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def row(r: dict) -> str:
     return (
         f"| {r['code']} | {r['endpoint']} | {r['requests']} | {r['concurrency']} | "
-        f"{r['share_429']:.1%} | {r['served']} | {r['partial']} | {r['other_errors'] or '-'} | "
+        f"{r['share_429']:.1%} | {r['served']} | {r['served_per_s']} | {r['partial']} | "
+        f"{r['other_errors'] or '-'} | "
         f"{r['served_p50_ms']} | {r['served_p99_ms']} | {r['max_ms']} | "
         f"{r['rss_mib']} ({r['peak_rss_mib']}) |"
     )
