@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded
 from chatda.catalog.errors import CatalogError
@@ -42,13 +44,33 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every endpoint route; FastAPI keeps an included router as one route that wraps it."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from _leaf_routes(included.routes) if included is not None else (route,)
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Every method some route serves at the request's path. Starlette's 405 names only the
+    route that matched the path first, and GET and POST on one path are two routes."""
+    return {
+        method
+        for route in _leaf_routes(request.app.router.routes)
+        if route.matches(request.scope)[0] is not Match.NONE
+        for method in getattr(route, "methods", None) or ()
+    }
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         """Tokens (401/403/429), unknown paths (404), wrong methods (405), unreadable bodies
         (400): the documented error shape instead of Starlette's ``{"detail"}``."""
         response = error_body(exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
         return response
 
     @app.exception_handler(RequestValidationError)

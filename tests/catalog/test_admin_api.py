@@ -238,6 +238,18 @@ def test_every_error_has_the_documented_shape(api, method, path, headers, status
     assert isinstance(r.json()["error"]["message"], str) and "detail" not in r.json()
 
 
+@pytest.mark.parametrize(
+    "path, allowed",
+    [("/v1/admin/intents", "GET, POST"), ("/v1/admin/intents/1", "DELETE, GET, PUT")],
+)
+def test_405_names_every_method_of_the_path(api, path, allowed) -> None:
+    """Starlette's 405 named only the first route matching the path (``Allow: GET``), though
+    GET and POST on one path are two routes here; HTTP requires every method."""
+    r = api.request("PATCH", path, headers=AUTH)
+    assert r.status_code == 405
+    assert r.headers["Allow"] == allowed
+
+
 def test_openapi_declares_the_admin_bearer_scheme(api) -> None:
     """Issue #23 item 10: /docs could not send a token."""
     spec = api.get("/openapi.json").json()
