@@ -22,6 +22,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -34,6 +35,22 @@ from pydantic_core import PydanticCustomError
 
 from chatda.settings import get_settings
 from chatda.storage.articles_schema import MAX_TAG_CHARS, MAX_TAGS
+
+
+def _rfc3339_text(value: object) -> object:
+    """Date-times are RFC 3339 text: Pydantic alone also reads a number, or a numeric string,
+    as epoch seconds (``updated_at=0.5`` was accepted as 1970-01-01T00:00:00.5Z)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("datetime_format", "must be an RFC 3339 date-time")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 
 POST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 MAX_POST_ID_CHARS = 128
@@ -110,8 +127,8 @@ class ArticleMessage(BaseModel):
     )
     author: str = Field(default="", max_length=MAX_AUTHOR_CHARS)
     url: str = Field(default="", max_length=MAX_URL_CHARS)
-    published_at: AwareDatetime | None = Field(default=None, description="required to upsert")
-    updated_at: AwareDatetime = Field(description="version of this content; newer wins")
+    published_at: Timestamp | None = Field(default=None, description="required to upsert")
+    updated_at: Timestamp = Field(description="version of this content; newer wins")
     language: str = Field(default="ko", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
     @field_validator("body")

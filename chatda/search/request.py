@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from chatda.articles.message import Timestamp
 from chatda.catalog.models import Area
 from chatda.integers import NOT_A_BOOLEAN
 from chatda.search.profiles import MAX_BUDGET_MS, PROFILE_NAME_PATTERN
@@ -57,8 +57,8 @@ class SearchFilters(BaseModel):
     category: Facet = Field(default_factory=list)
     series: Facet = Field(default_factory=list)
     tags: Facet = Field(default_factory=list)
-    published_from: AwareDatetime | None = None
-    published_to: AwareDatetime | None = None
+    published_from: Timestamp | None = None
+    published_to: Timestamp | None = None
 
     @field_validator("published_from", mode="before")
     @classmethod

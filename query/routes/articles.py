@@ -21,10 +21,10 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Security
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from chatda.articles.message import POST_ID_PATTERN, ArticleMessage, error_summary
+from chatda.articles.message import POST_ID_PATTERN, ArticleMessage, Timestamp, error_summary
 from chatda.articles.publisher import BrokerUnavailable, Delivery, Publisher
 from chatda.json_input import JSONDecodeError, loads
 from chatda.settings import Settings
@@ -192,7 +192,7 @@ async def publish_articles(request: Request) -> JSONResponse:
 async def delete_article(
     request: Request,
     post_id: str = Path(pattern=POST_ID_PATTERN),
-    updated_at: AwareDatetime | None = Query(
+    updated_at: Timestamp | None = Query(
         None, description="version of the deletion; default now (older content loses)"
     ),
 ) -> JSONResponse:

@@ -64,6 +64,8 @@ def test_wire_round_trip() -> None:
         ({"category": "저축" * 22}, "category"),
         ({"updated_at": "2026-06-01T09:00:00"}, "updated_at"),
         ({"published_at": "2026-06-01"}, "published_at"),
+        ({"updated_at": 0.5}, "updated_at: must be an RFC 3339 date-time"),
+        ({"published_at": "1780000000"}, "published_at: must be an RFC 3339 date-time"),
         ({"op": "patch"}, "op"),
         ({"unknown": 1}, "unknown"),
         ({"title": None}, "an upsert needs title"),
