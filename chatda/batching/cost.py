@@ -6,7 +6,11 @@ one of 64 long catalog hints (here ~50 ms and ~2.7 s): priced per pass, the long
 every short request look late; priced per token, a burst of short queries looked free, then
 the first small pass made the next burst look ten times dearer than it was. So both parts are
 fitted, by least squares over recent passes with exponential forgetting, which follows a
-machine that slows down or speeds up within a few dozen passes.
+machine that slows down or speeds up within a few dozen passes. When recent passes are too
+alike to separate the parts, the whole cost is put on the pass, not the token: that errs
+towards admitting a larger burst (whose deadline timer still holds), where pricing the
+burst per token from tiny passes would refuse it, and a refused burst never runs the large
+pass that would correct the fit.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ class PassCost:
         spread = self._w * self._xx - self._x * self._x
         slope = (self._w * self._xy - self._x * self._y) / spread if spread > 1e-9 else -1.0
         intercept = (self._y - slope * self._x) / self._w
-        if slope >= 0 and intercept >= 0:
-            self.token_s, self.overhead_s = slope, intercept
-        else:  # passes too alike (or too noisy) to separate the two parts: all per token
-            self.token_s, self.overhead_s = self._y / max(self._x, 1.0), 0.0
+        if slope < 0:  # passes too alike (or too noisy) to see a per-token part: all per pass
+            slope, intercept = 0.0, self._y / self._w
+        elif intercept < 0:
+            slope, intercept = self._xy / self._xx, 0.0
+        self.token_s, self.overhead_s = slope, intercept
 
     def seconds(self, tokens: int, passes: int) -> float:
         """Expected time of ``passes`` passes holding ``tokens`` tokens in all."""

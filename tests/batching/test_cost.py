@@ -27,12 +27,14 @@ def test_follows_a_machine_that_slows_down() -> None:
     assert cost.seconds(1000, 1) == pytest.approx(0.44, rel=0.05)
 
 
-def test_passes_all_alike_are_priced_per_token() -> None:
+def test_passes_all_alike_are_priced_per_pass() -> None:
+    """Tiny passes say nothing about a large one; pricing it per token from them would refuse
+    every burst, and a refused burst never runs the pass that would teach the difference."""
     cost = PassCost()
-    for _ in range(10):
-        cost.observe(640, 0.32)
-    assert cost.overhead_s == 0.0
-    assert cost.seconds(640, 1) == pytest.approx(0.32)
+    for tokens, seconds in [(12, 0.42), (13, 0.38), (12, 0.41), (14, 0.37)] * 5:
+        cost.observe(tokens, seconds)
+    assert cost.token_s == 0.0
+    assert cost.seconds(64 * 12, 1) == pytest.approx(0.395, rel=0.01)
 
 
 def test_passes_needed_respect_both_batch_limits() -> None:
