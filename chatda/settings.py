@@ -190,4 +190,9 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The environment's settings; engine addresses left unset come from the running
+    ``chatda up`` over the same data dir (``chatda.local_stack``), so no command starts a
+    second embedded engine beside it."""
+    from chatda.local_stack import with_running_stack
+
+    return with_running_stack(Settings())

@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
-from chatda.settings import get_settings
+from chatda.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
 
 app = typer.Typer(
     help="The article index (Milvus collections behind the alias).", no_args_is_help=True
 )
+
+
+def _milvus(settings: Settings) -> MilvusClient:
+    """The Milvus the stack uses: configured, or the running ``chatda up``'s (found through
+    ``chatda.local_stack``). Never an embedded one opened here: it would be a second, empty
+    database beside the stack's, and these commands would describe the wrong index."""
+    from chatda.storage.milvus_client import connect
+
+    if not settings.milvus_uri:
+        typer.echo(
+            f"error: no Milvus to inspect: CHATDA_MILVUS_URI is unset and no `chatda up` is "
+            f"running over {settings.data_dir.resolve()}; start it, or set CHATDA_MILVUS_URI",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return connect(settings.milvus_uri, settings.data_dir)
 
 
 @app.command()
@@ -18,11 +38,10 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Collections with their model and row count, which one the alias serves, ingest lag."""
     from chatda.articles.progress import serving_lag
     from chatda.models.registry import ModelRegistry
-    from chatda.storage.milvus_client import connect
     from indexer.index_status import index_status
 
     settings = get_settings()
-    client = connect(settings.milvus_uri, settings.data_dir)
+    client = _milvus(settings)
     lag = None
     if settings.kafka_bootstrap:
         try:
@@ -84,12 +103,11 @@ def reindex(
 def rollback() -> None:
     """Point the alias back at the previous build of a registered model (API and workers follow)."""
     from chatda.models.registry import ModelRegistry
-    from chatda.storage.milvus_client import connect
     from indexer.collections import IndexStateError
     from indexer.collections import rollback as roll_back
 
     settings = get_settings()
-    client = connect(settings.milvus_uri, settings.data_dir)
+    client = _milvus(settings)
     try:
         before, after = roll_back(
             client, ModelRegistry(settings.models_dir), settings.articles_alias
@@ -103,12 +121,11 @@ def rollback() -> None:
 @app.command()
 def gc(keep: int = typer.Option(2, help="previous builds kept for rollback")) -> None:
     """Drop builds older than the serving one, beyond the newest KEEP."""
-    from chatda.storage.milvus_client import connect
     from indexer.collections import IndexStateError
     from indexer.collections import gc as collect
 
     settings = get_settings()
-    client = connect(settings.milvus_uri, settings.data_dir)
+    client = _milvus(settings)
     try:
         dropped = collect(client, settings.articles_alias, keep)
     except IndexStateError as exc:
