@@ -2,7 +2,8 @@
 
 Every replica polls the store's catalog version every few seconds, so edits made through any
 replica (or the CLI) converge everywhere. A rebuild re-embeds only texts it has not seen with
-the current model, builds the new snapshot off to the side and swaps one reference. When the
+the current model (in this process, or in the data dir's ``EmbeddingCache``, so a restart
+embeds nothing that did not change), builds the new snapshot off to the side and swaps one reference. When the
 index moves to another model, ``switch`` re-embeds everything with it and swaps model and
 snapshot together.
 """
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.embedding_cache import EmbeddingCache
 from chatda.catalog.models import Area
 from chatda.catalog.snapshot import (
     CatalogSnapshot,
@@ -48,8 +50,10 @@ class CatalogService:
         default_threshold: float,
         lexical_weight: float,
         poll_s: float = 3.0,
+        embedding_cache: EmbeddingCache | None = None,
     ) -> None:
         self.store = store
+        self.embedding_cache = embedding_cache
         self.batcher = batcher
         self.morphemes = morphemes
         self.default_threshold = default_threshold
@@ -127,12 +131,19 @@ class CatalogService:
         intents = await asyncio.to_thread(self.store.list)
         texts = list(dict.fromkeys(t for i in intents for t in intent_texts(i)))
         missing = [t for t in texts if t not in vectors]
+        cache = self.embedding_cache
+        if cache is not None and missing:
+            vectors.update(await asyncio.to_thread(cache.get, encoder, "query", missing))
+            missing = [t for t in missing if t not in vectors]
         for start in range(0, len(missing), _EMBED_CHUNK):
             chunk = missing[start : start + _EMBED_CHUNK]
             encoded = await self.batcher.submit(
                 chunk, "query", deadline=time.monotonic() + 300, encoder=encoder
             )
-            vectors.update(zip(chunk, encoded.embeddings, strict=True))
+            fresh = dict(zip(chunk, encoded.embeddings, strict=True))
+            vectors.update(fresh)
+            if cache is not None:
+                await asyncio.to_thread(cache.put, encoder, "query", fresh)
         new_terms = [t for t in texts if t not in self._terms]
         if new_terms:
             batch = await asyncio.to_thread(self.morphemes.terms_batch, new_terms)
