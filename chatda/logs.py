@@ -30,10 +30,31 @@ from chatda.settings import Settings
 
 class _ClosedSocketNoise(logging.Filter):
     """kafka-python logs an ERROR with a traceback when a client it is closing still polls its
-    socket; every short-lived admin client (lag checks) does this. Nothing failed: drop it."""
+    socket; every short-lived admin client (lag checks) does this. Nothing failed: drop it.
+    The transport says "(closed)"; the selector's task fails registering the closed socket
+    (file descriptor -1)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno == logging.ERROR and "(closed)" in record.getMessage())
+        if record.levelno != logging.ERROR:
+            return True
+        if "(closed)" in record.getMessage():
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, ValueError) and "file descriptor: -1" in str(exc))
+
+
+class _ProbeAccessLines(logging.Filter):
+    """uvicorn's access line for a probe (``/healthz``, ``/readyz``, ``/metrics``): a kubelet,
+    Prometheus or ``chatda up`` asks every few seconds, and these lines buried the requests
+    people make. A probe's failure shows in its answer and in ``chatda_dependency_up``."""
+
+    PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or len(args) < 3:
+            return True
+        return str(args[2]).split("?", 1)[0] not in self.PATHS
 
 
 class _RedactRendered:
@@ -86,7 +107,9 @@ def configure_logging(settings: Settings) -> None:
             ],
         )
     )
-    logging.getLogger("kafka.net.transport").addFilter(_ClosedSocketNoise())
+    for noisy in ("kafka.net.transport", "kafka.net.selector"):
+        logging.getLogger(noisy).addFilter(_ClosedSocketNoise())
+    logging.getLogger("uvicorn.access").addFilter(_ProbeAccessLines())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     for logger in logging.root.manager.loggerDict.values():

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
-from pymilvus.exceptions import MilvusException
 from sqlalchemy import Engine
 
 from chatda.articles.outbox import PENDING, Outbox, OutboxRow
@@ -164,13 +163,11 @@ def indexed_versions(sink: ArticleSink, post_ids: list[str]) -> dict[str, int]:
     if target is None:  # no collection yet: nothing is indexed
         return {}
     sink.collection = target
-    try:
-        held = sink.indexed(post_ids)
-    except MilvusException:
-        # A restarted Milvus brings collections back released; `chatda up` reconciles before
-        # the worker has loaded it. Load (as the worker's retry does) and read once more.
-        sink.load()
-        held = sink.indexed(post_ids)
+    # A restarted Milvus brings collections back released, and `chatda up` reconciles before
+    # the worker has loaded it: load first (a no-op when loaded) instead of letting the read
+    # fail, which pymilvus logs as an error with a traceback on every restart.
+    sink.load()
+    held = sink.indexed(post_ids)
     return {post_id: post.updated_at for post_id, post in held.items()}
 
 

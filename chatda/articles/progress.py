@@ -11,6 +11,7 @@ sleeping.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from pymilvus import MilvusClient
 
@@ -37,15 +38,19 @@ def wait_until_indexed(
     topic: str,
     timeout_s: float = 120.0,
     poll_s: float = 0.25,
+    on_lag: Callable[[int | None], None] | None = None,
 ) -> None:
     """Block until the serving collection's group has committed every record of ``topic``.
 
     An alias that does not exist yet counts as "not indexed" (the first worker creates it).
-    TimeoutError if the lag is not zero in time.
+    ``on_lag`` sees every lag measured (None: no alias yet), for progress; it may raise to
+    give up early. TimeoutError if the lag is not zero in time.
     """
     deadline = time.monotonic() + timeout_s
     while True:
         lag = serving_lag(bootstrap, client, base_group, alias, topic)
+        if on_lag is not None:
+            on_lag(lag)
         if lag == 0:
             return
         if time.monotonic() > deadline:

@@ -132,7 +132,11 @@ class ManagedProcess:
         with open(self.log_path, "ab") as log:
             try:
                 self._proc = subprocess.Popen(
-                    self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                    self.argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # stopped by its owner, not by a Ctrl-C to all
                 )
             except OSError as exc:
                 self._discard_own_log()

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 
@@ -47,11 +48,19 @@ class Server(Protocol):
 
 
 class _Command:
-    """A command run as a child process, started again from the same argv and env."""
+    """A command run as a child process, started again from the same argv and env.
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None) -> None:
+    Its own session (process group): a Ctrl-C at the terminal reaches only the supervisor,
+    which then stops the children in order, instead of every process at once. Its output goes
+    to ``log_path`` (appended across restarts) when one is given.
+    """
+
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str] | None, log_path: Path | None
+    ) -> None:
         self.argv = list(argv)
         self.env = env
+        self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,7 +69,19 @@ class _Command:
 
     def start(self) -> None:
         self.proc = None
-        self.proc = subprocess.Popen(self.argv, env=self.env)
+        if self.log_path is None:
+            self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def exit_code(self) -> int | None:
         """None while it runs; -1 when it never started."""
@@ -136,9 +157,16 @@ class Supervisor:
         self._lock = threading.Lock()
         self._stopping = False
 
-    def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-        """Start ``argv`` as the child ``name`` and keep it running."""
-        child = _Child(name, _Command(argv, env))
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        """Start ``argv`` as the child ``name`` and keep it running; its output to ``log_path``
+        (default: this process's)."""
+        child = _Child(name, _Command(argv, env, log_path))
         with self._lock:
             self._start(child)
             self._children.append(child)

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
@@ -30,23 +31,75 @@ import typer
 
 from chatda.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
 log = logging.getLogger(__name__)
 
 SAMPLE_QUERY = "해외로 돈 보내고 싶어"
 
 
-def _wait_ready(base: str, timeout_s: float = 600) -> None:
-    """Until ``/readyz`` says the API can serve (model and catalog loaded, Milvus answering), so
-    the printed URLs work at once. A crashed API is restarted by the supervisor meanwhile; only
-    the deadline gives up."""
+class _Stopped(Exception):
+    """Ctrl-C (or SIGTERM) arrived while ``up`` was still starting: unwind in order."""
+
+
+class _StopRequest:
+    """The stop signal as a flag that every wait of ``up`` checks: a signal never lands as a
+    KeyboardInterrupt traceback in the middle of a start-up step."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, lambda *_: self.event.set())
+        signal.signal(signal.SIGTERM, lambda *_: self.event.set())
+
+    def sleep(self, seconds: float) -> None:
+        if self.event.wait(seconds):
+            raise _Stopped
+
+
+class _Progress:
+    """One line each time what ``up`` waits for changes, and a reminder every ``every_s``."""
+
+    def __init__(self, label: str, every_s: float = 10.0) -> None:
+        self.label = label
+        self.every_s = every_s
+        self.started = time.monotonic()
+        self._last: str | None = None
+        self._last_at = 0.0
+
+    def show(self, state: str) -> None:
+        now = time.monotonic()
+        if state != self._last or now - self._last_at >= self.every_s:
+            typer.echo(f"· {self.label}: {state} ({now - self.started:.0f} s)")
+            self._last, self._last_at = state, now
+
+
+def _wait_ready(base: str, stop: _StopRequest, timeout_s: float = 600) -> dict[str, object]:
+    """Until ``/readyz`` says the API can serve (model and catalog loaded, Milvus answering),
+    showing what it still waits for; then ``/healthz``'s description (the catalog's size).
+    A crashed API is restarted by the supervisor meanwhile; only the deadline gives up."""
+    progress = _Progress("API starting")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+            answer = httpx.get(f"{base}/readyz", timeout=2)
+            if answer.status_code == 200:
+                health: dict[str, object] = httpx.get(f"{base}/healthz", timeout=2).json()
+                return health
+            waiting = answer.json().get("error", {}).get("dependencies", {})
+            progress.show(
+                ", ".join(
+                    f"{name} {dep.get('detail')}"
+                    for name, dep in waiting.items()
+                    if dep.get("required") and not dep.get("up")
+                )
+                or "checking"
+            )
+        except (httpx.HTTPError, ValueError, AttributeError):
+            progress.show("loading the model")
+        stop.sleep(0.5)
     raise SystemExit("the API did not become ready in time")
 
 
@@ -62,18 +115,69 @@ def _publish_demo_articles(settings: Settings) -> int:
     return len(messages)
 
 
-def fill_tokens(settings: Settings, env: dict[str, str]) -> str | None:
+def _wait_indexed(settings: Settings, stop: _StopRequest, timeout_s: float = 900) -> int | None:
+    """Until every article accepted so far is in the index, showing the ingest lag; then how
+    many articles search finds. None when that did not happen within ``timeout_s``."""
+    from chatda.articles.progress import wait_until_indexed
+    from chatda.storage.milvus_client import connect
+
+    assert settings.kafka_bootstrap and settings.milvus_uri
+    progress = _Progress("indexing articles")
+
+    def show(lag: int | None) -> None:
+        progress.show("waiting for the ingest worker" if lag is None else f"{lag} to go")
+        if stop.event.is_set():
+            raise _Stopped
+
+    client = connect(settings.milvus_uri, settings.data_dir)
+    try:
+        wait_until_indexed(
+            settings.kafka_bootstrap,
+            client,
+            settings.ingest_group_id,
+            settings.articles_alias,
+            settings.articles_topic,
+            timeout_s=timeout_s,
+            poll_s=0.5,
+            on_lag=show,
+        )
+        return _searchable_articles(client, settings.articles_alias)
+    except TimeoutError as exc:
+        typer.echo(f"· not ready: {exc}; see the ingest log", err=True)
+        return None
+    finally:
+        client.close()
+
+
+def _searchable_articles(client: MilvusClient, alias: str) -> int:
+    """Articles in the collection the alias serves: rows are chunks, each article has a
+    chunk 0."""
+    (row,) = client.query(
+        alias, filter="chunk_no == 0", output_fields=["count(*)"], consistency_level="Strong"
+    )
+    return int(row["count(*)"])
+
+
+def fill_tokens(settings: Settings, env: dict[str, str]) -> dict[str, str]:
     """Generate the admin and publisher tokens the operator did not configure, into ``env``.
 
-    Returns the generated admin token, the only one ``up`` may print: a token configured in
-    the environment or ``.env`` is the operator's secret and never reaches the terminal.
+    Returns the generated ones by variable name, the only ones ``up`` may print: a token
+    configured in the environment or ``.env`` is the operator's secret and never reaches the
+    terminal.
     """
-    generated = None
-    if settings.admin_token is None or not settings.admin_token.get_secret_value():
-        generated = env["CHATDA_ADMIN_TOKEN"] = secrets.token_urlsafe(16)
-    if settings.publisher_token is None or not settings.publisher_token.get_secret_value():
-        env["CHATDA_PUBLISHER_TOKEN"] = secrets.token_urlsafe(16)
+    generated = {}
+    for variable, configured in (
+        ("CHATDA_ADMIN_TOKEN", settings.admin_token),
+        ("CHATDA_PUBLISHER_TOKEN", settings.publisher_token),
+    ):
+        if configured is None or not configured.get_secret_value():
+            generated[variable] = env[variable] = secrets.token_urlsafe(16)
     return generated
+
+
+def _token_line(generated: dict[str, str], variable: str) -> str:
+    token = generated.get(variable)
+    return f"token {token}" if token else f"token as configured in {variable}"
 
 
 def redeliver_accepted(settings: Settings) -> str:
@@ -111,94 +215,148 @@ def _load_demo_catalog() -> int:
     return store.import_intents(read_catalog(catalog_path()))
 
 
+DEMO_ARTICLES_MARK = "demo-articles.json"
+"""In the data dir: the demo articles were accepted once; they are never published again."""
+
+
+def _publish_demo_once(settings: Settings) -> str:
+    """Publish the demo articles unless they were published before over this data dir.
+
+    A record in the data dir, written once the outbox holds every demo article (so a crash
+    before it only publishes the same ids again, and a crash after it loses nothing: the
+    outbox sends them). Not "the alias has no collection yet": the first worker creates the
+    collection before anything is published, and an index the operator emptied on purpose
+    must stay empty.
+    """
+    mark = settings.data_dir / DEMO_ARTICLES_MARK
+    if mark.exists():
+        return f"demo articles published before ({mark.name}): kept as the operator left them"
+    count = _publish_demo_articles(settings)
+    mark.write_text(
+        json.dumps({"articles": count, "published_at": time.time()}) + "\n", encoding="utf-8"
+    )
+    return f"published {count} demo articles"
+
+
 def up(
     demo: bool = typer.Option(True, help="load the demo catalog and publish the demo articles"),
 ) -> None:
     """Run broker, Milvus, API, ingest worker and scheduler locally until Ctrl-C."""
     from chatda.broker.tansu import TansuBroker
     from chatda.cli.supervisor import Supervisor
+    from chatda.local_stack import LocalStack, remove_stack, running_stack, write_stack
     from chatda.storage.milvus_server import MilvusLiteServer
 
-    settings = get_settings()
+    settings = Settings()  # as configured: never the addresses of a stack already running
     data_dir = settings.data_dir.resolve()
+    running = running_stack(data_dir)
+    if running is not None:
+        typer.echo(
+            f"error: chatda up (pid {running.pid}) already runs over {data_dir}, "
+            f"API at {running.api_url}; stop it first or use another CHATDA_DATA_DIR",
+            err=True,
+        )
+        raise typer.Exit(1)
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["CHATDA_DATA_DIR"] = str(data_dir)
-    generated_admin_token = fill_tokens(settings, env)
+    generated = fill_tokens(settings, env)
+    stop = _StopRequest()
+    stop.install()
+    base = f"http://{settings.api_host}:{settings.api_port}"
 
     supervisor = Supervisor(echo=lambda line: typer.echo(line, err=True))
-    with ExitStack() as stack:
-        bootstrap = settings.kafka_bootstrap
-        if not bootstrap:
-            broker = stack.enter_context(TansuBroker(log_path=logs / "tansu.log"))
-            supervisor.keep("tansu", broker)
-            bootstrap = broker.bootstrap
-            typer.echo(f"· Tansu broker (in-memory) on {bootstrap}")
-        env["CHATDA_KAFKA_BOOTSTRAP"] = bootstrap
-        milvus_uri = settings.milvus_uri
-        if not milvus_uri:
-            milvus = stack.enter_context(
-                MilvusLiteServer(data_dir / "milvus-server", log_path=logs / "milvus.log")
+    try:
+        with ExitStack() as stack:
+            bootstrap = settings.kafka_bootstrap
+            if not bootstrap:
+                broker = stack.enter_context(TansuBroker(log_path=logs / "tansu.log"))
+                supervisor.keep("tansu", broker)
+                bootstrap = broker.bootstrap
+                typer.echo(f"· Tansu broker (in-memory) on {bootstrap}")
+            env["CHATDA_KAFKA_BOOTSTRAP"] = bootstrap
+            milvus_uri = settings.milvus_uri
+            if not milvus_uri:
+                milvus = stack.enter_context(
+                    MilvusLiteServer(data_dir / "milvus-server", log_path=logs / "milvus.log")
+                )
+                supervisor.keep("milvus-lite", milvus)
+                milvus_uri = milvus.uri
+                typer.echo(f"· milvus-lite server on {milvus_uri} (data in {data_dir})")
+            env["CHATDA_MILVUS_URI"] = milvus_uri
+            stack_settings = settings.model_copy(
+                update={
+                    "data_dir": data_dir,
+                    "kafka_bootstrap": bootstrap,
+                    "milvus_uri": milvus_uri,
+                }
             )
-            supervisor.keep("milvus-lite", milvus)
-            milvus_uri = milvus.uri
-            typer.echo(f"· milvus-lite server on {milvus_uri} (data in {data_dir})")
-        env["CHATDA_MILVUS_URI"] = milvus_uri
-        stack_settings = settings.model_copy(
-            update={"data_dir": data_dir, "kafka_bootstrap": bootstrap, "milvus_uri": milvus_uri}
-        )
-        typer.echo(f"· accepted articles not yet indexed: {redeliver_accepted(stack_settings)}")
+            addresses = write_stack(
+                data_dir,
+                LocalStack(
+                    pid=os.getpid(), kafka_bootstrap=bootstrap, milvus_uri=milvus_uri, api_url=base
+                ),
+            )
+            stack.callback(remove_stack, data_dir, os.getpid())
+            typer.echo(f"· addresses for the CLI in {addresses}")
+            typer.echo(f"· accepted articles not yet indexed: {redeliver_accepted(stack_settings)}")
+            if demo:
+                loaded = _load_demo_catalog()
+                typer.echo(
+                    f"· demo catalog: {loaded} intents imported"
+                    if loaded
+                    else "· catalog already present: kept"
+                )
 
-        if demo:
-            loaded = _load_demo_catalog()
+            supervising = threading.Event()
+            watcher = threading.Thread(
+                target=supervisor.run, args=(supervising,), name="supervisor", daemon=True
+            )
+
+            def stop_children() -> None:
+                typer.echo("· stopping: services first, then the engines")
+                supervising.set()
+                if watcher.is_alive():
+                    watcher.join()
+                supervisor.stop()
+
+            stack.callback(stop_children)
+            cli = [sys.executable, "-m", "chatda.cli.main"]
+            for name, command in (
+                ("api", "serve"),
+                ("ingest", "ingest"),
+                ("scheduler", "scheduler"),
+                ("feedback", "feedback-consumer"),
+            ):
+                supervisor.spawn(name, [*cli, command], env, log_path=logs / f"{name}.log")
+            watcher.start()
+            health = _wait_ready(base, stop)
+            if demo:
+                typer.echo(f"· {_publish_demo_once(stack_settings)}")
+            articles = _wait_indexed(stack_settings, stop)
+
+            typer.echo("")
+            typer.echo(f"  API docs     {base}/docs")
             typer.echo(
-                f"· demo catalog: {loaded} intents imported"
-                if loaded
-                else "· catalog already present: kept"
+                f"  admin page   {base}/admin   ({_token_line(generated, 'CHATDA_ADMIN_TOKEN')})"
             )
-
-        supervising = threading.Event()
-        watcher = threading.Thread(
-            target=supervisor.run, args=(supervising,), name="supervisor", daemon=True
-        )
-
-        def stop_children() -> None:
-            supervising.set()
-            if watcher.is_alive():
-                watcher.join()
-            supervisor.stop()
-
-        stack.callback(stop_children)
-        cli = [sys.executable, "-m", "chatda.cli.main"]
-        supervisor.spawn("api", [*cli, "serve"], env)
-        supervisor.spawn("ingest", [*cli, "ingest"], env)
-        supervisor.spawn("scheduler", [*cli, "scheduler"], env)
-        supervisor.spawn("feedback", [*cli, "feedback-consumer"], env)
-        watcher.start()
-        base = f"http://{settings.api_host}:{settings.api_port}"
-        _wait_ready(base)
-        if demo:
-            typer.echo(f"· published {_publish_demo_articles(stack_settings)} demo articles")
-
-        token_note = generated_admin_token or "as configured in CHATDA_ADMIN_TOKEN"
-        typer.echo("")
-        typer.echo(f"  API docs     {base}/docs")
-        typer.echo(f"  admin page   {base}/admin   (token: {token_note})")
-        typer.echo(f"  intents      {base}/v1/intents/match?q={quote(SAMPLE_QUERY)}")
-        typer.echo(f"  search       {base}/v1/search?q={quote(SAMPLE_QUERY)}")
-        typer.echo(f"  metrics      {base}/metrics")
-        typer.echo(f"  logs         {logs}")
-        typer.echo("  Ctrl-C stops everything; a crashed process is restarted.")
-
-        stopping = False
-
-        def _on_signal(signum: int, _frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, _on_signal)
-        signal.signal(signal.SIGTERM, _on_signal)
-        while not stopping:
-            time.sleep(0.5)
-        typer.echo("· stopping…")
+            typer.echo(
+                f"  publishing   POST {base}/v1/articles   "
+                f"({_token_line(generated, 'CHATDA_PUBLISHER_TOKEN')})"
+            )
+            typer.echo(f"  intents      {base}/v1/intents/match?q={quote(SAMPLE_QUERY)}")
+            typer.echo(f"  search       {base}/v1/search?q={quote(SAMPLE_QUERY)}")
+            typer.echo(f"  metrics      {base}/metrics")
+            typer.echo(f"  Kafka        {bootstrap}")
+            typer.echo(f"  Milvus       {milvus_uri}")
+            typer.echo(f"  logs         {logs}/<process>.log")
+            typer.echo("  Ctrl-C stops everything; a crashed process is restarted.")
+            if articles is not None:
+                catalog = health.get("catalog")
+                intents = catalog.get("intents") if isinstance(catalog, dict) else "?"
+                typer.echo(f"ready: {intents} intents, {articles} articles searchable")
+            stop.event.wait()
+    except _Stopped:
+        pass
+    typer.echo("· stopped")

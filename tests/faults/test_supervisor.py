@@ -160,13 +160,13 @@ def test_stop_ends_every_child_and_restarts_nothing(
 def test_up_prints_only_a_token_it_generated(tmp_path: Path) -> None:
     env: dict[str, str] = {"CHATDA_ADMIN_TOKEN": "operator-secret"}
     configured = Settings(data_dir=tmp_path, admin_token="operator-secret")
-    assert fill_tokens(configured, env) is None
+    generated = fill_tokens(configured, env)
     assert env["CHATDA_ADMIN_TOKEN"] == "operator-secret"
-    assert env["CHATDA_PUBLISHER_TOKEN"]  # generated, never printed
+    assert generated == {"CHATDA_PUBLISHER_TOKEN": env["CHATDA_PUBLISHER_TOKEN"]}
 
     env = {}
     generated = fill_tokens(Settings(data_dir=tmp_path, admin_token=None), env)
-    assert generated and env["CHATDA_ADMIN_TOKEN"] == generated
+    assert generated["CHATDA_ADMIN_TOKEN"] == env["CHATDA_ADMIN_TOKEN"]
 
 
 def test_a_killed_embedded_broker_comes_back_on_its_port(clock: Clock, lines: list[str]) -> None:
