@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
+_CHATDA_ARGV = frozenset({"chatda", "chatda.cli.main"})
+"""How ``chatda up`` appears in its command line: the console script, or ``python -m``."""
 
 
 class LocalStack(BaseModel):
@@ -42,13 +44,19 @@ def stack_path(data_dir: Path) -> Path:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is still a running chatda process (where ``/proc`` tells the command
+    line: a pid the system reused for something else does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
+        pass
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # no /proc (macOS): the pid's existence is all there is to go on
         return True
-    return True
+    return any(Path(os.fsdecode(arg)).name in _CHATDA_ARGV for arg in argv)
 
 
 def write_stack(data_dir: Path, stack: LocalStack) -> Path:
