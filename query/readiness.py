@@ -96,7 +96,7 @@ class Readiness:
             "catalog": Dependency(
                 catalog.ready,
                 True,
-                f"version {catalog.snapshot.version}" if catalog.ready else "loading",
+                f"version {catalog.snapshot.version}" if catalog.ready else catalog.progress,
             ),
         }
         articles = state.search.articles

@@ -3,9 +3,9 @@
 Every replica polls the store's catalog version every few seconds, so edits made through any
 replica (or the CLI) converge everywhere. A rebuild re-embeds only texts it has not seen with
 the current model (in this process, or in the data dir's ``EmbeddingCache``, so a restart
-embeds nothing that did not change), builds the new snapshot off to the side and swaps one reference. When the
-index moves to another model, ``switch`` re-embeds everything with it and swaps model and
-snapshot together.
+embeds nothing that did not change), builds the new snapshot off to the side and swaps one
+reference. When the index moves to another model, ``switch`` re-embeds everything with it and
+swaps model and snapshot together.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ class CatalogService:
         self._terms: dict[str, list[str]] = {}
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
+        self.progress = "loading"
+        """What the current build is doing, for people waiting on it (``/readyz``)."""
 
     @property
     def snapshot(self) -> CatalogSnapshot:
@@ -136,6 +138,7 @@ class CatalogService:
             vectors.update(await asyncio.to_thread(cache.get, encoder, "query", missing))
             missing = [t for t in missing if t not in vectors]
         for start in range(0, len(missing), _EMBED_CHUNK):
+            self.progress = f"embedded {start} of {len(missing)} texts ({len(texts)} in all)"
             chunk = missing[start : start + _EMBED_CHUNK]
             encoded = await self.batcher.submit(
                 chunk, "query", deadline=time.monotonic() + 300, encoder=encoder
@@ -144,6 +147,7 @@ class CatalogService:
             vectors.update(fresh)
             if cache is not None:
                 await asyncio.to_thread(cache.put, encoder, "query", fresh)
+        self.progress = f"analysing {len(texts)} texts"
         new_terms = [t for t in texts if t not in self._terms]
         if new_terms:
             batch = await asyncio.to_thread(self.morphemes.terms_batch, new_terms)

@@ -163,7 +163,8 @@ def test_up_serves_what_it_says_and_restarts_faithfully(up_env: dict[str, str]) 
         assert ready == "ready: 120 intents, 75 articles searchable", up.output
         out = up.output
         assert "published 75 demo articles" in out
-        assert "· API starting:" in out and "· indexing articles:" in out  # progress
+        assert "· indexing articles:" in out  # progress, the catalog's from /readyz
+        assert "· API starting: catalog embedded 0 of 883 texts" in out
         admin_line = next(line for line in up.lines if "admin page" in line)
         admin_token = admin_line.rsplit("(token ", 1)[1].rstrip(")")
         assert admin_token and "CHATDA_ADMIN_TOKEN" not in admin_line
