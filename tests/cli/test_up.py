@@ -181,6 +181,10 @@ def test_up_serves_what_it_says_and_restarts_faithfully(up_env: dict[str, str]) 
         report = json.loads(status.stdout)
         assert report["target"] and report["ingest_lag"] == 0
         assert any(c["serving"] and c["rows"] >= 75 for c in report["collections"])
+        gc = cli(up_env, "index", "gc")
+        assert gc.returncode == 0 and gc.stdout.strip() == "dropped: nothing", gc.stderr
+        job = cli(up_env, "jobs", "run", "reconcile-outbox")  # Kafka and Milvus of the stack
+        assert job.returncode == 0 and job.stdout.startswith("reconcile-outbox: ok"), job
         assert not (data_dir / "milvus").exists()  # no second, embedded Milvus
         second = cli(up_env, "up")
         assert second.returncode == 1 and "already runs over" in second.stderr
