@@ -10,7 +10,12 @@ from __future__ import annotations
 from pymilvus import MilvusClient
 
 from chatda.models.registry import ModelRegistry
-from chatda.storage.articles_schema import alias_target, ensure_alias, list_article_collections
+from chatda.storage.articles_schema import (
+    alias_target,
+    aliased_collections,
+    ensure_alias,
+    list_article_collections,
+)
 from chatda.storage.index_models import collection_model
 
 
@@ -60,13 +65,16 @@ def gc(client: MilvusClient, alias: str, keep: int) -> list[str]:
     """Drop collections older than the serving one beyond the ``keep`` newest; returns them.
 
     Collections newer than the serving one are left alone: they may be a build in progress.
+    So is any collection another alias serves (a second deployment or an evaluation sharing
+    this Milvus): being older than this alias's target does not make it unused.
     """
     if keep < 0:
         raise ValueError("keep must be >= 0")
     target = alias_target(client, alias)
     if target is None:
         raise IndexStateError(f"alias {alias!r} does not exist; refusing to guess what serves")
-    dropped = _older(client, target)[keep:]
+    served = aliased_collections(client)
+    dropped = [name for name in _older(client, target)[keep:] if name not in served]
     for name in dropped:
         client.drop_collection(name)
     return dropped

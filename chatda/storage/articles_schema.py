@@ -147,6 +147,12 @@ def alias_target(client: MilvusClient, alias: str) -> str | None:
     return target
 
 
+def aliased_collections(client: MilvusClient) -> set[str]:
+    """Every collection some alias points at: each one is serving someone."""
+    aliases = client.list_aliases().get("aliases", [])
+    return {client.describe_alias(alias)["collection_name"] for alias in aliases}
+
+
 def ensure_alias(client: MilvusClient, alias: str, collection: str) -> None:
     """Point ``alias`` at ``collection``: create it, or switch it in one atomic alter."""
     current = alias_target(client, alias)

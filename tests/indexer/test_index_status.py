@@ -58,8 +58,10 @@ def test_rollback_and_gc(milvus_uri: str, models_dir: Path) -> None:
         for month in (1, 2, 3, 4)
     ]
     other_model = collection_name("other-model@v1", datetime(2026, 3, 15, tzinfo=UTC))
-    for name in [*builds, other_model]:
+    elsewhere = collection_name("other-deployment@v1", datetime(2025, 12, 1, tzinfo=UTC))
+    for name in [*builds, other_model, elsewhere]:
         create_articles_collection(client, name)
+    ensure_alias(client, "rollback_test_other_alias", elsewhere)
     try:
         with pytest.raises(IndexStateError, match="does not exist"):
             rollback(client, registry, alias)
@@ -68,6 +70,7 @@ def test_rollback_and_gc(milvus_uri: str, models_dir: Path) -> None:
         assert alias_target(client, alias) == builds[2]
         assert gc(client, alias, keep=1) == [builds[0]]
         remaining = set(client.list_collections())
+        assert elsewhere in remaining  # older, but another alias serves it
         assert builds[0] not in remaining
         assert {builds[1], builds[2], builds[3]} <= remaining  # newer than serving: kept
         assert gc(client, alias, keep=0) == [builds[1]]
@@ -76,7 +79,8 @@ def test_rollback_and_gc(milvus_uri: str, models_dir: Path) -> None:
             rollback(client, registry, alias)
     finally:
         client.drop_alias(alias)
-        for name in [*builds, other_model]:
+        client.drop_alias("rollback_test_other_alias")
+        for name in [*builds, other_model, elsewhere]:
             if client.has_collection(name):
                 client.drop_collection(name)
         client.close()
