@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import pymilvus  # noqa: F401  (its import installs its handlers: do it before taking them back)
 import structlog
@@ -67,6 +68,24 @@ class _RedactRendered:
         return self.redactor(str(rendered))
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, as the standard library's
+    last-resort handler does. A command run in-process (a test's CliRunner) swaps stderr for a
+    buffer it closes afterwards; a handler holding that buffer failed every later record with
+    "I/O operation on closed file"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(settings: Settings) -> None:
     """Route every logger of the process through one handler on stderr, at
     ``settings.log_level``, JSON when ``settings.log_json``, masking ``settings``' secrets.
@@ -95,7 +114,7 @@ def configure_logging(settings: Settings) -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler()
+    handler = _CurrentStderr()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -7,7 +7,10 @@ local variables, and neither token nor the Milvus URI's password, in text and JS
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import sys
 from pathlib import Path
 
 import httpx
@@ -15,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chatda.cli.main import app
+from chatda.logs import configure_logging
 from chatda.settings import get_settings
 from tests.api.api_process import api_process
 from tests.api.failing_route_cli import FAILING_PATH, FAILURE
@@ -103,3 +107,20 @@ def test_config_masks_url_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     assert shown["sql_url"] == shown["database_url"]
     assert shown["milvus_uri"] == "http://root:***@milvus:19530"
     assert shown["publisher_token"] == "***"
+
+
+def test_logging_follows_stderr_after_an_in_process_command_closed_its_own(monkeypatch) -> None:
+    """A CLI command run in-process (CliRunner) configured logging on the runner's stderr buffer
+    and closed it: every later record in the test session failed with "--- Logging error ---
+    ValueError: I/O operation on closed file"."""
+    runner_stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", runner_stderr)
+    configure_logging(get_settings())
+    logging.getLogger("chatda.test").warning("during the command")
+    assert "during the command" in runner_stderr.getvalue()
+    runner_stderr.close()
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)
+    logging.getLogger("chatda.test").warning("after the command")
+    assert "after the command" in later.getvalue()
+    assert "Logging error" not in later.getvalue()
