@@ -7,6 +7,7 @@ this 2-core machine's CPU as possible and the server, not the client, is what ge
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -82,12 +83,18 @@ async def run_load(
     n: int,
     concurrency: int,
     request: Callable[[int], tuple[str, dict | None]],
+    seconds: float | None = None,
+    honour_retry_after: bool = False,
 ) -> LoadResult:
     """``request(i)`` gives request i's path (with query string) and JSON body: POST when there
-    is a body, GET otherwise."""
+    is a body, GET otherwise. With ``seconds``, every client keeps sending until that much time
+    has passed (``n`` is ignored): when refusals are instant, a fixed count is spent in a
+    fraction of a second and says nothing about the steady state. ``honour_retry_after``: a
+    client refused with 429 waits the ``retry_after_s`` the answer gives before its next
+    request, as a well-behaved client or gateway does (``hey`` does not)."""
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    counter = iter(range(n))
+    counter = itertools.count() if seconds is not None else iter(range(n))
     latencies: list[float] = []
     statuses: list[int] = []
     errors: dict[int, int] = {}
@@ -98,6 +105,8 @@ async def run_load(
         reader, writer = await asyncio.open_connection(host, port)
         try:
             for i in counter:
+                if seconds is not None and time.perf_counter() - start > seconds:
+                    break
                 path, payload = request(i)
                 data = json.dumps(payload, ensure_ascii=False).encode() if payload else b""
                 method = "POST" if payload is not None else "GET"
@@ -112,6 +121,11 @@ async def run_load(
                 statuses.append(status)
                 if status >= 300:
                     errors[status] = errors.get(status, 0) + 1
+                    if status == 429 and honour_retry_after:
+                        await asyncio.sleep(json.loads(body)["error"]["retry_after_s"])
+                        # the server may have closed the idle connection meanwhile (keep-alive)
+                        writer.close()
+                        reader, writer = await asyncio.open_connection(host, port)
                 elif b'"partial":true' in body:
                     partial += 1
         finally:
@@ -119,9 +133,15 @@ async def run_load(
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - start
+    elapsed = time.perf_counter() - start
     return LoadResult(
-        n, concurrency, seconds, errors, np.array(latencies), partial, np.array(statuses)
+        len(statuses),
+        concurrency,
+        elapsed,
+        errors,
+        np.array(latencies),
+        partial,
+        np.array(statuses),
     )
 
 

@@ -11,7 +11,7 @@ rate and latency.
 
 ``--before COMMIT`` serves that commit's code too (a temporary ``git worktree``), against the
 same stack and data, before the current tree's: both rows come from one run.
-Usage: python -m bench.overload [--n 2000] [--c 512] [--before COMMIT] [--json OUT]
+Usage: python -m bench.overload [--n 2000 | --seconds S] [--c 512] [--before COMMIT] [--json OUT]
 """
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ def measure(
         for endpoint in args.endpoints:
             request = ENDPOINTS[endpoint]
             asyncio.run(run_load(base, 100, 8, request))  # warm-up, under capacity
-            result = asyncio.run(run_load(base, args.n, args.c, request))
+            load = run_load(base, args.n, args.c, request, args.seconds, args.honour_retry_after)
+            result = asyncio.run(load)
             rows.append(describe(code, endpoint, result, rss_mib(proc)))
             print(row(rows[-1]), flush=True)
     return rows
@@ -148,10 +149,21 @@ def measure(
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=2000, help="requests per endpoint")
+    ap.add_argument("--n", type=int, default=2000, help="requests per endpoint (no --seconds)")
+    ap.add_argument(
+        "--seconds",
+        type=float,
+        help="load each endpoint for this long instead of --n requests: refused clients ask "
+        "again at once, so a fixed count is spent in well under a second once 429s are instant",
+    )
     ap.add_argument("--c", type=int, default=512, help="concurrent connections")
     ap.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=list(ENDPOINTS))
     ap.add_argument("--before", help="also serve this commit's code, first (git worktree)")
+    ap.add_argument(
+        "--honour-retry-after",
+        action="store_true",
+        help="a refused client waits the answer's retry_after_s before asking again",
+    )
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
     settings = get_settings()
