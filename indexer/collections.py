@@ -28,9 +28,19 @@ def _stamp(name: str) -> str:
 
 
 def _older(client: MilvusClient, target: str) -> list[str]:
-    """Article collections built before ``target``, newest first."""
+    """Article collections built before ``target`` that no alias serves, newest first.
+
+    A collection another alias serves (a second deployment or an evaluation sharing this
+    Milvus) is someone's live index, not an earlier build of this one: never a rollback
+    target, never garbage.
+    """
+    served = aliased_collections(client)
     return sorted(
-        (n for n in list_article_collections(client) if _stamp(n) < _stamp(target)),
+        (
+            n
+            for n in list_article_collections(client)
+            if _stamp(n) < _stamp(target) and n not in served
+        ),
         key=_stamp,
         reverse=True,
     )
@@ -65,16 +75,13 @@ def gc(client: MilvusClient, alias: str, keep: int) -> list[str]:
     """Drop collections older than the serving one beyond the ``keep`` newest; returns them.
 
     Collections newer than the serving one are left alone: they may be a build in progress.
-    So is any collection another alias serves (a second deployment or an evaluation sharing
-    this Milvus): being older than this alias's target does not make it unused.
     """
     if keep < 0:
         raise ValueError("keep must be >= 0")
     target = alias_target(client, alias)
     if target is None:
         raise IndexStateError(f"alias {alias!r} does not exist; refusing to guess what serves")
-    served = aliased_collections(client)
-    dropped = [name for name in _older(client, target)[keep:] if name not in served]
+    dropped = _older(client, target)[keep:]
     for name in dropped:
         client.drop_collection(name)
     return dropped

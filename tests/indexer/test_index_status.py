@@ -58,7 +58,8 @@ def test_rollback_and_gc(milvus_uri: str, models_dir: Path) -> None:
         for month in (1, 2, 3, 4)
     ]
     other_model = collection_name("other-model@v1", datetime(2026, 3, 15, tzinfo=UTC))
-    elsewhere = collection_name("other-deployment@v1", datetime(2025, 12, 1, tzinfo=UTC))
+    # another alias's live collection, older and of a registered model: not this alias's build
+    elsewhere = collection_name("e5-small-ko@base", datetime(2025, 12, 1, tzinfo=UTC))
     for name in [*builds, other_model, elsewhere]:
         create_articles_collection(client, name)
     ensure_alias(client, "rollback_test_other_alias", elsewhere)
