@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -74,11 +74,6 @@ class _Item:
     request: _Request
     index: int
     ids: list[int]
-
-
-@dataclass
-class _Batch:
-    items: list[_Item] = field(default_factory=list)
 
 
 class DynamicBatcher:

@@ -82,13 +82,6 @@ class CatalogService:
         """Load in the background: the API answers (503 for intents) while the catalog embeds."""
         self._poller = asyncio.get_running_loop().create_task(self._poll(), name="catalog-poll")
 
-    async def wait_ready(self, timeout_s: float = 300) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self._snapshot is None:
-            if time.monotonic() > deadline:
-                raise CatalogNotReady("the intent catalog did not load in time")
-            await asyncio.sleep(0.05)
-
     async def close(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
