@@ -11,7 +11,6 @@ swaps model and snapshot together.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.calibration_fit import CalibrationConfig, background_queries, calibrate
 from chatda.catalog.embedding_cache import EmbeddingCache
 from chatda.catalog.models import Area
 from chatda.catalog.snapshot import (
@@ -30,6 +30,7 @@ from chatda.catalog.snapshot import (
 )
 from chatda.catalog.store import CatalogStore
 from chatda.models.encoder import Encoder
+from chatda.polling import Poller
 from chatda.text.morphemes import Morphemes
 
 log = logging.getLogger(__name__)
@@ -51,20 +52,22 @@ class CatalogService:
         lexical_weight: float,
         poll_s: float = 3.0,
         embedding_cache: EmbeddingCache | None = None,
+        calibration: CalibrationConfig | None = None,
     ) -> None:
         self.store = store
+        self.calibration = calibration
+        """Issue #27: fit a calibrated decision per snapshot; ``None`` keeps the raw rule."""
         self.embedding_cache = embedding_cache
         self.batcher = batcher
         self.morphemes = morphemes
         self.default_threshold = default_threshold
         self.lexical_weight = lexical_weight
-        self.poll_s = poll_s
         self.encoder: Encoder = batcher.encoder
         self._snapshot: CatalogSnapshot | None = None
         self._vectors: dict[str, np.ndarray] = {}
         self._terms: dict[str, list[str]] = {}
         self._lock = asyncio.Lock()
-        self._poller: asyncio.Task[None] | None = None
+        self._poller = Poller("catalog refresh", self.refresh, poll_s)
         self.progress = "loading"
         """What the current build is doing, for people waiting on it (``/readyz``)."""
 
@@ -80,21 +83,10 @@ class CatalogService:
 
     async def start(self) -> None:
         """Load in the background: the API answers (503 for intents) while the catalog embeds."""
-        self._poller = asyncio.get_running_loop().create_task(self._poll(), name="catalog-poll")
+        self._poller.start()
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-
-    async def _poll(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception:  # a DB hiccup must not kill the poller; the next tick retries
-                log.exception("catalog refresh failed")
-            await asyncio.sleep(self.poll_s)
+        await self._poller.close()
 
     async def refresh(self) -> bool:
         """Rebuild if the store moved on; returns whether a new snapshot serves."""
@@ -124,7 +116,10 @@ class CatalogService:
         """A snapshot of the store at ``version``; ``vectors`` caches ``encoder``'s embeddings."""
         started = time.perf_counter()
         intents = await asyncio.to_thread(self.store.list)
-        texts = list(dict.fromkeys(t for i in intents for t in intent_texts(i)))
+        catalog_texts = list(dict.fromkeys(t for i in intents for t in intent_texts(i)))
+        # issue #27: the background queries are embedded (and cached) with the hints
+        background = list(background_queries()) if self.calibration else []
+        texts = list(dict.fromkeys([*catalog_texts, *background]))
         missing = [t for t in texts if t not in vectors]
         cache = self.embedding_cache
         if cache is not None and missing:
@@ -157,6 +152,16 @@ class CatalogService:
             self.lexical_weight,
             encoder,
         )
+        if self.calibration is not None and background:  # issue #27, off the event loop
+            self.progress = f"calibrating {snapshot.size} intents"
+            await asyncio.to_thread(
+                calibrate,
+                snapshot,
+                self.calibration,
+                self._terms,
+                np.stack([vectors[t] for t in background]),
+                [self._terms[t] for t in background],
+            )
         log.info(
             "catalog snapshot v%s (%s): %d intents, %d texts (%d embedded) in %.2fs",
             version,

@@ -14,7 +14,6 @@ known entries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from chatda.catalog.models import Area
 from chatda.catalog.service import CatalogService
 from chatda.catalog.snapshot import CatalogSnapshot
 from chatda.feedback.popularity import PopularityStore
+from chatda.polling import Poller
 from chatda.search.articles import ArticleIndex
 from chatda.suggest.entries import SuggestEntry, Suggestion
 from chatda.suggest.index import SuggestionIndex
@@ -87,7 +87,8 @@ class SuggestService:
         self._queries: list[SuggestEntry] = []
         self._clicks: dict[str, float] = {}
         self._serving = (SuggestionIndex(()), IndexInfo(None, 0, 0, 0, 0, time.time()))
-        self._task: asyncio.Task[None] | None = None
+        self._next_reload = 0.0
+        self._poller = Poller("suggestion index refresh", self.tick, options.tick_s)
 
     @property
     def info(self) -> IndexInfo:
@@ -97,28 +98,22 @@ class SuggestService:
         return self._serving[0].suggest(prefix, limit)
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="suggest-refresh")
+        self._poller.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._poller.close()
 
-    async def _run(self) -> None:
-        next_reload = 0.0
-        while True:
-            try:
-                changed = False
-                if time.monotonic() >= next_reload:
-                    changed = await self.reload_sources()
-                    next_reload = time.monotonic() + self.options.refresh_s
-                version = self.catalog.snapshot.version if self.catalog.ready else None
-                if changed or version != self.info.catalog_version:
-                    await self.rebuild()
-            except Exception:  # a failed round must not end the loop; the next tick retries
-                log.exception("suggestion index refresh failed")
-            await asyncio.sleep(self.options.tick_s)
+    async def tick(self) -> None:
+        """One round: reload the sources when ``refresh_s`` has passed, rebuild if they or the
+        catalog version changed. A failed reload is retried at the next tick, not after
+        ``refresh_s``: the time of the next reload is set only once one succeeded."""
+        changed = False
+        if time.monotonic() >= self._next_reload:
+            changed = await self.reload_sources()
+            self._next_reload = time.monotonic() + self.options.refresh_s
+        version = self.catalog.snapshot.version if self.catalog.ready else None
+        if changed or version != self.info.catalog_version:
+            await self.rebuild()
 
     async def reload_sources(self) -> bool:
         """Re-read popularity and titles; returns whether anything changed."""
