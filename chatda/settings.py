@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     articles_topic: str = "articles"
     dead_letter_topic: str = "articles-dlq"
     events_topic: str = "search-events"
+    articles_indexed_topic: str = Field(
+        default="articles-indexed",
+        description="ingest workers announce the articles they wrote; API replicas follow",
+    )
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -126,6 +130,12 @@ class Settings(BaseSettings):
         default=None, description="SLA profiles file (JSON/YAML), merged before `profiles`"
     )
     search_default_profile: str = "default"
+    article_tier_max_bytes: int = Field(
+        default=1 << 30,
+        ge=0,
+        description="memory for the in-memory article tier per API process (0: off; a larger "
+        "collection is searched in Milvus)",
+    )
     search_workers: int = Field(default=8, ge=1, description="threads for Milvus search legs")
     index_follow_s: float = Field(
         default=5.0, gt=0, description="how often the API checks which model the index serves"

@@ -4,8 +4,10 @@ Liveness (``/healthz``) says only that the process and its event loop answer; re
 process because Milvus is down would not bring Milvus back. Readiness says whether this
 replica should get traffic: the model is loaded (true once the app serves at all: start-up
 loads it before the first request), the intent catalog is loaded (intents answer 503 until
-then), and Milvus answers when one is configured. Kafka is reported but does not gate
-readiness: feedback falls back to SQL without it and search does not use it.
+then), Milvus answers when one is configured, and the in-memory article tier holds the served
+collection (until then the document legs go to Milvus, slower under load). Kafka is reported
+but does not gate readiness: feedback falls back to SQL without it, and the tier keeps its
+last state.
 
 Checks are cheap (one ``GetVersion`` call, a TCP connect) with a short timeout, and their result
 is kept for ``TTL_S``: probes from several kubelets, load balancers and Prometheus cannot turn
@@ -106,6 +108,9 @@ class Readiness:
             else:
                 up = await self._within_timeout(ping, articles.client, self.timeout_s)
                 found["milvus"] = Dependency(up, True, "answers" if up else "does not answer")
+        tier = state.search.tier
+        if tier.enabled:
+            found["article_tier"] = Dependency(tier.status.ready, True, tier.status.detail)
         bootstrap = state.settings.kafka_bootstrap
         if bootstrap:
             up = await self._within_timeout(_kafka_answers, bootstrap, self.timeout_s)

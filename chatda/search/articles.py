@@ -205,11 +205,22 @@ class ArticleIndex:
         score = connection.convention.bm25_score
         return [_hit(raw, score(float(raw["distance"]))) for raw in result[0]]
 
+    def query(self, collection: str, **request: Any) -> list[dict[str, Any]]:
+        """Rows by filter (``client.query``), with the same recovery as a search."""
+        connection = self._use()
+        rows: list[dict[str, Any]] = self._call(
+            connection, connection.client.query, collection, **request
+        )
+        return rows
+
     def _search(self, connection: _Connection, collection: str, **request: Any) -> Any:
-        """One search; a collection the server came back without (a restarted milvus-lite)
-        is loaded again in the background and reported unavailable meanwhile."""
+        return self._call(connection, connection.client.search, collection, **request)
+
+    def _call(self, connection: _Connection, method: Any, collection: str, **request: Any) -> Any:
+        """One read; a collection the server came back without (a restarted milvus-lite) is
+        loaded again in the background and reported unavailable meanwhile."""
         try:
-            return connection.client.search(collection, **request)
+            return method(collection, **request)
         except Exception as exc:
             if self._reloader.released(exc, connection.client, collection):
                 raise MilvusUnavailable(f"collection {collection} is loading again") from exc

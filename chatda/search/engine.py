@@ -15,16 +15,17 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from chatda.batching.batcher import DynamicBatcher
 from chatda.batching.errors import Overloaded
+from chatda.catalog.decision import Decision, decide
 from chatda.catalog.models import Area
 from chatda.catalog.service import CatalogNotReady, CatalogService
-from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
+from chatda.catalog.snapshot import CatalogSnapshot, IntentScore, MatchContext
 from chatda.models.encoder import Encoder
 from chatda.search.articles import ArticleIndex, MilvusUnavailable
 from chatda.search.highlight import Span, find_spans, query_needles, snippet
@@ -33,13 +34,17 @@ from chatda.search.legs import Leg, LegQuery
 from chatda.search.profiles import DOCUMENT_LEGS, Profile, SourceName
 from chatda.search.recent import RecentQueries
 from chatda.search.request import SearchRequest
+from chatda.search.serving_pass import PassContext, PassResult, ServingPasses
 from chatda.search.suggestions import SuggestService
+from chatda.search.tier.tier import ArticleTier
+from chatda.search.tier.view import DocumentHits, DocumentQuery, TierView
 from chatda.suggest.entries import Suggestion
 from chatda.text.morphemes import Morphemes
 
 log = logging.getLogger(__name__)
 
 Status = Literal["ok", "skipped", "timeout", "error"]
+Path = Literal["memory", "milvus"]
 T = TypeVar("T")
 
 EMBEDDED_SOURCES = frozenset({SourceName.INTENTS, SourceName.DENSE})
@@ -58,6 +63,8 @@ class SourceReport:
     """From the start of the request to when the source finished or was dropped."""
     candidates: int = 0
     message: str | None = None
+    path: Path | None = None
+    """Which store served a document leg: the in-memory tier or Milvus."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,20 @@ class _Embedded:
     vector: np.ndarray
     snapshot: CatalogSnapshot | None
     scores: list[IntentScore]
+    documents: DocumentHits | None = None
+
+
+@dataclass(frozen=True)
+class _Documents:
+    """Where a request's document legs are served: a tier view (with the query it scores),
+    or Milvus when ``view`` is None."""
+
+    view: TierView | None
+    query: DocumentQuery | None
+
+    @property
+    def path(self) -> Path:
+        return "memory" if self.view is not None else "milvus"
 
 
 class _Clock:
@@ -148,6 +169,7 @@ class SearchEngine:
         morphemes: Morphemes,
         recent: RecentQueries,
         snippet_chars: int,
+        tier: ArticleTier | None = None,
     ) -> None:
         if default_profile not in profiles:
             raise ValueError(f"default profile {default_profile!r} is not configured")
@@ -161,6 +183,8 @@ class SearchEngine:
         self.morphemes = morphemes
         self.recent = recent
         self.snippet_chars = snippet_chars
+        self.tier = tier
+        self.passes = ServingPasses()
 
     def profile(self, name: str | None) -> tuple[str, Profile]:
         name = name or self.default_profile
@@ -182,6 +206,7 @@ class SearchEngine:
         refused = self._admit(wanted, clock)
         # one Kiwi pass serves intent lexical scores, the BM25 leg and the highlights
         terms = self.morphemes.terms(text)
+        documents = self._documents(request, profile, wanted, terms, model.ref)
         embedding: asyncio.Task[_Embedded] | None = None
         if wanted & EMBEDDED_SOURCES and refused is None:
             embedding = asyncio.ensure_future(
@@ -193,6 +218,7 @@ class SearchEngine:
                     clock,
                     snap,
                     model,
+                    documents,
                 )
             )
         jobs: dict[SourceName, Awaitable[Any]] = {}
@@ -210,13 +236,18 @@ class SearchEngine:
                 jobs[leg] = (
                     _fail(refused)
                     if refused is not None and leg in EMBEDDED_SOURCES
-                    else self._leg(leg, request, profile, joined, embedding, clock, model.ref)
+                    else self._leg(
+                        leg, request, profile, joined, embedding, clock, model.ref, documents
+                    )
                 )
         try:
             done = await asyncio.gather(*(clock.run(job) for job in jobs.values()))
         finally:
             _settle(embedding)
-        reports = {source: report for source, (report, _) in zip(jobs, done, strict=True)}
+        reports = {
+            source: replace(report, path=documents.path) if source in DOCUMENT_LEGS else report
+            for source, (report, _) in zip(jobs, done, strict=True)
+        }
         values = {source: value for source, (_, value) in zip(jobs, done, strict=True)}
         fusion_started = time.monotonic()
         documents = self._fuse(text, terms, profile, values, request.top_k)
@@ -254,6 +285,35 @@ class SearchEngine:
             return exc
         return None
 
+    def _documents(
+        self,
+        request: SearchRequest,
+        profile: Profile,
+        wanted: set[SourceName],
+        terms: list[str],
+        model_ref: str,
+    ) -> _Documents:
+        """The tier serves the document legs when it holds the collection of the request's
+        model and the profile allows it; otherwise (loading, over budget, off) Milvus does."""
+        legs = wanted.intersection(DOCUMENT_LEGS)
+        if not legs or self.tier is None or profile.documents == "milvus":
+            return _Documents(None, None)
+        view = self.tier.view_for(model_ref)
+        if view is None:
+            return _Documents(None, None)
+        f = request.filters
+        query = DocumentQuery(
+            tuple(terms),
+            profile.depth_of(SourceName.DENSE) if SourceName.DENSE in legs else 0,
+            profile.depth_of(SourceName.BM25) if SourceName.BM25 in legs else 0,
+            tuple(f.category),
+            tuple(f.series),
+            tuple(f.tags),
+            int(f.published_from.timestamp()) if f.published_from else None,
+            int(f.published_to.timestamp()) if f.published_to else None,
+        )
+        return _Documents(view, query)
+
     async def _embed(
         self,
         text: str,
@@ -263,20 +323,32 @@ class SearchEngine:
         clock: _Clock,
         snap: CatalogSnapshot | None,
         model: Encoder,
+        documents: _Documents,
     ) -> _Embedded:
-        """The one embedding of the query; with the catalog loaded, intents come with it."""
-        if snap is None:
+        """The one embedding of the query, in one pass with the intents (catalog loaded) and
+        the article chunks (tier holding the model's collection)."""
+        if snap is None and documents.view is None:
             encoded = await self.batcher.submit(
                 [text], "query", deadline=clock.deadline, encoder=model
             )
             return _Embedded(encoded.embeddings[0], None, [])
-        single = areas[0] if len(areas) == 1 else None
-        # several areas: match across all and keep the wanted ones, so look a little deeper
-        top_k = depth if single else depth * len(Area)
-        snap, scores, vector = await self.catalog.match(
-            text, area=single, top_k=top_k, deadline=clock.deadline, terms=terms, snapshot=snap
+        intents = None
+        if snap is not None:
+            single = areas[0] if len(areas) == 1 else None
+            # several areas: match across all and keep the wanted ones, so look a little deeper
+            top_k = depth if single else depth * len(Area)
+            intents = MatchContext(snap.lexical_scores(terms), single, top_k)
+        encoded = await self.batcher.submit(
+            [text],
+            "query",
+            deadline=clock.deadline,
+            post_step=self.passes.of(snap, documents.view),
+            context=PassContext(intents, documents.query),
+            encoder=model,
         )
-        return _Embedded(vector, snap, scores)
+        assert encoded.extras is not None
+        result: PassResult = encoded.extras[0]
+        return _Embedded(encoded.embeddings[0], snap, result.intents, result.documents)
 
     async def _intents(
         self, embedding: asyncio.Task[_Embedded], areas: list[Area], profile: Profile
@@ -285,14 +357,12 @@ class SearchEngine:
         snap = embedded.snapshot
         if snap is None:
             raise CatalogNotReady("the intent catalog is still loading")
-        margin = profile.thresholds.intent_margin
         wanted = set(areas)
-        passed = [
-            s
-            for s in embedded.scores
-            if s.score >= s.threshold + margin and wanted & set(snap.intents[s.index].areas)
-        ]
-        return passed[: profile.depth_of(SourceName.INTENTS)]
+        visible = [s for s in embedded.scores if wanted & set(snap.intents[s.index].areas)]
+        # issue #27: passed, ambiguous (the top two) or no match, on the calibrated confidence
+        answer = decide(visible, snap.ambiguity_margin, profile.thresholds.intent_margin)
+        depth = profile.depth_of(SourceName.INTENTS)
+        return answer.intents[: max(2, depth) if answer.decision is Decision.AMBIGUOUS else depth]
 
     async def _suggestions(self, text: str, profile: Profile) -> list[Suggestion]:
         return self.suggest.suggest(text, profile.depth_of(SourceName.SUGGEST))
@@ -306,15 +376,19 @@ class SearchEngine:
         embedding: asyncio.Task[_Embedded] | None,
         clock: _Clock,
         model_ref: str,
+        documents: _Documents,
     ) -> list[ArticleHit]:
-        expression, params = request.filters.expression(self.index.templated_filters)
-        vector = None
-        if name is SourceName.DENSE and embedding is not None:
-            vector = (await asyncio.shield(embedding)).vector
-        query = LegQuery(
-            terms, vector, profile.depth_of(name), clock.deadline, model_ref, expression, params
-        )
-        hits = await self.legs[name].search(query)
+        if documents.view is not None:
+            hits = await self._from_tier(name, embedding, documents)
+        else:
+            expression, params = request.filters.expression(self.index.templated_filters)
+            vector = None
+            if name is SourceName.DENSE and embedding is not None:
+                vector = (await asyncio.shield(embedding)).vector
+            query = LegQuery(
+                terms, vector, profile.depth_of(name), clock.deadline, model_ref, expression, params
+            )
+            hits = await self.legs[name].search(query)
         floor = (
             profile.thresholds.dense_min
             if name is SourceName.DENSE
@@ -323,6 +397,22 @@ class SearchEngine:
         if floor is not None:
             hits = [hit for hit in hits if hit.score >= floor]
         return collapse(hits)
+
+    @staticmethod
+    async def _from_tier(
+        name: SourceName, embedding: asyncio.Task[_Embedded] | None, documents: _Documents
+    ) -> list[ChunkHit]:
+        """The leg's chunks as the embedding pass scored them; BM25 without a pass (the
+        encoder refused the query, or the profile embeds nothing) is scored here instead."""
+        view, query = documents.view, documents.query
+        assert view is not None and query is not None
+        if embedding is not None:
+            found = (await asyncio.shield(embedding)).documents
+            assert found is not None
+            return found.dense if name is SourceName.DENSE else found.bm25
+        if name is SourceName.DENSE:
+            raise ValueError("the dense leg needs the query embedding")
+        return await asyncio.to_thread(view.bm25, query, view.mask(query))
 
     def _fuse(
         self,

@@ -21,6 +21,7 @@ from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.service import CatalogService
 from chatda.models.encoder import Encoder
 from chatda.search.articles import ArticleIndex
+from chatda.search.tier.follower import TierFollower
 from chatda.storage.index_models import ServedIndex, served_index
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,14 @@ class ModelFollower:
         catalog: CatalogService,
         load_encoder: EncoderLoader,
         poll_s: float,
+        tier: TierFollower | None = None,
     ) -> None:
         self.index = index
         self.batcher = batcher
         self.catalog = catalog
         self.load_encoder = load_encoder
         self.poll_s = poll_s
+        self.tier = tier
         self.served: ServedIndex | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -79,11 +82,14 @@ class ModelFollower:
             return False
         client = self.index.client
         served = await asyncio.to_thread(served_index, client, self.index.alias)
+        if served is None and self.tier is not None:
+            self.tier.tier.nothing_served()
         if served is None or served == self.served:
             return False
         if served.model is None:
             raise RuntimeError(f"collection {served.collection} does not record its model")
         if served.model == self.batcher.encoder.ref:
+            await self._hold(served)
             self.index.serve(served.model, served.collection)
         else:
             loop = asyncio.get_running_loop()
@@ -91,6 +97,7 @@ class ModelFollower:
             log.info("index moved to %s (%s): loading it", served.collection, served.model)
             encoder = await asyncio.to_thread(self.load_encoder, served.model)
             self.index.serve(served.model, served.collection)  # unused until requests use it
+            await self._hold(served)  # so is the tier's view of it
             await self.catalog.switch(encoder)
             self.batcher.swap_encoder(encoder)
             SWITCHES.inc()
@@ -98,3 +105,9 @@ class ModelFollower:
             log.info("query model switched to %s in %.1fs", served.model, loop.time() - began)
         self.served = served
         return True
+
+    async def _hold(self, served: ServedIndex) -> None:
+        """The article tier loads the new collection before requests are sent to it; while it
+        loads, requests keep the tier's previous view (or go to Milvus)."""
+        if self.tier is not None:
+            await self.tier.hold(served)

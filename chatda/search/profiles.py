@@ -81,6 +81,11 @@ class Profile(BaseModel):
     depth: dict[SourceName, int] = Field(default_factory=dict)
     fusion: Fusion = Field(default_factory=Fusion)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    documents: Literal["auto", "milvus"] = Field(
+        default="auto",
+        description="auto: the in-memory article tier when it holds the served collection, "
+        "else Milvus; milvus: always Milvus (ANN, for corpora past the tier's budget)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:

@@ -28,6 +28,8 @@ from chatda.search.model_follow import ModelFollower
 from chatda.search.profiles import SourceName, load_profiles
 from chatda.search.recent import RecentQueries
 from chatda.search.suggestions import SuggestOptions, SuggestService
+from chatda.search.tier.follower import TierFollower
+from chatda.search.tier.tier import ArticleTier
 from chatda.settings import Settings
 from chatda.text.morphemes import default_morphemes
 
@@ -45,6 +47,8 @@ class SearchServices:
     articles: ArticleIndex
     pool: ThreadPoolExecutor
     follower: ModelFollower
+    tier: ArticleTier
+    tier_follower: TierFollower | None
 
     @classmethod
     async def open(
@@ -75,6 +79,21 @@ class SearchServices:
             ),
         )
         recent = RecentQueries(settings.search_recent_queries)
+        # the tier follows writes through the broker's announcements: without one it would
+        # go stale, so it is on only with both engines
+        following = articles.configured and settings.kafka_bootstrap is not None
+        encoder = batcher.encoder
+        tier = ArticleTier(
+            articles,
+            settings.article_tier_max_bytes if following else 0,
+            encoder.device,
+            encoder.dim,
+        )
+        tier_follower = (
+            TierFollower(tier, settings.kafka_bootstrap, settings.articles_indexed_topic)
+            if tier.enabled and settings.kafka_bootstrap is not None
+            else None
+        )
         engine = SearchEngine(
             profiles,
             settings.search_default_profile,
@@ -86,6 +105,7 @@ class SearchServices:
             default_morphemes(),
             recent,
             settings.search_snippet_chars,
+            tier,
         )
         feedback = await open_sink(
             settings.kafka_bootstrap,
@@ -100,13 +120,18 @@ class SearchServices:
             catalog,
             encoder_loader(ModelRegistry(settings.models_dir), settings),
             settings.index_follow_s,
+            tier_follower,
         )
+        if tier_follower is not None:
+            tier_follower.start()
         await suggest.start()
         await follower.start()
-        return cls(engine, suggest, recent, feedback, articles, pool, follower)
+        return cls(engine, suggest, recent, feedback, articles, pool, follower, tier, tier_follower)
 
     async def close(self) -> None:
         await self.follower.close()
+        if self.tier_follower is not None:
+            await asyncio.to_thread(self.tier_follower.close)
         await self.suggest.close()
         # legs the engine stopped waiting for end on their own gRPC timeouts; don't wait here
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -18,7 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pymilvus import MilvusClient
 
+from chatda.broker.kafka import make_producer
 from chatda.models.encoder import Encoder
+from chatda.search.tier.announcements import Announcer
 from chatda.settings import Settings
 from chatda.storage.articles_schema import create_articles_collection, ensure_alias
 from query.app import create_app
@@ -135,6 +137,12 @@ patient:
   sources: [intents, dense, bm25]
   depth: {intents: 5, dense: 40, bm25: 40}
   fusion: {method: rrf, k: 60, weights: {dense: 1.0, bm25: 0.6}}
+patient-milvus:  # the same, with the document legs always in Milvus (legs can be swapped)
+  budget_ms: 1500
+  sources: [intents, dense, bm25]
+  depth: {intents: 5, dense: 40, bm25: 40}
+  fusion: {method: rrf, k: 60, weights: {dense: 1.0, bm25: 0.6}}
+  documents: milvus
 strict:
   budget_ms: 1500
   sources: [intents, dense, bm25]
@@ -221,6 +229,24 @@ def search_client(
     with TestClient(create_app(settings)) as client:
         wait_until_ready(client, titles=True)
         yield client
+
+
+def announce_written(client: TestClient, post_ids: list[str], timeout_s: float = 20) -> None:
+    """Say what a test wrote to Milvus directly, as the ingest worker does after its writes,
+    and wait until the app's article tier has applied it."""
+    state = client.app.state.chatda  # type: ignore[attr-defined]
+    tier, settings = state.search.tier, state.settings
+    before = tier.version
+    producer = make_producer(settings.kafka_bootstrap)
+    try:
+        Announcer(producer, settings.articles_indexed_topic).announce(post_ids)
+    finally:
+        producer.close()
+    deadline = time.monotonic() + timeout_s
+    while tier.version == before:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the article tier did not apply {post_ids}")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from chatda.search.hits import ChunkHit
 from chatda.search.legs import Leg, LegQuery
 from chatda.search.profiles import SourceName
 from tests.infra.samples import HOSTILE_CATEGORIES
-from tests.search.conftest import CHUNK_TOKENS
+from tests.search.conftest import CHUNK_TOKENS, announce_written
 from tests.search.corpus import Article, article_rows
 
 SLACK_S = 1.0
@@ -171,7 +171,7 @@ def test_budget_override_only_lowers(search_client: TestClient) -> None:
 def test_slow_leg_is_dropped_and_the_answer_is_on_time(search_client: TestClient) -> None:
     with swapped(search_client, SleepyLeg(SourceName.BM25, delay_s=30)):
         started = time.monotonic()
-        body = get(search_client, q="해외송금 수수료", profile="patient")
+        body = get(search_client, q="해외송금 수수료", profile="patient-milvus")
         elapsed = time.monotonic() - started
     assert elapsed < 1.5 + SLACK_S
     assert body["sources"]["bm25"]["status"] == "timeout"
@@ -185,7 +185,7 @@ def test_lowered_budget_bounds_slow_legs(search_client: TestClient) -> None:
     slow = [SleepyLeg(SourceName.DENSE, 30), SleepyLeg(SourceName.BM25, 30)]
     with swapped(search_client, *slow):
         started = time.monotonic()
-        body = get(search_client, q="환전", profile="deep", budget_ms=300)
+        body = get(search_client, q="환전", profile="patient-milvus", budget_ms=300)
         elapsed = time.monotonic() - started
     assert elapsed < 0.3 + SLACK_S
     assert body["sources"]["dense"]["status"] == "timeout"
@@ -195,7 +195,7 @@ def test_lowered_budget_bounds_slow_legs(search_client: TestClient) -> None:
 
 def test_failing_leg_is_an_error_status_not_a_500(search_client: TestClient) -> None:
     with swapped(search_client, BrokenLeg(SourceName.DENSE)):
-        body = get(search_client, q="신용카드 연회비", profile="patient")
+        body = get(search_client, q="신용카드 연회비", profile="patient-milvus")
     assert body["sources"]["dense"] == {
         "status": "error",
         "ms": body["sources"]["dense"]["ms"],
@@ -239,6 +239,7 @@ def test_query_without_content_words(search_client: TestClient) -> None:
         "ms": body["sources"]["bm25"]["ms"],
         "candidates": 0,
         "message": None,
+        "path": "memory",
     }
 
 
@@ -373,13 +374,16 @@ def test_an_indexed_date_out_of_range_never_breaks_search(
     ]
     milvus = MilvusClient(uri=milvus_uri)
     milvus.insert(articles_alias, article_rows(encoder, far, CHUNK_TOKENS))
+    announce_written(search_client, ["far-past", "far-future"])
     try:
-        body = get(search_client, q="유물 연대 측정", profile="patient")
-        dates = {d["post_id"]: d["published_at"][:10] for d in body["documents"]}
-        assert dates["far-past"] == "1970-01-01" and dates["far-future"] == "2100-12-31"
+        for profile in ("patient", "patient-milvus"):
+            body = get(search_client, q="유물 연대 측정", profile=profile)
+            dates = {d["post_id"]: d["published_at"][:10] for d in body["documents"]}
+            assert dates["far-past"] == "1970-01-01" and dates["far-future"] == "2100-12-31"
     finally:
         milvus.delete(articles_alias, filter='post_id in ["far-past", "far-future"]')
         milvus.close()
+        announce_written(search_client, ["far-past", "far-future"])
 
 
 @pytest.mark.parametrize("path", ["/v1/search", "/v1/feedback", "/v1/embeddings"])

@@ -1,0 +1,1 @@
+"""The in-memory article tier: every chunk of the served collection, scored in the batch pass."""
