@@ -19,6 +19,7 @@ from chatda.search.services import SearchServices
 from chatda.settings import Settings, get_settings
 from chatda.text.morphemes import default_morphemes
 from query.admission import AdmissionGate
+from query.docs_pages import install_docs
 from query.errors import install_error_handlers
 from query.limits import BodyLimit, body_limits
 from query.routes import (
@@ -81,7 +82,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await batcher.close()
             engine.dispose()
 
-    app = FastAPI(title="chatda 찾다", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="chatda 찾다", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    install_docs(app)  # /docs and /redoc from local assets, not a CDN
     install_error_handlers(app)
     app.add_middleware(
         BodyLimit, default_bytes=settings.max_body_bytes, per_path=body_limits(settings)
