@@ -22,6 +22,7 @@ from query.admission import AdmissionGate
 from query.docs_pages import install_docs
 from query.errors import install_error_handlers
 from query.limits import BodyLimit, body_limits
+from query.metrics_http import HttpMetrics
 from query.routes import (
     admin_intents,
     admin_page,
@@ -90,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimit, default_bytes=settings.max_body_bytes, per_path=body_limits(settings)
     )
-    app.add_middleware(AdmissionGate, limit=settings.max_in_flight)  # outermost: cheapest refusal
+    app.add_middleware(AdmissionGate, limit=settings.max_in_flight)  # cheapest refusal
+    app.add_middleware(HttpMetrics)  # outermost: counts refusals too
     app.include_router(health.router)
     app.include_router(embeddings.router)
     app.include_router(articles.router)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from query.errors import error_body
+from query.metrics_serving import refresh as refresh_serving
 from query.readiness import Readiness, as_json, failing, ready
 
 router = APIRouter()
@@ -65,4 +66,5 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", tags=["ops"], include_in_schema=False)
 async def metrics(request: Request) -> Response:
     await _readiness(request).check()  # chatda_dependency_up as of now (cached for a second)
+    refresh_serving(request.app.state.chatda)  # catalog and served index as of now
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -22,6 +22,7 @@ from chatda.articles.message import published_datetime
 from chatda.search.engine import SearchOutcome, Status, UnknownProfile
 from chatda.search.request import SearchRequest
 from query.documented_errors import documented
+from query.metrics_search import record_search
 from query.routes.intents import IntentMatch, describe
 from query.routes.suggest import SuggestionOut
 from query.routing import ChatdaRoute
@@ -130,6 +131,7 @@ async def _search(request: Request, body: SearchRequest, where: str) -> SearchRe
         raise RequestValidationError(
             [{"loc": (where, "profile"), "msg": str(exc), "type": "value_error"}]
         ) from exc
+    record_search(outcome)
     return _answer(body.q, outcome)
 
 
