@@ -84,7 +84,7 @@ def search_while(base: str, profile: str, rate: float, running: threading.Event)
 
 def reindex(env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "chatda.cli.main", "index", "reindex", "--json"],
+        [sys.executable, "-m", "cli.main", "index", "reindex", "--json"],
         env={**os.environ, **env, "CHATDA_LOG_LEVEL": "WARNING"},
         capture_output=True,
         text=True,

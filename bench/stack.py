@@ -70,7 +70,7 @@ def local_stack() -> Iterator[Stack]:
 def ingest_worker(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     """``chatda ingest`` as its own process, stopped (SIGTERM: batch finished) on exit."""
     worker = subprocess.Popen(
-        [sys.executable, "-m", "chatda.cli.main", "ingest"],
+        [sys.executable, "-m", "cli.main", "ingest"],
         env={**os.environ, **env, "CHATDA_LOG_LEVEL": "WARNING"},
     )
     try:

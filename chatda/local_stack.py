@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
-_CHATDA_ARGV = frozenset({"chatda", "chatda.cli.main"})
+_CHATDA_ARGV = frozenset({"chatda", "cli.main"})
 """How ``chatda up`` appears in its command line: the console script, or ``python -m``."""
 
 

@@ -384,7 +384,7 @@ class ReplayWorker:
             "CHATDA_MODELS_DIR": str(options.models_dir),
         }
         argv = [
-            sys.executable, "-m", "chatda.cli.main", "ingest",
+            sys.executable, "-m", "cli.main", "ingest",
             "--topic", options.topic,
             "--group", options.base_group,
             "--alias", build_alias(options.alias),

@@ -57,7 +57,7 @@ def export_pairs(settings: Settings, clicks: list[tuple[str, str]], path: Path) 
 
 def _chatda(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chatda.cli.main", *args], capture_output=True, text=True
+        [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True
     )
 
 

@@ -1,37 +1,28 @@
 """`chatda eval --mode documents`: the real path, end to end, on a labelled corpus.
 
-The corpus is published through Kafka as articles, a real ingest worker (its own process)
-chunks, embeds and indexes it into Milvus, and each query runs the search legs the router runs
-(dense over the query embedding, BM25 over Kiwi morphemes) and is fused the way every profile
-fuses. Queries are embedded through the dynamic batcher with a window of them in flight
-(:mod:`chatda.evaluation.window`), and both legs of each run concurrently, as the router runs
-them. Each method is ranked separately so a fusion that loses to a single leg shows. An
-embedded broker and milvus-lite server are started when none is configured; topic, group and
-alias are private to the run, so evaluating next to a live installation touches nothing of it.
+The corpus is indexed as articles by the real ingest path, and each query runs the search legs
+the router runs (dense over the query embedding, BM25 over Kiwi morphemes) and is fused the way
+every profile fuses. Queries are embedded through the dynamic batcher with a window of them in
+flight (:mod:`chatda.evaluation.window`), and both legs of each run concurrently, as the router
+runs them. Each method is ranked separately so a fusion that loses to a single leg shows.
+
+Indexing is the caller's (``IndexCorpus``): it takes a broker, Milvus and an ingest worker
+process, and the library starts no process. ``chatda eval`` passes ``cli.eval_index``, which
+publishes through Kafka to a worker of its own under a private topic, group and alias.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from contextlib import ExitStack
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from pymilvus import MilvusClient
-
 from chatda.articles.message import ArticleMessage
-from chatda.articles.progress import wait_until_indexed
-from chatda.articles.publisher import Publisher
 from chatda.batching.batcher import DynamicBatcher
 from chatda.evaluation.data import CorpusItem, EvalQuery
 from chatda.evaluation.metrics import latency_summary, summarise
@@ -46,6 +37,10 @@ from chatda.text.normalize import normalize_query
 
 DEPTH = 100
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+IndexCorpus = Callable[[list[ArticleMessage]], AbstractContextManager[ArticleIndex]]
+"""Indexes the corpus articles where nothing else reads and yields a connected index over them;
+leaving the context releases what indexing took (processes, temporary files)."""
 
 
 def _post_ids(corpus: list[CorpusItem]) -> list[str]:
@@ -70,24 +65,6 @@ def _messages(corpus: list[CorpusItem], post_ids: list[str]) -> list[ArticleMess
 def _fused(profile: Profile, legs: dict[SourceName, list[ArticleHit]]) -> list[str]:
     used = {leg: hits for leg, hits in legs.items() if leg in profile.sources}
     return [post_id for post_id, _ in profile.fuse(used)]
-
-
-def _start_worker(env: dict[str, str], topic: str, group: str, alias: str) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "chatda.cli.main",
-        "ingest",
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--alias",
-        alias,
-        "--dead-letter-topic",
-        f"{topic}-dlq",
-    ]
-    return subprocess.Popen(cmd, env=env)
 
 
 @dataclass(frozen=True)
@@ -149,55 +126,22 @@ def evaluate_documents(
     queries: list[EvalQuery],
     profile_name: str,
     settings: Settings,
-    timeout_s: float = 3600,
+    index_corpus: IndexCorpus,
     latency_sample: int = LATENCY_SAMPLE,
 ) -> dict[str, Any]:
-    """The documents evaluation; the first ``latency_sample`` queries run one at a time and give
-    ``latency_ms``, the rest go through the window (see :mod:`chatda.evaluation.window`)."""
-    from chatda.broker.tansu import TansuBroker
-    from chatda.storage.milvus_server import MilvusLiteServer
-
+    """The documents evaluation over the corpus ``index_corpus`` indexes; the first
+    ``latency_sample`` queries run one at a time and give ``latency_ms``, the rest go through
+    the window (see :mod:`chatda.evaluation.window`)."""
     profiles = load_profiles(settings.profiles, settings.profiles_file)
     if profile_name not in profiles:
         raise ValueError(f"unknown profile {profile_name!r}; known: {sorted(profiles)}")
     fused_profiles = {
         name: p for name, p in profiles.items() if any(s in DOCUMENT_LEGS for s in p.sources)
     }
-    run = uuid.uuid4().hex[:8]
-    topic, group, alias = f"eval-{run}", f"eval-{run}", f"eval_{run}"
     post_ids = _post_ids(corpus)
     corpus_id = dict(zip(post_ids, (c.id for c in corpus), strict=True))
 
-    with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatda-eval-")))
-        bootstrap = settings.kafka_bootstrap or stack.enter_context(TansuBroker()).bootstrap
-        milvus_uri = (
-            settings.milvus_uri or stack.enter_context(MilvusLiteServer(tmp / "milvus")).uri
-        )
-        env = {
-            **os.environ,
-            "CHATDA_KAFKA_BOOTSTRAP": bootstrap,
-            "CHATDA_MILVUS_URI": milvus_uri,
-            "CHATDA_DATA_DIR": str(tmp),
-            "CHATDA_MODELS_DIR": str(settings.models_dir.resolve()),
-            "CHATDA_MODEL_NAME": encoder.manifest.name,
-            "CHATDA_MODEL_VERSION": encoder.manifest.version,
-        }
-        with Publisher(bootstrap, topic, settings.article_partitions) as publisher:
-            publisher.publish_many(_messages(corpus, post_ids))
-        worker = _start_worker(env, topic, group, alias)
-        probe = MilvusClient(uri=milvus_uri)
-        stack.callback(probe.close)
-        try:
-            wait_until_indexed(bootstrap, probe, group, alias, topic, timeout_s)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=60)
-
-        index = ArticleIndex(milvus_uri, tmp, alias)
-        if not index.connect():
-            raise RuntimeError(f"cannot reach Milvus at {milvus_uri}")
-        stack.callback(index.close)
+    with index_corpus(_messages(corpus, post_ids)) as index:
         equal = Profile.model_validate(
             {
                 "budget_ms": 1000,

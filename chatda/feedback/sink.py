@@ -1,7 +1,7 @@
 """Where the API puts an accepted feedback event: Kafka when a broker is configured, else SQL.
 
 Through Kafka the request path only waits for the broker's acknowledgement and the consumer
-(``chatda.feedback.consumer``) writes SQL at its own pace. If the broker cannot take the event
+(``feedback_consumer``) writes SQL at its own pace. If the broker cannot take the event
 in time it is written to SQL directly instead: feedback is never dropped for an outage, and a
 late Kafka delivery of the same event is deduplicated by its event id.
 """

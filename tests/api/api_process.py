@@ -24,7 +24,7 @@ def _healthy(base: str) -> bool:
 
 @contextmanager
 def api_process(
-    env: Mapping[str, str], log_path: Path, entry: str = "chatda.cli.main"
+    env: Mapping[str, str], log_path: Path, entry: str = "cli.main"
 ) -> Iterator[tuple[str, ManagedProcess]]:
     """``python -m <entry> serve`` with ``env`` over the inherited environment; yields the base
     URL once /healthz answers, and the process (stopped on exit; the log at ``log_path`` stays).

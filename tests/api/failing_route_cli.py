@@ -19,7 +19,7 @@ FAILURE = "the handler failed on purpose"
 
 def main() -> None:
     import query.app
-    from chatda.cli.main import app as cli
+    from cli.main import app as cli
 
     create_app = query.app.create_app
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from chatda.cli.main import app
 from chatda.logs import configure_logging
 from chatda.settings import get_settings
+from cli.main import app
 from tests.api.api_process import api_process
 from tests.api.failing_route_cli import FAILING_PATH, FAILURE
 

@@ -115,7 +115,7 @@ def test_index_commands_never_open_an_embedded_milvus(tmp_path: Path) -> None:
     env["CHATDA_DATA_DIR"] = str(tmp_path)
     for command in (["status"], ["rollback"], ["gc"]):
         done = subprocess.run(
-            [sys.executable, "-m", "chatda.cli.main", "index", *command],
+            [sys.executable, "-m", "cli.main", "index", *command],
             env=env,
             capture_output=True,
             text=True,

@@ -32,7 +32,7 @@ import pytest
 from chatda.broker.process import free_port
 from chatda.local_stack import stack_path
 
-CLI = [sys.executable, "-m", "chatda.cli.main"]
+CLI = [sys.executable, "-m", "cli.main"]
 OPERATOR_PUBLISHER_TOKEN = "operator-publisher-secret"
 DELETED = "a-0001"
 

@@ -42,7 +42,7 @@ def cli_commands() -> set[str]:
     """Top-level commands of the `chatda` CLI (what ENTRYPOINT ["chatda"] can run)."""
     from typer.main import get_command
 
-    from chatda.cli.main import app
+    from cli.main import app
 
     return set(get_command(app).commands)  # type: ignore[attr-defined]
 

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.service import CatalogService
 from chatda.catalog.store import CatalogStore
-from chatda.cli.main import app
 from chatda.db.engine import make_engine, upgrade
 from chatda.demo import catalog_path, eval_dir
 from chatda.evaluation.data import CorpusItem, EvalQuery, read_jsonl
@@ -28,6 +27,7 @@ from chatda.models.encoder import Encoder
 from chatda.settings import Settings, get_settings
 from chatda.text.morphemes import default_morphemes
 from chatda.text.normalize import normalize_query
+from cli.main import app
 
 CORPUS = [
     {"id": "transfer", "title": "송금", "text": "다른 계좌로 돈을 보내는 기능. 계좌이체를 합니다."},

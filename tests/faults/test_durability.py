@@ -2,9 +2,9 @@
 (the in-memory broker included) right after publishing, lose and duplicate nothing.
 
 The stack is assembled as ``chatda up`` assembles it: ``chatda ingest`` runs as a real child of
-``chatda.cli.supervisor.Supervisor``, the broker is a real Tansu (records in memory only), Milvus
+``cli.supervisor.Supervisor``, the broker is a real Tansu (records in memory only), Milvus
 a real milvus-lite server, articles go through the outbox publisher, and a restart runs
-``chatda.cli.up_command.redeliver_accepted``. Every article carries a marker word in its title;
+``cli.up_command.redeliver_accepted``. Every article carries a marker word in its title;
 "exactly once" is checked per article (rows per post_id equal its chunk count) and per marker
 (rows whose title holds it).
 """
@@ -29,12 +29,12 @@ from chatda.articles.outbox import Outbox
 from chatda.articles.progress import wait_until_indexed
 from chatda.articles.publisher import Publisher
 from chatda.broker.tansu import TansuBroker
-from chatda.cli.supervisor import Backoff, Supervisor
-from chatda.cli.up_command import redeliver_accepted
 from chatda.db.engine import make_engine, upgrade
 from chatda.models.encoder import Encoder
 from chatda.settings import Settings
 from chatda.storage.milvus_server import MilvusLiteServer
+from cli.supervisor import Backoff, Supervisor
+from cli.up_command import redeliver_accepted
 from ingest.worker import IngestWorker
 from tests.ingest.helpers import (
     TEST_CHUNK_TOKENS,
@@ -85,7 +85,7 @@ def ingest_command(settings: Settings, models_dir: Path) -> tuple[list[str], dic
         "CHATDA_DEVICE": "cpu",
         "CHATDA_CPU_THREADS": "1",
     }
-    return [sys.executable, "-m", "chatda.cli.main", "ingest"], env
+    return [sys.executable, "-m", "cli.main", "ingest"], env
 
 
 class Supervised:

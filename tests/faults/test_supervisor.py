@@ -15,9 +15,9 @@ import pytest
 
 from chatda.articles.publisher import BrokerUnavailable, Publisher
 from chatda.broker.tansu import TansuBroker
-from chatda.cli.supervisor import Backoff, Supervisor
-from chatda.cli.up_command import fill_tokens
 from chatda.settings import Settings
+from cli.supervisor import Backoff, Supervisor
+from cli.up_command import fill_tokens
 from tests.ingest.helpers import sample_article
 
 EXIT_3 = [sys.executable, "-c", "import sys; sys.exit(3)"]

@@ -335,7 +335,7 @@ def test_interrupted_reindex_leaves_the_live_index_and_is_cleaned_up(
     tmp_path: Path,
 ) -> None:
     live = alias_target(milvus, names.alias)
-    argv = [sys.executable, "-m", "chatda.cli.main", "index", "reindex", "--model", second_model]
+    argv = [sys.executable, "-m", "cli.main", "index", "reindex", "--model", second_model]
     with (tmp_path / "reindex.log").open("wb") as log:
         proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=REPO, stdout=log, stderr=log)
     try:

@@ -194,7 +194,7 @@ def spawn_worker(
         "CHATDA_DEAD_LETTER_TOPIC": names.dead_letter_topic,
     }
     argv = [
-        sys.executable, "-m", "chatda.cli.main", "ingest",
+        sys.executable, "-m", "cli.main", "ingest",
         "--topic", names.topic,
         "--group", names.group_id,
         "--alias", names.alias,

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from chatda.articles.message import ArticleMessage, error_summary
 from chatda.articles.schema import render_schema, schema_path
-from chatda.cli import ingest_commands
 from chatda.demo import articles_path
 from chatda.storage.articles_schema import article_schema
+from cli import ingest_commands
 
 DELETE = {"post_id": "a-1", "op": "delete", "updated_at": "2026-06-01T09:00:00+09:00"}
 UPSERT = {

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from chatda.articles.message import ArticleMessage
-from chatda.cli import ingest_commands
 from chatda.settings import get_settings
+from cli import ingest_commands
 from tests.ingest.helpers import read_topic, sample_article, unique
 
 

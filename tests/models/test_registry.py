@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from chatda.cli.main import app
 from chatda.models.prepare import prepare_base_model
 from chatda.models.registry import (
     MANIFEST,
@@ -17,6 +16,7 @@ from chatda.models.registry import (
     ModelRegistry,
     parse_ref,
 )
+from cli.main import app
 
 runner = CliRunner()
 

@@ -16,11 +16,12 @@ from sqlalchemy import Engine, create_engine, select
 from chatda.broker.kafka import ensure_topics, make_producer
 from chatda.db.engine import upgrade
 from chatda.db.tables import search_events
-from chatda.feedback import consumer
 from chatda.feedback.events import Click, FeedbackRecord, Impression, Shown
+from chatda.feedback.persist import decode, persist
 from chatda.feedback.popularity import PopularityStore
 from chatda.feedback.store import FeedbackStore
 from chatda.search.recent import RecentQueries
+from feedback_consumer.consume import run as consume_events
 
 
 def sql_engine(client: TestClient) -> Engine:
@@ -144,7 +145,7 @@ def test_feedback_through_kafka_reaches_sql_via_the_consumer(search_client: Test
     settings = search_client.app.state.chatda.settings  # type: ignore[attr-defined]
     stop = threading.Event()
     worker = threading.Thread(
-        target=consumer.run,
+        target=consume_events,
         args=(
             settings.kafka_bootstrap,
             settings.events_topic,
@@ -196,7 +197,7 @@ def test_consumer_skips_records_that_do_not_parse(store: FeedbackStore) -> None:
         Impression(type="impression", query_id=uuid.uuid4(), shown=[Shown(id="a", position=1)])
     )
     values = [b"not json", None, b'{"event_id": "x"}', good.model_dump_json().encode()]
-    assert consumer.persist(store, values) == 1
+    assert persist(store, values) == 1
 
 
 def click_record(query: str | None = "송금") -> FeedbackRecord:
@@ -219,7 +220,7 @@ def test_consumer_skips_an_event_the_store_refuses(store: FeedbackStore) -> None
     refuse_query(store, "거부")
     first, refused, last = click_record(), click_record("거부"), click_record()
     values = [r.model_dump_json().encode() for r in (first, refused, last)]
-    assert consumer.persist(store, values) == 2
+    assert persist(store, values) == 2
     assert stored(store.engine, str(first.event_id)) is not None
     assert stored(store.engine, str(last.event_id)) is not None
     assert stored(store.engine, str(refused.event_id)) is None
@@ -235,12 +236,12 @@ def test_consumer_skips_an_event_the_store_refuses(store: FeedbackStore) -> None
 )
 def test_consumer_skips_records_the_store_could_not_keep(change: dict[str, str]) -> None:
     value = json.dumps(click_record().model_dump(mode="json") | change).encode()
-    assert consumer.decode([value]) == []
+    assert decode([value]) == []
 
 
 def test_received_at_is_kept_in_utc() -> None:
     value = click_record().model_dump(mode="json") | {"received_at": "2026-06-01T09:00:00+09:00"}
-    (decoded,) = consumer.decode([json.dumps(value).encode()])
+    (decoded,) = decode([json.dumps(value).encode()])
     assert decoded.received_at == datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
     assert decoded.received_at.utcoffset() == timedelta(0)
 
@@ -272,7 +273,7 @@ def test_consumer_outlives_poison_records_on_kafka(
 
     def consume() -> None:
         try:
-            consumer.run(kafka_bootstrap, topic, f"test-{uuid.uuid4().hex[:6]}", store, stop)
+            consume_events(kafka_bootstrap, topic, f"test-{uuid.uuid4().hex[:6]}", store, stop)
         except BaseException as exc:
             errors.append(exc)
 

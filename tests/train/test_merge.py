@@ -6,8 +6,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from chatda.cli.main import app
 from chatda.models.registry import ModelRegistry, ModelVersion
+from cli.main import app
 from tests.fixtures.model import MODEL_NAME, link_model
 from train.evaluate import EvalSuite, evaluator_for
 from train.merge import interpolate, merge

@@ -10,8 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from chatda.cli.main import app
 from chatda.models.registry import ModelRegistry, ModelVersion
+from cli.main import app
 from tests.fixtures.model import link_model
 from train import nli_sts
 from train.evaluate import METRICS, EvalSuite, evaluator_for

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from chatda.cli.main import app
 from chatda.models.registry import ModelManifest, ModelRegistry
+from cli.main import app
 from train.evaluate import store_metrics
 from train.promotion import meets_gates, promote
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
@@ -62,15 +61,6 @@ def run_job(name: str) -> None:
 
 def scheduler() -> None:
     """Run the indexer's scheduler until stopped (jobs from CHATDA_JOBS)."""
-    import signal
+    from indexer.main import main as run_scheduler
 
-    from indexer.scheduler import build_scheduler
-
-    sched = build_scheduler()
-    # as a container's main process it must stop on SIGTERM, finishing the job in hand
-    signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=True))
-    jobs = sched.get_jobs()
-    names = ", ".join(j.id for j in jobs) or "none (see CHATDA_JOBS)"
-    typer.echo(f"scheduler: jobs {names}")
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        sched.start()
+    run_scheduler()

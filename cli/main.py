@@ -1,4 +1,8 @@
-"""The ``chatda`` command: one entry point for every process and job."""
+"""The ``chatda`` command: one entry point for every process and job.
+
+The top layer: it parses options and dispatches to the services (``query``, ``ingest``,
+``indexer``, ``train``, ``feedback_consumer``), each of which owns its process start-up.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import json
 
 import typer
 
-from chatda.cli import (
+from chatda.logs import configure_logging
+from chatda.settings import get_settings
+from cli import (
     catalog_commands,
     index_commands,
     ingest_commands,
@@ -14,10 +20,8 @@ from chatda.cli import (
     model_commands,
     train_commands,
 )
-from chatda.cli.eval_command import eval_command
-from chatda.cli.up_command import up
-from chatda.logs import configure_logging
-from chatda.settings import get_settings
+from cli.eval_command import eval_command
+from cli.up_command import up
 
 app = typer.Typer(help="chatda 찾다 — Korean-first natural-language search.", no_args_is_help=True)
 app.add_typer(model_commands.app, name="model")
@@ -34,7 +38,7 @@ app.command("scheduler")(jobs_commands.scheduler)
 @app.command("feedback-consumer")
 def feedback_consumer() -> None:
     """Persist search events from Kafka into the SQL store (until SIGTERM)."""
-    from chatda.feedback.consumer import main as run_consumer
+    from feedback_consumer.main import main as run_consumer
 
     run_consumer()
 
@@ -56,19 +60,9 @@ def serve(
     port: int | None = typer.Option(None, help="default: CHATDA_API_PORT"),
 ) -> None:
     """Run the search API (query/)."""
-    import uvicorn
+    from query.main import main as run_api
 
-    from query.app import create_app
-
-    settings = get_settings()
-    # log_config=None: uvicorn adds no handlers of its own, so its records (access lines,
-    # "Exception in ASGI application" with the traceback) go through chatda.logs like any other
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        log_config=None,
-    )
+    run_api(host, port)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Embedded engines are started only when no external ones are configured: the Tansu broker and a
 milvus-lite server. Then the API, one ingest worker, the indexer scheduler and the feedback
-consumer run as separate processes under ``chatda.cli.supervisor``: a child that crashes (the
+consumer run as separate processes under ``cli.supervisor``: a child that crashes (the
 embedded engines included, on their same port) is restarted with backoff, and only Ctrl-C (or
 SIGTERM) stops the stack, in reverse order.
 
@@ -243,9 +243,9 @@ def up(
 ) -> None:
     """Run broker, Milvus, API, ingest worker and scheduler locally until Ctrl-C."""
     from chatda.broker.tansu import TansuBroker
-    from chatda.cli.supervisor import Supervisor
     from chatda.local_stack import LocalStack, remove_stack, running_stack, write_stack
     from chatda.storage.milvus_server import MilvusLiteServer
+    from cli.supervisor import Supervisor
 
     settings = Settings()  # as configured: never the addresses of a stack already running
     data_dir = settings.data_dir.resolve()
@@ -322,7 +322,7 @@ def up(
                 supervisor.stop()
 
             stack.callback(stop_children)
-            cli = [sys.executable, "-m", "chatda.cli.main"]
+            cli = [sys.executable, "-m", "cli.main"]
             for name, command in (
                 ("api", "serve"),
                 ("ingest", "ingest"),

@@ -7,11 +7,7 @@ commands, next to ``serve``.
 from __future__ import annotations
 
 import json
-import signal
-import threading
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -83,55 +79,18 @@ def ingest(
     ),
 ) -> None:
     """Run an ingest worker until SIGTERM/SIGINT (then finish the batch, commit, exit 0)."""
-    stop = threading.Event()
+    from ingest.main import main as run_worker
 
-    def request_stop(signum: int, _: Any) -> None:
-        stop.set()
-
-    # Installed before the slow model load so an early SIGTERM is a clean exit too.
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    from prometheus_client import start_http_server
-
-    from chatda.models.encoder import encoder_loader
-    from chatda.models.registry import ModelRegistry
-    from chatda.storage.index_models import served_index
-    from chatda.storage.milvus_client import connect
-    from ingest.config import WorkerConfig
-    from ingest.worker import IngestWorker
-
-    settings = get_settings()
-    try:
-        config = WorkerConfig.from_settings(
-            settings,
-            topic=topic,
-            group_id=group,
-            alias=alias,
-            dead_letter_topic=dead_letter_topic,
-            batch_size=batch_size,
-            chunk_max_tokens=chunk_max_tokens,
-        )
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    if no_dead_letters:
-        config = replace(config, dead_letter_topic=None)
-    if metrics_port:
-        start_http_server(metrics_port)
-    registry = ModelRegistry(settings.models_dir)
-    load_encoder = encoder_loader(registry, settings)
-
-    # the model of the collection the alias serves; the serving model only for a first start
-    milvus = connect(config.milvus_uri, config.data_dir)
-    served = served_index(milvus, config.alias, registry)
-    first = served.model if served and served.model else None
-    encoder = (
-        load_encoder(first)
-        if first
-        else load_encoder(f"{settings.model_name}@{settings.model_version or ''}")
+    run_worker(
+        topic=topic,
+        group=group,
+        alias=alias,
+        dead_letter_topic=dead_letter_topic,
+        batch_size=batch_size,
+        chunk_max_tokens=chunk_max_tokens,
+        metrics_port=metrics_port,
+        dead_letters=not no_dead_letters,
     )
-    IngestWorker(config, encoder, milvus=milvus, load_encoder=load_encoder).run(stop)
 
 
 @articles_app.command()

@@ -1,18 +1,13 @@
-"""The feedback consumer: records from the events topic into the SQL store.
+"""Feedback records into the SQL store: decode what parses, store what the database accepts.
 
-Offsets are committed only after the batch is in SQL, so a crash replays records rather than
-losing them, and the store's event-id uniqueness makes the replay harmless. A record that does
-not parse, or that the store refuses, is logged and skipped: one bad producer must not stall
-the topic.
-
-Run it as ``python -m chatda.feedback.consumer`` (settings from the environment, as the API).
+A record that does not parse, or that the store refuses, is logged and skipped: one bad
+producer must not stall the topic. An outage is raised instead, so the caller (the feedback
+consumer service, ``feedback_consumer``) does not commit the offsets of a batch not stored.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from collections.abc import Iterable
 
 from pydantic import ValidationError
@@ -24,14 +19,11 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
-from chatda.broker.kafka import make_consumer
 from chatda.feedback.events import FeedbackRecord
 from chatda.feedback.store import FeedbackStore
 from chatda.json_input import JSONDecodeError, loads
 
 log = logging.getLogger(__name__)
-
-POLL_TIMEOUT_MS = 500
 
 
 def decode(values: Iterable[bytes | None]) -> list[FeedbackRecord]:
@@ -85,56 +77,3 @@ def persist(store: FeedbackStore, values: Iterable[bytes | None]) -> int:
             reason = getattr(exc, "orig", exc)  # the database's words, without the row's values
             log.warning("skipping feedback event %s the store refuses: %s", record.event_id, reason)
     return stored
-
-
-def run(
-    bootstrap: str,
-    topic: str,
-    group_id: str,
-    store: FeedbackStore,
-    stop: threading.Event,
-    max_poll_records: int = 500,
-) -> None:
-    """Consume until ``stop`` is set; commit each batch after it is stored."""
-    consumer = make_consumer(bootstrap, group_id, [topic], max_poll_records=max_poll_records)
-    try:
-        while not stop.is_set():
-            polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
-            values = [record.value for batch in polled.values() for record in batch]
-            if not values:
-                continue
-            stored = persist(store, values)
-            consumer.commit()
-            log.info("feedback: %d records, %d new events stored", len(values), stored)
-    finally:
-        consumer.close()
-
-
-def main() -> None:
-    from chatda.db.engine import make_engine, upgrade
-    from chatda.logs import configure_logging
-    from chatda.settings import get_settings
-
-    settings = get_settings()
-    configure_logging(settings)
-    if not settings.kafka_bootstrap:
-        raise SystemExit("CHATDA_KAFKA_BOOTSTRAP is not set: the API writes feedback to SQL")
-    engine = make_engine(settings.sql_url)
-    upgrade(engine)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        run(
-            settings.kafka_bootstrap,
-            settings.events_topic,
-            settings.feedback_group_id,
-            FeedbackStore(engine),
-            stop,
-        )
-    finally:
-        engine.dispose()
-
-
-if __name__ == "__main__":
-    main()

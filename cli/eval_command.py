@@ -48,8 +48,16 @@ def eval_command(
         result = evaluate_intents(encoder, docs, qs, settings)
     elif mode == "documents":
         from chatda.evaluation.documents_eval import evaluate_documents
+        from cli.eval_index import private_index
 
-        result = evaluate_documents(encoder, docs, qs, profile, settings)
+        result = evaluate_documents(
+            encoder,
+            docs,
+            qs,
+            profile,
+            settings,
+            lambda messages: private_index(messages, encoder, settings),
+        )
     else:
         raise typer.BadParameter("mode must be 'intents' or 'documents'")
     result["model"] = encoder.ref
