@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     )
     retrain_min_pairs: int = Field(default=200, ge=1, description="click pairs before retraining")
     retrain_args: str = Field(default="", description="extra `chatda train retrieval` options")
+    scheduler_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="the scheduler's /metrics port (unset: none)"
+    )
+    feedback_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="the feedback consumer's /metrics port"
+    )
 
     # text
     max_text_chars: int = 20000

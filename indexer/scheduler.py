@@ -8,6 +8,7 @@ never overlap themselves (max one instance here, and a run-history guard across 
 from __future__ import annotations
 
 import logging
+import time
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
@@ -21,6 +22,7 @@ from chatda.db.engine import make_engine, upgrade
 from chatda.settings import Settings, get_settings
 from indexer.history import JobAlreadyRunning, record_run
 from indexer.jobs import JOBS, Job
+from indexer.metrics import observe_run, serve_metrics
 
 log = logging.getLogger(__name__)
 # APScheduler logs two lines per run; with a job every few seconds (reconcile-outbox) that
@@ -41,19 +43,29 @@ def parse_schedule(spec: str) -> BaseTrigger | None:
 
 
 def run_named_job(name: str, trigger: str = "schedule") -> dict:
-    """Entry point the persistent job store refers to (by import path), and `jobs run` calls."""
+    """Entry point the persistent job store refers to (by import path), and `jobs run` calls.
+
+    Every run is counted in ``indexer.metrics`` with its outcome, an exception as ``error``.
+    """
     settings = get_settings()
     engine = make_engine(settings.sql_url)
     upgrade(engine)
     job = JOBS[name]
+    started = time.monotonic()
+    status = "error"
     try:
         if job.quiet and trigger == "schedule":
-            return _run_quietly(job, settings, engine, trigger)
-        return record_run(engine, name, trigger, lambda: job.run(settings, engine))
+            result = _run_quietly(job, settings, engine, trigger)
+        else:
+            result = record_run(engine, name, trigger, lambda: job.run(settings, engine))
+        status = result["status"]
+        return result
     except JobAlreadyRunning as exc:
         log.warning("%s", exc)
-        return {"job": name, "status": "skipped", "detail": str(exc)}
+        status = "skipped"
+        return {"job": name, "status": status, "detail": str(exc)}
     finally:
+        observe_run(name, status, time.monotonic() - started)
         engine.dispose()
 
 
@@ -78,6 +90,8 @@ def _run_quietly(job: Job, settings: Settings, engine: Engine, trigger: str) -> 
 
 
 def build_scheduler(scheduler: BaseScheduler | None = None) -> BaseScheduler:
+    """The scheduler with every configured job; with ``CHATDA_SCHEDULER_METRICS_PORT`` set it
+    serves ``/metrics`` there from now until it shuts down."""
     settings = get_settings()
     engine = make_engine(settings.sql_url)
     upgrade(engine)
@@ -95,4 +109,6 @@ def build_scheduler(scheduler: BaseScheduler | None = None) -> BaseScheduler:
         scheduler.add_job(
             run_named_job, trigger, args=[name], id=name, name=name, replace_existing=True
         )
+    if settings.scheduler_metrics_port:
+        serve_metrics(scheduler, settings.scheduler_metrics_port)
     return scheduler

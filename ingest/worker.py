@@ -193,7 +193,7 @@ class IngestWorker:
                     return
             if records and self._process_until_written(consumer, records, stop):
                 self._commit(consumer, records)
-            metrics.LAG.set(_lag(consumer))
+            metrics.observe_lag(_lag(consumer))
 
     def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         """Apply one batch to Milvus and the dead-letter topic; commits nothing.
@@ -397,12 +397,13 @@ def _wait_in_group(
     return False
 
 
-def _lag(consumer: KafkaConsumer) -> int:
-    """Records on this worker's partitions past its position (from the last fetch's high
-    watermark, which is exact even where Tansu's ListOffsets is not)."""
-    total = 0
+def _lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
+    """Records past this worker's position on each partition it holds (from the last fetch's
+    high watermark, which is exact even where Tansu's ListOffsets is not); a partition not
+    fetched yet has no watermark and is left out."""
+    lags: dict[tuple[str, int], int] = {}
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
         if high is not None:
-            total += max(high - consumer.position(tp), 0)
-    return total
+            lags[(tp.topic, tp.partition)] = max(high - consumer.position(tp), 0)
+    return lags
