@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
+from pymilvus import MilvusClient
 from sqlalchemy import Engine
 
 from chatda.articles.outbox import PENDING, Outbox, OutboxRow
 from chatda.articles.publisher import Publisher
 from chatda.settings import Settings
-from chatda.storage.articles_schema import alias_target
+from chatda.storage.articles_schema import alias_target, create_articles_collection
+from chatda.storage.indexed_posts import indexed_posts
 from chatda.storage.milvus_client import connect
-from ingest.sink import ArticleSink
 
 log = logging.getLogger(__name__)
 
@@ -149,25 +150,24 @@ def milvus_versions(settings: Settings) -> IndexedVersions:
     def read(post_ids: list[str]) -> dict[str, int]:
         client = connect(settings.milvus_uri, settings.data_dir)
         try:
-            return indexed_versions(ArticleSink(client, settings.articles_alias), post_ids)
+            return indexed_versions(client, settings.articles_alias, post_ids)
         finally:
             client.close()
 
     return read
 
 
-def indexed_versions(sink: ArticleSink, post_ids: list[str]) -> dict[str, int]:
-    """Versions of ``post_ids`` behind ``sink``'s alias, read the way ingest reads them
+def indexed_versions(client: MilvusClient, alias: str, post_ids: list[str]) -> dict[str, int]:
+    """Versions of ``post_ids`` behind ``alias``, read the way ingest reads them
     (Strong consistency, so a write the worker just acknowledged is seen)."""
-    target = alias_target(sink.client, sink.alias)
+    target = alias_target(client, alias)
     if target is None:  # no collection yet: nothing is indexed
         return {}
-    sink.collection = target
     # A restarted Milvus brings collections back released, and `chatda up` reconciles before
     # the worker has loaded it: load first (a no-op when loaded) instead of letting the read
     # fail, which pymilvus logs as an error with a traceback on every restart.
-    sink.load()
-    held = sink.indexed(post_ids)
+    create_articles_collection(client, target)
+    held = indexed_posts(client, target, post_ids)
     return {post_id: post.updated_at for post_id, post in held.items()}
 
 

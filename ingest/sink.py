@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,34 +23,13 @@ from chatda.storage.articles_schema import (
     collection_name,
     create_articles_collection,
 )
-from chatda.storage.filters import quote
 from chatda.storage.index_models import ServedIndex, model_slug_prefix, served_index
+from chatda.storage.indexed_posts import IndexedPost, chunk_id, indexed_posts
 from ingest.pipeline import PreparedArticle
 
 logger = logging.getLogger(__name__)
 
-# Milvus caps one query's result at 16384 rows. Groups of 64 articles stay under it while an
-# article has fewer than 256 chunks, which a 20000-character body at 256 tokens never reaches.
-_QUERY_GROUP = 64
-_QUERY_LIMIT = 16384
 _WRITE_GROUP = 512
-_STRONG = "Strong"
-
-
-def chunk_id(post_id: str, n: int) -> str:
-    return f"{post_id}#{n}"
-
-
-@dataclass(frozen=True, slots=True)
-class IndexedPost:
-    """What the index holds for one article right now."""
-
-    updated_at: int
-    chunk_nos: frozenset[int]
-
-    def chunk_ids_from(self, post_id: str, first: int) -> list[str]:
-        """Ids of this article's chunks numbered ``first`` and up: the surplus of a shrink."""
-        return [chunk_id(post_id, n) for n in sorted(self.chunk_nos) if n >= first]
 
 
 class ModelMismatch(RuntimeError):
@@ -141,23 +118,7 @@ class ArticleSink:
 
     def indexed(self, post_ids: Iterable[str]) -> dict[str, IndexedPost]:
         """Version and chunk numbers of every given article present in the index."""
-        unique = sorted(set(post_ids))
-        versions: dict[str, int] = {}
-        numbers: dict[str, set[int]] = defaultdict(set)
-        for start in range(0, len(unique), _QUERY_GROUP):
-            group = unique[start : start + _QUERY_GROUP]
-            rows = self.client.query(
-                self._target(),
-                filter=f"post_id in [{', '.join(quote(p) for p in group)}]",
-                output_fields=["post_id", "chunk_no", "updated_at"],
-                limit=_QUERY_LIMIT,
-                consistency_level=_STRONG,
-            )
-            for row in rows:
-                post_id, updated = row["post_id"], int(row["updated_at"])
-                versions[post_id] = max(versions.get(post_id, updated), updated)
-                numbers[post_id].add(int(row["chunk_no"]))
-        return {p: IndexedPost(v, frozenset(numbers[p])) for p, v in versions.items()}
+        return indexed_posts(self.client, self._target(), post_ids)
 
     def write(self, rows: Sequence[dict[str, Any]], delete_ids: Sequence[str]) -> None:
         """Upsert ``rows``, then delete ``delete_ids``; both are safe to repeat."""

@@ -32,7 +32,6 @@ from chatda.models.encoder import Encoder
 from chatda.settings import Settings
 from indexer.outbox_job import JOB, Reconciled, indexed_versions, reconcile
 from indexer.scheduler import run_named_job
-from ingest.sink import ArticleSink
 from ingest.worker import IngestWorker
 from query.errors import install_error_handlers
 from query.routes import articles
@@ -83,10 +82,9 @@ class Stack:
         self.worker.process(topic_records(self.bootstrap, self.names.topic))
 
     def reconcile(self, *, grace_s: float = 60, max_attempts: int = 3) -> Reconciled:
-        sink = ArticleSink(self.milvus, self.names.alias)
         return reconcile(
             self.outbox,
-            lambda post_ids: indexed_versions(sink, post_ids),
+            lambda post_ids: indexed_versions(self.milvus, self.names.alias, post_ids),
             lambda: self.publisher(outbox=False),
             grace_s=grace_s,
             max_attempts=max_attempts,
