@@ -56,9 +56,7 @@ def export_pairs(settings: Settings, clicks: list[tuple[str, str]], path: Path) 
 
 
 def _chatda(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True)
 
 
 def retrain(settings: Settings, engine: Engine) -> str:
