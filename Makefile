@@ -39,14 +39,18 @@ run: model
 test: model browser deploy-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
+PY_DIRS := chatda cli query ingest indexer train feedback_consumer bench tests
+
+# lint-imports: the layer contracts in pyproject.toml (README "Layout")
 lint: install
-	$(BIN)/ruff format --check chatda query ingest indexer train bench tests
-	$(BIN)/ruff check chatda query ingest indexer train bench tests
+	$(BIN)/ruff format --check $(PY_DIRS)
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format chatda query ingest indexer train bench tests
-	$(BIN)/ruff check --fix chatda query ingest indexer train bench tests
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 
 bench: model
 	$(BIN)/python -m bench.embeddings_load
