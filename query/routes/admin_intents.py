@@ -1,7 +1,13 @@
-"""``/v1/admin/intents``: the operator's JSON API over the catalog (admin token required)."""
+"""``/v1/admin/intents``: the operator's JSON API over the catalog (admin token required).
+
+The store's SQL runs on a worker thread (``asyncio.to_thread``): these routes are async because
+a write awaits the catalog's refresh, and a blocking query on the event loop would stall every
+search of the process for as long as the database takes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response, Security
@@ -74,15 +80,17 @@ async def list_intents(
     request: Request, q: str | None = Query(default=None, max_length=200)
 ) -> IntentList:
     store = request.app.state.chatda.store
-    everything = store.list()
+    everything = await asyncio.to_thread(store.list)
     found = [i for i in everything if matches(i, q)] if q else everything
-    return IntentList(intents=_views(found, everything), catalog_version=store.version())
+    version = await asyncio.to_thread(store.version)
+    return IntentList(intents=_views(found, everything), catalog_version=version)
 
 
 @router.get("/intents/{intent_id}", response_model=IntentView, responses=documented(404, 422))
 async def get_intent(request: Request, intent_id: PositiveInt64) -> IntentView:
     store = request.app.state.chatda.store
-    return _views([store.get(intent_id)], store.list())[0]
+    found = await asyncio.to_thread(store.get, intent_id)
+    return _views([found], await asyncio.to_thread(store.list))[0]
 
 
 @router.post(
@@ -90,9 +98,9 @@ async def get_intent(request: Request, intent_id: PositiveInt64) -> IntentView:
 )
 async def create_intent(request: Request, item: IntentIn) -> IntentView:
     store = request.app.state.chatda.store
-    created = store.create(item)
+    created = await asyncio.to_thread(store.create, item)
     await _after_write(request)
-    return _views([created], store.list())[0]
+    return _views([created], await asyncio.to_thread(store.list))[0]
 
 
 @router.put(
@@ -102,9 +110,9 @@ async def update_intent(
     request: Request, intent_id: PositiveInt64, item: IntentUpdate
 ) -> IntentView:
     store = request.app.state.chatda.store
-    updated = store.update(intent_id, item)
+    updated = await asyncio.to_thread(store.update, intent_id, item)
     await _after_write(request)
-    return _views([updated], store.list())[0]
+    return _views([updated], await asyncio.to_thread(store.list))[0]
 
 
 @router.delete("/intents/{intent_id}", status_code=204, responses=documented(404, 409, 422))
@@ -113,7 +121,7 @@ async def delete_intent(
     intent_id: PositiveInt64,
     version: PositiveInt64 | None = Query(default=None),
 ) -> Response:
-    request.app.state.chatda.store.delete(intent_id, version)
+    await asyncio.to_thread(request.app.state.chatda.store.delete, intent_id, version)
     await _after_write(request)
     return Response(status_code=204)
 
@@ -125,9 +133,10 @@ async def import_intents(
     mode: Literal["replace", "merge"] = Query(default="replace"),
 ) -> ImportResult:
     store = request.app.state.chatda.store
-    count = store.import_intents(parse_catalog(body, "request body"), mode)
+    catalog = parse_catalog(body, "request body")
+    count = await asyncio.to_thread(store.import_intents, catalog, mode)
     await _after_write(request)
-    return ImportResult(imported=count, catalog_version=store.version())
+    return ImportResult(imported=count, catalog_version=await asyncio.to_thread(store.version))
 
 
 @router.get(
@@ -148,7 +157,7 @@ async def import_intents(
 async def export_intents(request: Request) -> Response:
     """The catalog file as YAML: ``response_model`` puts its model in the document, which the
     YAML answer refers to (errors stay JSON)."""
-    text = dump_catalog(request.app.state.chatda.store.list())
+    text = dump_catalog(await asyncio.to_thread(request.app.state.chatda.store.list))
     return Response(text, media_type="application/yaml; charset=utf-8")
 
 
