@@ -1,4 +1,5 @@
-"""Token checks for the admin and publisher faces: one guard, constant-time, slowed after failures.
+"""Token checks for the admin and publisher faces: one guard class, constant-time comparisons,
+and a per-address limit on wrong tokens (past it, 429 until the address is back under it).
 
 A ``TokenGuard`` is a FastAPI ``HTTPBearer`` security scheme, so the OpenAPI document declares
 it and /docs can send a token; ``query.routing.ChatdaRoute`` runs it before the body is read.

@@ -1,5 +1,5 @@
-"""Ranking metrics, one definition shared by every evaluation (``chatda eval``, ``chatda train``
-evaluation, the re-index verification, bench/).
+"""Ranking metrics and the latency summary, one definition shared by every evaluation
+(``chatda eval``, ``chatda train`` evaluation, the re-index verification, bench/).
 
 Recall@k and MRR@k are both functions of one number per query: the 1-based rank of its first
 relevant item (``inf`` when none is ranked). A ranked list gives that rank by position
