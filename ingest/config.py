@@ -22,6 +22,8 @@ class WorkerConfig:
     data_dir: Path
     topic: str
     dead_letter_topic: str | None
+    indexed_topic: str
+    """Where each written batch's post ids are announced (API replicas' article tiers)."""
     group_id: str
     alias: str
     partitions: int
@@ -42,6 +44,7 @@ class WorkerConfig:
             data_dir=settings.data_dir,
             topic=settings.articles_topic,
             dead_letter_topic=settings.dead_letter_topic,
+            indexed_topic=settings.articles_indexed_topic,
             group_id=settings.ingest_group_id,
             alias=settings.articles_alias,
             partitions=settings.article_partitions,

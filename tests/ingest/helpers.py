@@ -116,6 +116,7 @@ def worker_config(
         data_dir=data_dir,
         topic=names.topic,
         dead_letter_topic=names.dead_letter_topic,
+        indexed_topic=f"{names.topic}-indexed",
         group_id=names.group_id,
         alias=names.alias,
         partitions=4,

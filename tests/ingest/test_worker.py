@@ -21,6 +21,7 @@ from chatda.articles.progress import wait_until_indexed
 from chatda.articles.publisher import Publisher
 from chatda.broker.kafka import make_producer
 from chatda.models.encoder import Encoder
+from chatda.search.tier import announcements
 from chatda.storage.milvus_client import ScoreConvention
 from chatda.text.morphemes import default_morphemes
 from ingest.pipeline import PreparedArticle
@@ -206,6 +207,31 @@ def test_delete_removes_every_chunk(
     publisher.delete(target.post_id, target.updated_at + timedelta(minutes=1))
     publisher.delete("w-never-indexed", BASE_TIME)
     settle(kafka_bootstrap, names, milvus)
+    assert rows_of(milvus, names, target.post_id) == []
+
+
+def test_every_written_article_is_announced_after_its_write(
+    published: list[ArticleMessage],
+    publisher: Publisher,
+    milvus: MilvusClient,
+    names: Names,
+    kafka_bootstrap: str,
+) -> None:
+    """The API replicas' article tiers follow writes through these announcements."""
+    target = published[20]
+    publisher.delete(target.post_id, target.updated_at + timedelta(minutes=1))
+    settle(kafka_bootstrap, names, milvus)
+    consumer = announcements.follow_from_end(kafka_bootstrap, f"{names.topic}-indexed")
+    try:
+        consumer.seek_to_beginning()
+        announced = []
+        while batches := consumer.poll(timeout_ms=1000):
+            for records in batches.values():
+                announced += [p for r in records for p in announcements.decode(r.value)]
+    finally:
+        consumer.close()
+    assert set(announced) >= {m.post_id for m in published} | {target.post_id}
+    assert announced.count(target.post_id) >= 2  # its write, then its delete
     assert rows_of(milvus, names, target.post_id) == []
 
 
