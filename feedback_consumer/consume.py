@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from chatda.broker.kafka import make_consumer
+from chatda.broker.kafka import fetched_lag, make_consumer
 from chatda.feedback.persist import persist
 from chatda.feedback.store import FeedbackStore
+from feedback_consumer import metrics
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,12 @@ def run(
         while not stop.is_set():
             polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
             values = [record.value for batch in polled.values() for record in batch]
+            metrics.observe_lag(fetched_lag(consumer))
             if not values:
                 continue
             stored = persist(store, values)
             consumer.commit()
+            metrics.observe_batch(len(values), stored)
             log.info("feedback: %d records, %d new events stored", len(values), stored)
     finally:
         consumer.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import signal
 import threading
 
+from prometheus_client import start_http_server
+
 from chatda.db.engine import make_engine, upgrade
 from chatda.feedback.store import FeedbackStore
 from chatda.logs import configure_logging
@@ -25,6 +27,8 @@ def main() -> None:
         raise SystemExit("CHATDA_KAFKA_BOOTSTRAP is not set: the API writes feedback to SQL")
     engine = make_engine(settings.sql_url)
     upgrade(engine)
+    if settings.feedback_metrics_port:
+        start_http_server(settings.feedback_metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -35,7 +35,6 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from chatda.articles.topics import ensure_article_topics
-from chatda.search.tier.announcements import Announcer
 from chatda.broker.kafka import fetched_lag, make_consumer, make_producer
 from chatda.models.encoder import Encoder
 from chatda.storage.index_models import ingest_group
@@ -119,7 +118,6 @@ class IngestWorker:
             if config.dead_letter_topic
             else None
         )
-        self.announcer = Announcer(self._producer, config.indexed_topic)
         self.assignment: set[TopicPartition] = set()
 
     @property
@@ -129,7 +127,7 @@ class IngestWorker:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
         cfg = self.config
-        topics = [t for t in (cfg.topic, cfg.dead_letter_topic, cfg.indexed_topic) if t]
+        topics = [t for t in (cfg.topic, cfg.dead_letter_topic) if t]
         try:
             ensure_article_topics(cfg.bootstrap, topics, cfg.partitions)
             while not stop.is_set():
@@ -195,7 +193,7 @@ class IngestWorker:
                     return
             if records and self._process_until_written(consumer, records, stop):
                 self._commit(consumer, records)
-            metrics.observe_lag(_lag(consumer))
+            metrics.observe_lag(fetched_lag(consumer))
 
     def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         """Apply one batch to Milvus and the dead-letter topic; commits nothing.
@@ -245,9 +243,6 @@ class IngestWorker:
             rows.extend(article_rows(article, vectors[offset : offset + count], self.model_version))
             offset += count
         self.sink.write(rows, delete_ids)
-        # after the write, so a replica fetching these ids reads them; a failed send fails
-        # the batch, which is written again (idempotent) and announced again
-        self.announcer.announce(item.message.post_id for item in applied)
         if poison and self.dead_letters is not None:
             self.dead_letters.send(poison)
 
@@ -400,15 +395,3 @@ def _wait_in_group(
         if returned or set(consumer.assignment()) != owned:
             return True
     return False
-
-
-def _lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
-    """Records past this worker's position on each partition it holds (from the last fetch's
-    high watermark, which is exact even where Tansu's ListOffsets is not); a partition not
-    fetched yet has no watermark and is left out."""
-    lags: dict[tuple[str, int], int] = {}
-    for tp in consumer.assignment():
-        high = consumer.highwater(tp)
-        if high is not None:
-            lags[(tp.topic, tp.partition)] = max(high - consumer.position(tp), 0)
-    return lags

@@ -222,6 +222,21 @@ def committed_lag(bootstrap: str, group_id: str, topic: str) -> int:
     return sum(max(end - positions.get(p, 0), 0) for p, end in ends.items())
 
 
+def fetched_lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
+    """Records past ``consumer``'s position on each partition it holds, by (topic, partition).
+
+    From the last fetch's high watermark: no request to the broker, so a consume loop can ask
+    after every poll, and exact even where Tansu's ListOffsets is not. A partition not fetched
+    yet has no watermark and is left out.
+    """
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is not None:
+            lags[(tp.topic, tp.partition)] = max(high - consumer.position(tp), 0)
+    return lags
+
+
 def seed_offsets(bootstrap: str, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
     """Commit ``offsets`` for ``group_id`` before any member joined it: where it will start.
 

@@ -1,27 +1,36 @@
 """The metrics of the processes other than the API, as Prometheus scrapes them: the ingest
-worker's lag per partition (on a real Tansu broker) and the scheduler's /metrics server with
-its job runs, failures and last success (a real APScheduler over the SQL job store)."""
+worker's lag per partition and the feedback consumer's records, stored events and lag (on a
+real Tansu broker), and the scheduler's /metrics server with its job runs, failures and last
+success (a real APScheduler over the SQL job store)."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from kafka import TopicPartition
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine
 
 from bench.server import free_port
 from chatda.articles.topics import ensure_article_topics
-from chatda.broker.kafka import make_consumer, make_producer
+from chatda.broker.kafka import ensure_topics, fetched_lag, make_consumer, make_producer
+from chatda.db.engine import upgrade
+from chatda.feedback.events import Click, FeedbackRecord
+from chatda.feedback.store import FeedbackStore
+from feedback_consumer import metrics as feedback_metrics
+from feedback_consumer.consume import run as consume_events
 from indexer.history import recent_runs
 from indexer.scheduler import build_scheduler, run_named_job
 from ingest import metrics as ingest_metrics
-from ingest.worker import _lag
 from tests.indexer.conftest import job_store
 
 
@@ -47,10 +56,10 @@ def test_ingest_lag_is_kept_per_partition(kafka_bootstrap: str) -> None:
     try:
         deadline = time.monotonic() + 30
         polled = 0
-        while polled == 0 or len(_lag(consumer)) < 2:  # joined, fetched from both partitions
+        while polled == 0 or len(fetched_lag(consumer)) < 2:  # joined, fetched from both partitions
             polled += sum(len(b) for b in consumer.poll(timeout_ms=500).values())
             assert time.monotonic() < deadline, "the consumer never fetched both partitions"
-        lags = _lag(consumer)
+        lags = fetched_lag(consumer)
         expected = {
             (topic, p): consumer.highwater(TopicPartition(topic, p))
             - consumer.position(TopicPartition(topic, p))
@@ -79,9 +88,53 @@ def test_ingest_lag_is_kept_per_partition(kafka_bootstrap: str) -> None:
 
 
 def _exposition() -> str:
-    from prometheus_client import generate_latest
-
     return generate_latest().decode()
+
+
+def test_feedback_consumer_counts_records_stored_events_and_lag(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, {topic: 1})
+    engine = create_engine(f"sqlite:///{tmp_path / 'feedback.db'}")
+    upgrade(engine)
+    event = FeedbackRecord(
+        event_id=uuid.uuid4(),
+        received_at=datetime.now(UTC),
+        query="송금",
+        known_query=True,
+        event=Click(type="click", query_id=uuid.uuid4(), clicked_id="a", position=1),
+    ).model_dump_json()
+    values = [event.encode(), event.encode(), b"not json"]  # one event, its replay, poison
+    producer = make_producer(kafka_bootstrap)
+    try:
+        for value in values:
+            producer.send(topic, value=value).get(timeout=30)
+    finally:
+        producer.close()
+    before = samples(_exposition())
+    feedback_metrics.LAG.set(-1)  # so the loop's own figure shows
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=consume_events,
+        args=(kafka_bootstrap, topic, f"fb-{topic}", FeedbackStore(engine), stop),
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while samples(_exposition())[("chatda_feedback_records_total", frozenset())] < before[
+            ("chatda_feedback_records_total", frozenset())
+        ] + len(values):
+            assert time.monotonic() < deadline, "the consumer never consumed the records"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+        engine.dispose()
+    after = samples(_exposition())
+    stored = ("chatda_feedback_events_stored_total", frozenset())
+    assert after[stored] == before[stored] + 1
+    assert after[("chatda_feedback_consumer_lag", frozenset())] == 0
 
 
 @pytest.fixture
