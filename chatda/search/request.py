@@ -30,6 +30,7 @@ from chatda.text.normalize import normalize_query
 
 MAX_QUERY_CHARS = 1000
 MAX_TOP_K = 50
+VERBATIM = "search exactly what was typed: no QWERTY or 초성 understanding (understood_as)"
 
 FacetValue = Annotated[str, AfterValidator(check_value)]
 Facet = Annotated[list[FacetValue], Field(max_length=MAX_VALUES)]
@@ -106,6 +107,7 @@ class SearchRequest(BaseModel):
     budget_ms: Annotated[int, Field(ge=1, le=MAX_BUDGET_MS), NOT_A_BOOLEAN] | None = Field(
         default=None, description="lower the profile's budget"
     )
+    verbatim: bool = Field(default=False, description=VERBATIM)
 
     @field_validator("q")
     @classmethod

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from chatda.catalog.models import Area
 from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
+from chatda.search.request import VERBATIM
+from chatda.search.understanding import understand
 from chatda.text.normalize import normalize_query
 from query.documented_errors import documented
 from query.routing import ChatdaRoute
 
 router = APIRouter(route_class=ChatdaRoute)
+
+UNDERSTOOD_AS = (
+    "what was searched instead of the query, which looked like Korean typed with the Latin "
+    "layout on (thdrma → 송금) or like 초성 initials of a known name (ㅅㄱ → 송금); null when "
+    "the query was searched as typed. Show it as 이것을 찾으셨나요? with a way to search "
+    "verbatim."
+)
 
 
 class IntentMatch(BaseModel):
@@ -36,6 +45,15 @@ class MatchResponse(BaseModel):
     intents: list[IntentMatch]
     catalog_version: int
     model: str
+    understood_as: str | None = Field(description=UNDERSTOOD_AS)
+
+
+def understand_query(request: Request, normalized: str, verbatim: bool) -> str | None:
+    """The converted query to search for (chatda.search.understanding), or None."""
+    if verbatim:
+        return None
+    found = understand(normalized, request.app.state.chatda.search.suggest)
+    return found.text if found else None
 
 
 def describe(snap: CatalogSnapshot, score: IntentScore) -> IntentMatch:
@@ -68,9 +86,12 @@ async def match(
     q: str = Query(min_length=1, max_length=1000, description="what the user typed"),
     area: Area | None = Query(default=None, description="exposure area"),
     top_k: int = Query(default=5, ge=1, le=50),
+    verbatim: bool = Query(default=False, description=VERBATIM),
 ) -> MatchResponse:
     state = request.app.state.chatda
     normalized = normalize_query(q, 1000).text
+    understood = understand_query(request, normalized, verbatim)
+    normalized = understood or normalized
     snap, scores, _ = await state.catalog.match(normalized, area=area, top_k=top_k)
     return MatchResponse(
         query=q,
@@ -78,4 +99,5 @@ async def match(
         intents=[describe(snap, s) for s in scores if s.passed],
         catalog_version=snap.version,
         model=snap.model_ref,
+        understood_as=understood,
     )

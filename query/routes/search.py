@@ -16,14 +16,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from chatda.articles.message import published_datetime
 from chatda.search.engine import SearchOutcome, Status, UnknownProfile
-from chatda.search.request import SearchRequest
+from chatda.search.request import VERBATIM, SearchRequest
 from query.documented_errors import documented
 from query.metrics_search import record_search
-from query.routes.intents import IntentMatch, describe
+from query.routes.intents import UNDERSTOOD_AS, IntentMatch, describe, understand_query
 from query.routes.suggest import SuggestionOut
 from query.routing import ChatdaRoute
 
@@ -77,13 +77,15 @@ class SearchResponse(BaseModel):
     documents: list[DocumentOut]
     sources: dict[str, SourceOut]
     timings: Timings
+    understood_as: str | None = Field(description=UNDERSTOOD_AS)
 
 
-def _answer(query: str, outcome: SearchOutcome) -> SearchResponse:
+def _answer(query: str, outcome: SearchOutcome, understood_as: str | None) -> SearchResponse:
     snap = outcome.snapshot
     return SearchResponse(
         query_id=outcome.query_id,
         query=query,
+        understood_as=understood_as,
         normalized=outcome.normalized,
         profile=outcome.profile,
         budget_ms=outcome.budget_ms,
@@ -125,6 +127,10 @@ def _answer(query: str, outcome: SearchOutcome) -> SearchResponse:
 
 
 async def _search(request: Request, body: SearchRequest, where: str) -> SearchResponse:
+    typed = body.q
+    understood = understand_query(request, body.normalized, body.verbatim)
+    if understood is not None:
+        body = body.model_copy(update={"q": understood})
     try:
         outcome = await request.app.state.chatda.search.engine.search(body)
     except UnknownProfile as exc:
@@ -132,7 +138,7 @@ async def _search(request: Request, body: SearchRequest, where: str) -> SearchRe
             [{"loc": (where, "profile"), "msg": str(exc), "type": "value_error"}]
         ) from exc
     record_search(outcome)
-    return _answer(body.q, outcome)
+    return _answer(typed, outcome, understood)
 
 
 @router.post(
@@ -160,6 +166,7 @@ async def search_get(
     published_to: str | None = Query(default=None, description="RFC 3339 or YYYY-MM-DD"),
     top_k: str | None = Query(default=None, description="articles to return, 1..50"),
     budget_ms: str | None = Query(default=None, description="at most the profile's budget"),
+    verbatim: str | None = Query(default=None, description=VERBATIM),
 ) -> SearchResponse:
     raw: dict[str, Any] = {
         "q": q,
@@ -167,6 +174,7 @@ async def search_get(
         "areas": area,
         "top_k": top_k,
         "budget_ms": budget_ms,
+        "verbatim": verbatim,
     }
     filters = {
         "category": category,
