@@ -1,4 +1,10 @@
-"""The operator's catalog page: search the intents, edit one, try a query against it, live.
+"""The operator's catalog page: browse the intent tree, create, edit, delete, try a query live.
+
+The page is a shell: its scripts read and write the catalog through ``/v1/admin/intents``
+(``query.routes.admin_intents``), so the page and the API cannot disagree about what an intent
+is, and this module touches no SQL. The scripts are three files with one job each (the API
+helper, the tree and editor, the try box) served from ``query/static``; the try box talks to
+the editor only through DOM events, so it can change without touching the editor.
 
 Signing in exchanges the admin token for a session cookie (``query.auth.admin_session``): a
 signed expiry, HttpOnly and SameSite=Strict, so the token itself never sits in the browser and
@@ -11,11 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from chatda.catalog.store import matches
-from chatda.catalog.tree import paths
 from query.auth import (
     ADMIN_COOKIE,
     ADMIN_SESSION_S,
@@ -27,6 +31,15 @@ from query.routing import ChatdaRoute
 router = APIRouter(include_in_schema=False, route_class=ChatdaRoute)
 templates = Jinja2Templates(directory=str(Path(__file__).parents[1] / "templates"))
 
+STATIC_DIR = Path(__file__).parents[1] / "static"
+ASSETS = {
+    "admin.css": "text/css",
+    "admin-api.js": "text/javascript",
+    "admin.js": "text/javascript",
+    "admin-try.js": "text/javascript",
+}
+"""The page's own files, named one by one: nothing else under ``static`` is served from here."""
+
 
 @router.get("/admin", response_class=HTMLResponse)
 async def admin(request: Request, q: str | None = None) -> Response:
@@ -35,19 +48,27 @@ async def admin(request: Request, q: str | None = None) -> Response:
         require_admin.check(request)
     except HTTPException:
         return templates.TemplateResponse(request, "login.html", {"error": None})
-    everything = state.store.list()
-    shown = [i for i in everything if matches(i, q)] if q else everything
-    path_of = paths({i.id: i.name for i in everything}, {i.id: i.parent_id for i in everything})
     return templates.TemplateResponse(
         request,
         "admin.html",
         {
-            "intents": [(i, path_of[i.id]) for i in shown],
             "q": q or "",
-            "catalog_version": state.store.version(),
             "default_threshold": state.settings.intent_threshold,
             "model": state.encoder.ref,
         },
+    )
+
+
+@router.get("/admin/static/{name}")
+async def asset(name: str) -> Response:
+    """No-cache (revalidated by ETag), so an upgrade never runs yesterday's script."""
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise HTTPException(status_code=404, detail=f"no admin asset {name!r}")
+    return FileResponse(
+        STATIC_DIR / name,
+        media_type=f"{media_type}; charset=utf-8",
+        headers={"cache-control": "no-cache"},
     )
 
 

@@ -1,21 +1,31 @@
-"""The admin page in a real headless Chromium: log in, edit a hint, save, see it match live."""
+"""The admin page in a real headless Chromium (Debian's, with fonts-nanum), at a laptop's
+1366x768, over the demo catalog's tree of 120 intents: the page an operator meets at 2 a.m.
+Each intent keeps only its first hint, so the catalog embeds in a quarter of the time.
+
+Screenshots go to ``$CHATDA_TEST_ARTIFACTS`` when set (CI keeps them), else to the test's
+tmp_path; docs/img/admin-page.png is one of them, copied by hand.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import sync_playwright
+import yaml
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from bench.server import free_port
+from chatda.demo import catalog_path
 from chatda.settings import Settings
 from query.app import create_app
-from tests.catalog.conftest import ADMIN, SMALL_CATALOG
+from tests.catalog.conftest import ADMIN
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -24,19 +34,26 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+LAPTOP = {"width": 1366, "height": 768}
+DEMO_INTENTS = 120
+DEMO_ROOTS = 12
 
 
 @pytest.fixture(scope="module")
-def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("admin-page")
+    demo = yaml.safe_load(catalog_path().read_text(encoding="utf-8"))
+    for intent in demo["intents"]:
+        intent["hints"] = intent["hints"][:1]
     catalog = root / "catalog.yaml"
-    catalog.write_text(SMALL_CATALOG, encoding="utf-8")
+    catalog.write_text(yaml.safe_dump(demo, allow_unicode=True), encoding="utf-8")
     settings = Settings(
         data_dir=root,
         models_dir_override=models_dir,
         device="cpu",
         catalog_file=catalog,
         admin_token=ADMIN,
+        request_timeout_ms=30_000,  # the page is under test, not latency on a loaded box
     )
     port = free_port()
     srv = uvicorn.Server(
@@ -44,9 +61,7 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 120
-    import httpx
-
+    deadline = time.monotonic() + 180
     base = f"http://127.0.0.1:{port}"
     while True:
         try:
@@ -61,38 +76,231 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     thread.join(timeout=10)
 
 
-def test_operator_edits_a_hint_and_sees_the_new_match(server: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(f"{server}/admin")
-        page.fill("#token", "wrong")
-        page.click("#login")
-        assert "올바르지 않습니다" in page.content()
-        page.goto(f"{server}/admin")
-        page.fill("#token", ADMIN)
-        page.click("#login")
-        page.wait_for_selector("#intent-list li")
-        assert page.locator("#intent-list li").count() == 5
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
-        query = "비트코인 거래소로 돈 옮기기"
-        page.fill("#try-query", query)
-        page.wait_for_selector("#try-results tbody tr")
-        assert page.locator("#try-results tbody tr").first.get_attribute("data-id") != "3"
 
-        page.click("#intent-list li[data-id='3']")
-        page.wait_for_selector("#edit-form:not([hidden])")
-        assert page.input_value("#f-name") == "환전"
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = os.environ.get("CHATDA_TEST_ARTIFACTS")
+    out = Path(folder) if folder else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture
+def page(
+    browser: Browser, server: str, shots: Path, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """Signed in, at 1366x768, with the tree listed; the last state is kept as a screenshot,
+    which is what a failure needs."""
+    context = browser.new_context(viewport=LAPTOP)
+    tab = context.new_page()
+    tab.goto(f"{server}/admin")
+    tab.fill("#token", ADMIN)
+    tab.click("#login")
+    tab.wait_for_selector("#intent-tree li")
+    yield tab
+    tab.screenshot(path=str(shots / f"{request.node.name}-end.png"))
+    context.close()
+
+
+@pytest.fixture
+def admin_api(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, headers={"authorization": f"Bearer {ADMIN}"}) as client:
+        yield client
+
+
+def in_viewport(page: Page, selector: str) -> bool:
+    """Wholly inside the viewport, and the topmost element at its centre (nothing covers it)."""
+    return page.evaluate(
+        """s => {
+            const el = document.querySelector(s), r = el.getBoundingClientRect();
+            const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+            return r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight
+                && r.right <= innerWidth && (top === el || el.contains(top));
+        }""",
+        selector,
+    )
+
+
+def node(intent_id: int) -> str:
+    return f"#intent-tree .node[data-id='{intent_id}']"
+
+
+def test_wrong_token_is_refused_and_the_right_one_signs_in(browser: Browser, server: str) -> None:
+    context = browser.new_context(viewport=LAPTOP)
+    tab = context.new_page()
+    tab.goto(f"{server}/admin")
+    tab.fill("#token", "wrong")
+    tab.click("#login")
+    assert "올바르지 않습니다" in tab.content()
+    tab.goto(f"{server}/admin")
+    tab.fill("#token", ADMIN)
+    tab.click("#login")
+    tab.wait_for_selector("#intent-tree li")
+    assert tab.inner_text("#intent-count") == str(DEMO_INTENTS)
+    context.close()
+
+
+def test_operator_edits_a_hint_and_sees_the_new_match(page: Page, shots: Path) -> None:
+    query = "비트코인 거래소로 돈 옮기기"
+    page.fill("#try-query", query)
+    page.wait_for_selector("#try-results tbody tr")
+    assert page.locator("#try-results tbody tr").first.get_attribute("data-id") != "701"
+
+    page.click(f"{node(7)} .twisty")  # 환전/해외: the tree opens folded at its roots
+    page.click(node(701))
+    page.wait_for_selector("#edit-form:not([hidden])")
+    name = page.input_value("#f-name")
+    page.click("#add-hint")
+    page.locator(".f-hint").last.fill(query)
+    expect(page.locator("#edit-msg")).to_have_class("msg dirty")
+    page.click("#save")
+    expect(page.locator("#edit-msg")).to_have_text("저장됨 (v2)")
+    page.wait_for_function("document.querySelector('#try-results tbody tr')?.dataset.id === '701'")
+    top = page.locator("#try-results tbody tr").first
+    assert name in top.inner_text() and query in top.inner_text() and "통과" in top.inner_text()
+    page.screenshot(path=str(shots / "admin-page.png"))
+
+
+def test_save_bar_and_its_confirmation_stay_in_view_at_1366x768(page: Page, shots: Path) -> None:
+    page.click("#expand-all")
+    expect(page.locator("#intent-tree li")).to_have_count(DEMO_INTENTS)
+    page.hover("#tree-scroll")
+    page.mouse.wheel(0, 20_000)
+    page.wait_for_function("document.querySelector('#tree-scroll').scrollTop > 0")
+    last = page.locator("#intent-tree .node").last
+    last.click()
+    page.wait_for_selector("#edit-form:not([hidden])")
+    for i in range(25):  # a long form: the editor scrolls, its save bar does not
         page.click("#add-hint")
-        page.locator(".f-hint").last.fill(query)
-        page.click("#save")
-        page.wait_for_selector("#edit-msg.ok")
-        assert "v2" in page.inner_text("#edit-msg")
-        page.wait_for_function(
-            "document.querySelector('#try-results tbody tr')?.dataset.id === '3'"
-        )
-        top = page.locator("#try-results tbody tr").first
-        assert query in top.inner_text() and "통과" in top.inner_text()
-        page.screenshot(path=str(ARTIFACTS / "admin-page.png"), full_page=True)
-        browser.close()
+        page.locator(".f-hint").last.fill(f"긴 힌트 {i}")
+    page.hover("#edit-scroll")
+    page.mouse.wheel(0, 20_000)
+    page.wait_for_function("document.querySelector('#edit-scroll').scrollTop > 0")
+    page.mouse.wheel(0, 20_000)  # over the page too: it has nothing to scroll
+    assert page.evaluate("scrollY") == 0
+    assert in_viewport(page, "#save")
+    page.click("#save")
+    expect(page.locator("#edit-msg")).to_contain_text("저장됨")
+    assert in_viewport(page, "#edit-msg")
+    assert in_viewport(page, "#save")
+    page.screenshot(path=str(shots / "save-bar-1366x768.png"))
+
+
+def test_tree_expands_collapses_and_filters(page: Page) -> None:
+    roots = page.locator("#intent-tree > li")
+    expect(roots).to_have_count(DEMO_ROOTS)
+    child = page.locator(node(102))  # 송금/이체 > 해외송금
+    expect(child).to_be_hidden()
+    page.click(f"{node(1)} .twisty")
+    expect(child).to_be_visible()
+    assert page.get_attribute("#intent-tree li[data-id='1']", "aria-expanded") == "true"
+    expect(page.locator(node(1021))).to_be_hidden()  # a grandchild stays folded
+    page.click(f"{node(1)} .twisty")
+    expect(child).to_be_hidden()
+    assert page.get_attribute("#intent-tree li[data-id='1']", "aria-expanded") == "false"
+
+    page.click("#expand-all")
+    expect(page.locator("#intent-tree .node:visible")).to_have_count(DEMO_INTENTS)
+    page.click("#collapse-all")
+    expect(page.locator("#intent-tree .node:visible")).to_have_count(DEMO_ROOTS)
+
+    page.fill("#search", "해외송금 받기")
+    expect(page.locator("#intent-tree .node.hit")).to_have_count(1)
+    hit = page.locator(node(1021))
+    expect(hit).to_be_visible()  # shown with its ancestors, unfolded
+    expect(page.locator(node(1))).to_have_class("node context")
+    expect(page.locator("#intent-tree > li")).to_have_count(1)
+    expect(page.locator("#intent-count")).to_have_text(f"1 / {DEMO_INTENTS}")
+    assert "q=" in page.url
+    page.fill("#search", "")
+    expect(roots).to_have_count(DEMO_ROOTS)
+
+
+def test_create_then_delete_round_trips_through_the_api(
+    page: Page, admin_api: httpx.Client
+) -> None:
+    page.click(f"{node(3)} .twisty")  # 카드
+    page.click(node(3))
+    page.wait_for_selector("#edit-form:not([hidden])")
+    page.click("#new-intent")
+    assert page.input_value("#f-parent") == "3"
+    new_id = int(page.input_value("#f-id"))
+    assert admin_api.get(f"/v1/admin/intents/{new_id}").status_code == 404
+    page.fill("#f-name", "카드 포인트 기부")
+    page.locator(".f-hint").last.fill("쌓인 카드 포인트를 자선단체에 기부하기")
+    page.click("#save")
+    expect(page.locator("#edit-msg")).to_contain_text(f"#{new_id}")
+    created = admin_api.get(f"/v1/admin/intents/{new_id}").json()
+    assert created["parent_id"] == 3 and created["name"] == "카드 포인트 기부"
+    assert created["hints"] == ["쌓인 카드 포인트를 자선단체에 기부하기"]
+    expect(page.locator(f"#intent-tree li[data-id='3'] .node[data-id='{new_id}']")).to_be_visible()
+    expect(page.locator(node(new_id))).to_have_class("node sel")
+    expect(page.locator("#intent-count")).to_have_text(str(DEMO_INTENTS + 1))
+
+    page.fill("#try-query", "카드 포인트 기부하고 싶어")
+    page.wait_for_function(
+        f"document.querySelector('#try-results tbody tr')?.dataset.id === '{new_id}'"
+    )
+
+    dialogs: list[str] = []
+
+    def answer(accept: bool):
+        def handle(dialog: Dialog) -> None:
+            dialogs.append(dialog.message)
+            if accept:
+                dialog.accept()
+            else:
+                dialog.dismiss()
+
+        return handle
+
+    page.once("dialog", answer(False))
+    page.click("#delete")
+    assert dialogs and "카드 포인트 기부" in dialogs[-1]
+    assert admin_api.get(f"/v1/admin/intents/{new_id}").status_code == 200
+
+    page.once("dialog", answer(True))
+    page.click("#delete")
+    expect(page.locator("#edit-msg")).to_contain_text("삭제됨")
+    assert admin_api.get(f"/v1/admin/intents/{new_id}").status_code == 404
+    expect(page.locator(node(new_id))).to_have_count(0)
+    expect(page.locator("#intent-count")).to_have_text(str(DEMO_INTENTS))
+    page.wait_for_function(
+        f"document.querySelector('#try-results tbody tr')?.dataset.id !== '{new_id}'"
+    )
+
+    page.click(node(3))  # a parent: refused before asking, and kept
+    asked = len(dialogs)
+    page.click("#delete")
+    expect(page.locator("#edit-msg")).to_contain_text("하위 의도")
+    assert len(dialogs) == asked
+    assert admin_api.get("/v1/admin/intents/3").status_code == 200
+
+
+def test_number_and_decision_cells_never_wrap_at_1366x768(page: Page, shots: Path) -> None:
+    page.fill("#try-query", "해외에 있는 가족에게 달러로 돈 보내는 방법 알려줘")
+    page.wait_for_selector("#try-results tbody tr")
+    assert page.locator("#try-results td.decision .pass").count() >= 1
+    cells = page.evaluate(
+        """() => [...document.querySelectorAll(
+                '#try-results td.decision > span, #try-results td.num, #try-results th')]
+            .map(el => {
+                const range = document.createRange();
+                range.selectNodeContents(el);
+                return {text: el.textContent, lines: range.getClientRects().length,
+                        height: range.getBoundingClientRect().height,
+                        line: parseFloat(getComputedStyle(el).lineHeight)};
+            })"""
+    )
+    assert len(cells) >= 15 * 3 + 5
+    wrapped = [c for c in cells if c["lines"] != 1 or c["height"] > 1.5 * c["line"]]
+    assert wrapped == []
+    assert {"통과", "미달"} & {c["text"] for c in cells}
+    page.screenshot(path=str(shots / "try-box-1366x768.png"))
