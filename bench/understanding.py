@@ -167,7 +167,7 @@ def report(data: Path) -> None:
 
 def tune(data: Path) -> None:
     """Kiwi's score alone (no word lists, no vocabulary) on QWERTY-typed Korean vs web2."""
-    from english_words import get_english_words_set  # type: ignore[import-not-found]
+    from english_words import get_english_words_set
 
     kiwi = default_morphemes().kiwi
     queries = [" ".join(re.findall("[가-힣]+", q)) for q in korean_queries(data, "train")]
@@ -199,7 +199,7 @@ def tune(data: Path) -> None:
 
 
 def words() -> None:
-    from english_words import get_english_words_set  # type: ignore[import-not-found]
+    from english_words import get_english_words_set
 
     web2 = get_english_words_set(["web2"], lower=True, alpha=True)
     found = sorted(w for w in web2 if syllable_count(qwerty_to_hangul(w)) is not None)
