@@ -5,13 +5,16 @@ articles), then the API as its own process with the default deadlines (the encod
 2 s, the search profile's budget), loaded by closed-loop clients (bench.loadgen). Per endpoint:
 the share of 429s, the answers served (200) and their rate, other errors, p50/p99 of the
 served answers, the slowest answer of any status, and the API's RSS after the run and at its
-peak. The clients do not honour ``Retry-After``: once the process is full, a refused client
-asks again at once, so the share of 429s mostly says how cheap a refusal is; compare the served
-rate and latency.
+peak. By default the clients do not honour ``Retry-After``: once a pool is full, a refused
+client asks again at once, so the share of 429s mostly says how cheap a refusal is; compare the
+served rate and latency (``--honour-retry-after``: they wait the hint). ``--together`` loads
+every endpoint at once, each over its own ``--c`` connections: the admission pools are per
+route class, so a flood of one must not refuse the other.
 
 ``--before COMMIT`` serves that commit's code too (a temporary ``git worktree``), against the
 same stack and data, before the current tree's: both rows come from one run.
-Usage: python -m bench.overload [--n 2000 | --seconds S] [--c 512] [--before COMMIT] [--json OUT]
+Usage: python -m bench.overload [--n 2000 | --seconds S] [--c 512] [--honour-retry-after]
+       [--together] [--before COMMIT] [--json OUT]
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import asyncio
 import json
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import numpy as np
@@ -137,14 +141,27 @@ def measure(
     rows = []
     with api_server(env, checkout=checkout) as base:
         proc = api_process(base)
-        for endpoint in args.endpoints:
+
+        def load(endpoint: str) -> Coroutine[Any, Any, LoadResult]:
             request = ENDPOINTS[endpoint]
-            asyncio.run(run_load(base, 100, 8, request))  # warm-up, under capacity
-            load = run_load(base, args.n, args.c, request, args.seconds, args.honour_retry_after)
-            result = asyncio.run(load)
-            rows.append(describe(code, endpoint, result, rss_mib(proc)))
+            return run_load(base, args.n, args.c, request, args.seconds, args.honour_retry_after)
+
+        for endpoint in args.endpoints:  # warm-up, under capacity
+            asyncio.run(run_load(base, 100, 8, ENDPOINTS[endpoint]))
+        if args.together:
+            results = asyncio.run(gather(*(load(e) for e in args.endpoints)))
+            runs = list(zip(args.endpoints, results, strict=True))
+        else:
+            runs = [(e, asyncio.run(load(e))) for e in args.endpoints]
+        for endpoint, result in runs:
+            label = f"{endpoint} (together)" if args.together else endpoint
+            rows.append(describe(code, label, result, rss_mib(proc)))
             print(row(rows[-1]), flush=True)
     return rows
+
+
+async def gather(*loads: Coroutine[Any, Any, LoadResult]) -> list[LoadResult]:
+    return list(await asyncio.gather(*loads))
 
 
 def main() -> None:
@@ -163,6 +180,11 @@ def main() -> None:
         "--honour-retry-after",
         action="store_true",
         help="a refused client waits the answer's retry_after_s before asking again",
+    )
+    ap.add_argument(
+        "--together",
+        action="store_true",
+        help="load every endpoint at once (each over --c connections), not one after another",
     )
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()

@@ -66,8 +66,21 @@ class Settings(BaseSettings):
         ge=0,
         description="body limit of the catalog import (the file has no intent count limit)",
     )
-    max_in_flight: int = Field(
-        default=32, ge=0, description="requests served at once per process, then 429; 0 = no limit"
+    # admission (query.admission): requests served at once per process and route class, then
+    # 429 with Retry-After; 0 = no limit
+    max_in_flight_search: int = Field(
+        default=32, ge=0, description="/v1/search, /v1/intents/match, /v1/suggest"
+    )
+    max_in_flight_embeddings: int | None = Field(
+        default=None,
+        ge=0,
+        description="/v1/embeddings; default 2 x batch_max_size (one pass computing, one filling)",
+    )
+    max_in_flight_admin: int = Field(
+        default=8, ge=0, description="admin API and page, the publisher's /v1/articles"
+    )
+    max_in_flight_other: int = Field(
+        default=16, ge=0, description="every other route but /healthz, /readyz and /metrics"
     )
 
     # intent catalog

@@ -18,7 +18,7 @@ from chatda.models.registry import ModelRegistry
 from chatda.search.services import SearchServices
 from chatda.settings import Settings, get_settings
 from chatda.text.morphemes import default_morphemes
-from query.admission import AdmissionGate
+from query.admission import AdmissionGate, pool_limits
 from query.docs_pages import install_docs
 from query.errors import install_error_handlers
 from query.limits import BodyLimit, body_limits
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimit, default_bytes=settings.max_body_bytes, per_path=body_limits(settings)
     )
-    app.add_middleware(AdmissionGate, limit=settings.max_in_flight)  # cheapest refusal
+    app.add_middleware(AdmissionGate, limits=pool_limits(settings))  # cheapest refusal
     app.add_middleware(HttpMetrics)  # outermost: counts refusals too
     app.include_router(health.router)
     app.include_router(embeddings.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterable, Iterator
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
+from starlette.types import Message
 
 from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded
 from chatda.catalog.errors import CatalogError
@@ -23,11 +25,37 @@ def error_body(status: int, message: str, **extra: object) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"message": message, **extra}})
 
 
+def retry_after_header(retry_after_s: float) -> str:
+    """HTTP's ``Retry-After`` counts whole seconds: the estimate rounded up, at least 1."""
+    return str(max(1, math.ceil(retry_after_s)))
+
+
 def overloaded_response(exc: Overloaded) -> JSONResponse:
-    """429 with ``Retry-After`` (whole seconds, at least 1) and the estimate in the body."""
+    """429 with ``Retry-After`` and the estimate in the body (``retry_after_s``)."""
     response = error_body(429, str(exc), retry_after_s=exc.retry_after_s)
-    response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    response.headers["Retry-After"] = retry_after_header(exc.retry_after_s)
     return response
+
+
+def overloaded_messages(
+    message: str, retry_after_s: float, **extra: object
+) -> tuple[Message, Message]:
+    """The same 429 as ASGI messages, for the admission gate to build once and send many
+    times: a refusal flood must not cost a JSON encoding or a ``Response`` per refusal."""
+    body = json.dumps(
+        {"error": {"message": message, "retry_after_s": round(retry_after_s, 3), **extra}},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", retry_after_header(retry_after_s).encode()),
+    ]
+    return (
+        {"type": "http.response.start", "status": 429, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> str:
