@@ -206,8 +206,8 @@ async def test_retry_after_follows_each_pools_drain_rate_not_its_latency() -> No
     embeddings = await refusal_hints(gate, "/v1/embeddings", 16)
     for hints in (search, embeddings):  # spread: the k-th refused comes back after the (k-1)-th
         assert hints == sorted(hints) and hints[-1] > hints[0]
-    assert 0.1 <= search[-1] <= 0.5, search  # 16 slots at ~80/s: 0.2 s
-    assert 0.4 <= embeddings[-1] <= 1.6, embeddings  # 16 slots at ~20/s: 0.8 s
+    assert 0.1 <= search[-1] <= 0.6, search  # 16 slots at ~80/s: 0.2 s (slower if loaded)
+    assert 0.4 <= embeddings[-1] <= 2.4, embeddings  # 16 slots at ~20/s: 0.8 s
     assert 2.5 <= embeddings[-1] / search[-1] <= 8, (search, embeddings)
     await asyncio.sleep(search[-1] + 0.1)  # the virtual queue has been served meanwhile
     assert (await refusal_hints(gate, "/v1/search", 1))[0] <= search[1]
