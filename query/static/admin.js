@@ -266,6 +266,8 @@
     if (!body.name.trim()) { say("이름을 입력하세요", "err"); $("#f-name").focus(); return; }
     if (!body.areas.length) { say("노출 영역을 하나 이상 고르세요", "err"); return; }
     $("#save").disabled = true;
+    $("#edit-form").inert = true;  // what is typed meanwhile would be overwritten by the answer
+    say("저장 중…");
     try {
       if (mode === "create") {
         const id = numberOrNull($("#f-id").value);
@@ -286,6 +288,7 @@
     } catch (e) {
       say(e.message, "err");
     } finally {
+      $("#edit-form").inert = false;
       $("#save").disabled = mode === null;
     }
   }
@@ -299,6 +302,7 @@
     }
     if (!confirm(`'${current.name}' (#${current.id}) 의도를 삭제할까요?\n${current.path}\n되돌릴 수 없습니다.`)) return;
     const gone = current;
+    say("삭제 중…");
     try {
       await api(`/v1/admin/intents/${gone.id}?version=${gone.version}`, {method: "DELETE"});
     } catch (e) {

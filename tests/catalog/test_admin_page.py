@@ -37,6 +37,8 @@ CHROMIUM_ARGS = [
 LAPTOP = {"width": 1366, "height": 768}
 DEMO_INTENTS = 120
 DEMO_ROOTS = 12
+WRITE_MS = 60_000
+"""A write answers once the catalog has embedded its new texts: seconds on a loaded CPU."""
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +163,7 @@ def test_operator_edits_a_hint_and_sees_the_new_match(page: Page, shots: Path) -
     page.locator(".f-hint").last.fill(query)
     expect(page.locator("#edit-msg")).to_have_class("msg dirty")
     page.click("#save")
-    expect(page.locator("#edit-msg")).to_have_text("저장됨 (v2)")
+    expect(page.locator("#edit-msg")).to_have_text("저장됨 (v2)", timeout=WRITE_MS)
     page.wait_for_function("document.querySelector('#try-results tbody tr')?.dataset.id === '701'")
     top = page.locator("#try-results tbody tr").first
     assert name in top.inner_text() and query in top.inner_text() and "통과" in top.inner_text()
@@ -187,7 +189,7 @@ def test_save_bar_and_its_confirmation_stay_in_view_at_1366x768(page: Page, shot
     assert page.evaluate("scrollY") == 0
     assert in_viewport(page, "#save")
     page.click("#save")
-    expect(page.locator("#edit-msg")).to_contain_text("저장됨")
+    expect(page.locator("#edit-msg")).to_contain_text("저장됨", timeout=WRITE_MS)
     assert in_viewport(page, "#edit-msg")
     assert in_viewport(page, "#save")
     page.screenshot(path=str(shots / "save-bar-1366x768.png"))
@@ -236,7 +238,7 @@ def test_create_then_delete_round_trips_through_the_api(
     page.fill("#f-name", "카드 포인트 기부")
     page.locator(".f-hint").last.fill("쌓인 카드 포인트를 자선단체에 기부하기")
     page.click("#save")
-    expect(page.locator("#edit-msg")).to_contain_text(f"#{new_id}")
+    expect(page.locator("#edit-msg")).to_contain_text(f"#{new_id}", timeout=WRITE_MS)
     created = admin_api.get(f"/v1/admin/intents/{new_id}").json()
     assert created["parent_id"] == 3 and created["name"] == "카드 포인트 기부"
     assert created["hints"] == ["쌓인 카드 포인트를 자선단체에 기부하기"]
@@ -268,7 +270,7 @@ def test_create_then_delete_round_trips_through_the_api(
 
     page.once("dialog", answer(True))
     page.click("#delete")
-    expect(page.locator("#edit-msg")).to_contain_text("삭제됨")
+    expect(page.locator("#edit-msg")).to_contain_text("삭제됨", timeout=WRITE_MS)
     assert admin_api.get(f"/v1/admin/intents/{new_id}").status_code == 404
     expect(page.locator(node(new_id))).to_have_count(0)
     expect(page.locator("#intent-count")).to_have_text(str(DEMO_INTENTS))
@@ -304,3 +306,13 @@ def test_number_and_decision_cells_never_wrap_at_1366x768(page: Page, shots: Pat
     assert wrapped == []
     assert {"통과", "미달"} & {c["text"] for c in cells}
     page.screenshot(path=str(shots / "try-box-1366x768.png"))
+
+
+def test_only_the_pages_own_assets_are_served(server: str) -> None:
+    script = httpx.get(f"{server}/admin/static/admin-try.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "chatda:catalog-changed" in script.text
+    assert httpx.get(f"{server}/admin/static/admin.css").headers["cache-control"] == "no-cache"
+    for name in ("nope.js", "..%2Froutes%2Fadmin_page.py", "%2E%2E%2Fapp.py"):
+        assert httpx.get(f"{server}/admin/static/{name}").status_code == 404
