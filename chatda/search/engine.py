@@ -250,7 +250,7 @@ class SearchEngine:
         }
         values = {source: value for source, (_, value) in zip(jobs, done, strict=True)}
         fusion_started = time.monotonic()
-        documents = self._fuse(text, terms, profile, values, request.top_k)
+        ranked = self._fuse(text, terms, profile, values, request.top_k)
         fusion_ms = round((time.monotonic() - fusion_started) * 1000, 2)
         query_id = uuid.uuid4()
         self.recent.add(query_id, text)
@@ -263,7 +263,7 @@ class SearchEngine:
             snapshot=embedded.snapshot if embedded else None,
             intents=values.get(SourceName.INTENTS) or [],
             suggestions=values.get(SourceName.SUGGEST) or [],
-            documents=documents,
+            documents=ranked,
             sources=reports,
             took_ms=clock.ms(),
             fusion_ms=fusion_ms,
