@@ -62,12 +62,18 @@ async def test_area_filter(service) -> None:
 
 
 async def test_threshold_override_beats_global_default(service) -> None:
-    snap, scores, _ = await service.match("신용대출 금리", top_k=5)
+    # The loan intent's own 0.99 refuses a related query that clears the global 0.86, while
+    # intents scored lower than it pass on the global default.
+    snap, scores, _ = await service.match("마이너스통장 금리", top_k=5)
     loan = next(s for s in scores if snap.intents[s.index].id == 4)
     assert loan.threshold == pytest.approx(0.99)
-    assert loan.passed == (loan.score >= 0.99)
+    assert 0.86 < loan.score < 0.99 and not loan.passed
     others = [s for s in scores if snap.intents[s.index].id != 4]
     assert all(s.threshold == pytest.approx(0.86) for s in others)
+    assert any(s.passed and s.score < loan.score for s in others)
+    # its own hint clears the higher bar
+    snap, scores, _ = await service.match("신용대출 금리", top_k=1)
+    assert ids(snap, scores) == [4] and scores[0].passed
 
 
 async def test_unrelated_query_scores_below_related(service) -> None:
