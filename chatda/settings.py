@@ -84,7 +84,20 @@ class Settings(BaseSettings):
     )
 
     # intent catalog
-    intent_threshold: float = Field(default=0.92, ge=0, le=1, description="global default")
+    intent_threshold: float = Field(
+        default=0.92, ge=0, le=1, description="global raw (fused cosine) threshold: the raw rule"
+    )
+    # issue #27: the calibrated decision (docs/intents.md)
+    intent_decision: Literal["calibrated", "raw"] = Field(
+        default="calibrated",
+        description="calibrated: thresholds apply to a confidence fitted per catalog snapshot",
+    )
+    intent_min_confidence: float = Field(
+        default=0.25, ge=0, le=1, description="global threshold on the calibrated confidence"
+    )
+    intent_ambiguity_margin: float = Field(
+        default=0.02, ge=0, le=1, description="top two within this confidence: ambiguous"
+    )
     intent_lexical_weight: float = Field(default=0.06, ge=0, le=1)
     catalog_poll_s: float = 3.0
     catalog_file: Path | None = Field(default=None, description="imported at start if store empty")

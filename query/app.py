@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.calibration_fit import config_from_settings
 from chatda.catalog.embedding_cache import EmbeddingCache
 from chatda.catalog.file_format import read_catalog
 from chatda.catalog.service import CatalogService
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.intent_lexical_weight,
             settings.catalog_poll_s,
             EmbeddingCache.in_data_dir(settings.data_dir),
+            calibration=config_from_settings(settings),
         )
         await catalog.start()
         search_services = await SearchServices.open(settings, catalog, batcher, engine)

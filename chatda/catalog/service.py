@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.calibration_fit import CalibrationConfig, background_queries, calibrate
 from chatda.catalog.embedding_cache import EmbeddingCache
 from chatda.catalog.models import Area
 from chatda.catalog.snapshot import (
@@ -51,8 +52,11 @@ class CatalogService:
         lexical_weight: float,
         poll_s: float = 3.0,
         embedding_cache: EmbeddingCache | None = None,
+        calibration: CalibrationConfig | None = None,
     ) -> None:
         self.store = store
+        self.calibration = calibration
+        """Issue #27: fit a calibrated decision per snapshot; ``None`` keeps the raw rule."""
         self.embedding_cache = embedding_cache
         self.batcher = batcher
         self.morphemes = morphemes
@@ -112,7 +116,10 @@ class CatalogService:
         """A snapshot of the store at ``version``; ``vectors`` caches ``encoder``'s embeddings."""
         started = time.perf_counter()
         intents = await asyncio.to_thread(self.store.list)
-        texts = list(dict.fromkeys(t for i in intents for t in intent_texts(i)))
+        catalog_texts = list(dict.fromkeys(t for i in intents for t in intent_texts(i)))
+        # issue #27: the background queries are embedded (and cached) with the hints
+        background = list(background_queries()) if self.calibration else []
+        texts = list(dict.fromkeys([*catalog_texts, *background]))
         missing = [t for t in texts if t not in vectors]
         cache = self.embedding_cache
         if cache is not None and missing:
@@ -145,6 +152,16 @@ class CatalogService:
             self.lexical_weight,
             encoder,
         )
+        if self.calibration is not None and background:  # issue #27, off the event loop
+            self.progress = f"calibrating {snapshot.size} intents"
+            await asyncio.to_thread(
+                calibrate,
+                snapshot,
+                self.calibration,
+                self._terms,
+                np.stack([vectors[t] for t in background]),
+                [self._terms[t] for t in background],
+            )
         log.info(
             "catalog snapshot v%s (%s): %d intents, %d texts (%d embedded) in %.2fs",
             version,

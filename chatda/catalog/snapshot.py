@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from chatda.catalog.calibration import Calibrator, candidate_features
 from chatda.catalog.models import Area, Intent
 from chatda.catalog.tree import paths
 from chatda.lexical.bm25 import BM25Index
@@ -38,14 +39,27 @@ class IntentScore:
     lexical: float
     row: int
     threshold: float
+    """On ``value``: a calibrated confidence when the snapshot has a calibrator, else raw."""
+    confidence: float | None = None
+    """Calibrated probability that this intent is the right one (issue #27); ``None``: raw rule."""
+    ambiguous: bool = False
+    """Shown as one of the top two of an ambiguous answer (``chatda.catalog.decision``)."""
+
+    @property
+    def value(self) -> float:
+        """What the threshold applies to: the confidence when calibrated, else the raw score."""
+        return self.confidence if self.confidence is not None else self.score
+
+    def passes(self, extra_threshold: float = 0.0) -> bool:
+        return self.value >= self.threshold + extra_threshold
 
     @property
     def passed(self) -> bool:
-        return self.score >= self.threshold
+        return self.passes()
 
     @property
     def margin(self) -> float:
-        return self.score - self.threshold
+        return self.value - self.threshold
 
 
 @dataclass
@@ -65,6 +79,9 @@ class CatalogSnapshot:
     default_threshold: float
     encoder: Encoder | None = None
     """The model the hints were embedded with: queries scored here must be encoded by it."""
+    # issue #27: the calibrated decision (chatda.catalog.calibration); None keeps the raw rule
+    calibrator: Calibrator | None = None
+    ambiguity_margin: float = 0.0
     _device_state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
@@ -126,9 +143,13 @@ class CatalogSnapshot:
                     visible[i] &= t[f"area:{ctx.area.value}"]
         hidden = -9.0
         masked = torch.where(visible, fused, torch.full_like(fused, hidden))
-        k = min(self.size, max(self.size if c.everything else c.top_k for c in contexts))
+        # at least two: the decision compares the top two (issue #27)
+        k = min(self.size, max(2, *(self.size if c.everything else c.top_k for c in contexts)))
         top = torch.topk(masked, k, dim=1)
         picked = top.indices
+        count = visible.sum(dim=1, keepdim=True).clamp(min=1)
+        dense_mean = (dense * visible).sum(dim=1, keepdim=True) / count
+        dense_std = (((dense - dense_mean) ** 2 * visible).sum(dim=1, keepdim=True) / count).sqrt()
         # one transfer for the whole batch: only the top k per query leave the device
         table = (
             torch.stack(
@@ -139,6 +160,8 @@ class CatalogSnapshot:
                     best_row.gather(1, picked).float(),
                     t["thresholds"][picked],
                     picked.float(),
+                    dense_mean.expand(batch, k),
+                    dense_std.expand(batch, k),
                 ]
             )
             .cpu()
@@ -147,12 +170,16 @@ class CatalogSnapshot:
         results: list[list[IntentScore]] = []
         for i, ctx in enumerate(contexts):
             limit = self.size if ctx.everything else ctx.top_k
+            shown = table[:, i, table[0, i, :] > hidden]
+            confidence: list[float | None] = [None] * shown.shape[1]
+            if self.calibrator is not None and shown.shape[1]:
+                features = candidate_features(shown[0], shown[1], shown[6, 0], shown[7, 0])
+                confidence = [float(p) for p in self.calibrator.probability(features)]
             row = [
                 IntentScore(
-                    int(v[5]), float(v[0]), float(v[1]), float(v[2]), int(v[3]), float(v[4])
+                    int(v[5]), float(v[0]), float(v[1]), float(v[2]), int(v[3]), float(v[4]), p
                 )
-                for v in table[:, i, :].T
-                if v[0] > hidden
+                for v, p in zip(shown.T, confidence, strict=True)
             ]
             results.append(row[:limit])
         return results

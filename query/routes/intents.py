@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from chatda.catalog.decision import Decision, decide
 from chatda.catalog.models import Area
 from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
 from chatda.search.request import VERBATIM
@@ -31,17 +32,25 @@ class IntentMatch(BaseModel):
     areas: list[Area]
     open: bool
     score: float
+    """The raw fused score (dense + lexical weight x lexical)."""
+    confidence: float | None
+    """Calibrated probability that this is the right intent; null on the raw rule."""
     dense: float
     lexical: float
     matched_hint: str
     threshold: float
+    """On ``confidence`` when calibrated, else on ``score``."""
     margin: float
     passed: bool
+    ambiguous: bool
+    """One of the top two of an ambiguous answer."""
 
 
 class MatchResponse(BaseModel):
     query: str
     normalized: str
+    decision: Decision
+    """passed, ambiguous (the top two are in ``intents``) or no_match (``intents`` is empty)."""
     intents: list[IntentMatch]
     catalog_version: int
     model: str
@@ -66,12 +75,14 @@ def describe(snap: CatalogSnapshot, score: IntentScore) -> IntentMatch:
         areas=intent.areas,
         open=intent.open,
         score=round(score.score, 5),
+        confidence=round(score.confidence, 5) if score.confidence is not None else None,
         dense=round(score.dense, 5),
         lexical=round(score.lexical, 5),
         matched_hint=snap.row_texts[score.row],
         threshold=round(score.threshold, 5),
         margin=round(score.margin, 5),
         passed=score.passed,
+        ambiguous=score.ambiguous,
     )
 
 
@@ -92,11 +103,16 @@ async def match(
     normalized = normalize_query(q, 1000).text
     understood = understand_query(request, normalized, verbatim)
     normalized = understood or normalized
-    snap, scores, _ = await state.catalog.match(normalized, area=area, top_k=top_k)
+    # at least two: an ambiguous answer shows both
+    snap, scores, _ = await state.catalog.match(normalized, area=area, top_k=max(2, top_k))
+    answer = decide(scores, snap.ambiguity_margin)
     return MatchResponse(
         query=q,
         normalized=normalized,
-        intents=[describe(snap, s) for s in scores if s.passed],
+        decision=answer.decision,
+        intents=[describe(snap, s) for s in answer.intents[: max(2, top_k)]]
+        if answer.decision is Decision.AMBIGUOUS
+        else [describe(snap, s) for s in answer.intents[:top_k]],
         catalog_version=snap.version,
         model=snap.model_ref,
         understood_as=understood,
