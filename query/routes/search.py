@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from chatda.articles.message import published_datetime
+from chatda.catalog.decision import Decision
 from chatda.search.engine import SearchOutcome, Status, UnknownProfile
 from chatda.search.request import VERBATIM, SearchRequest
 from query.documented_errors import documented
@@ -72,12 +73,20 @@ class SearchResponse(BaseModel):
     budget_ms: int
     partial: bool
     catalog_version: int | None
+    intent_decision: Decision | None
+    """Issue #27: passed, ambiguous (the top two in ``intents``) or no_match; null: no catalog."""
     intents: list[IntentMatch]
     suggestions: list[SuggestionOut]
     documents: list[DocumentOut]
     sources: dict[str, SourceOut]
     timings: Timings
     understood_as: str | None = Field(description=UNDERSTOOD_AS)
+
+
+def _decision(outcome: SearchOutcome) -> Decision:
+    if not outcome.intents:
+        return Decision.NO_MATCH
+    return Decision.AMBIGUOUS if outcome.intents[0].ambiguous else Decision.PASSED
 
 
 def _answer(query: str, outcome: SearchOutcome, understood_as: str | None) -> SearchResponse:
@@ -91,6 +100,7 @@ def _answer(query: str, outcome: SearchOutcome, understood_as: str | None) -> Se
         budget_ms=outcome.budget_ms,
         partial=outcome.partial,
         catalog_version=snap.version if snap else None,
+        intent_decision=_decision(outcome) if snap else None,
         intents=[describe(snap, s) for s in outcome.intents] if snap else [],
         suggestions=[SuggestionOut.of(s) for s in outcome.suggestions],
         documents=[
