@@ -113,11 +113,14 @@ def test_long_article_collapses_to_its_best_chunk(search_client: TestClient) -> 
 
 def test_timings_are_reported(search_client: TestClient) -> None:
     body = get(search_client, q="적금 이자", profile="patient")
-    total = body["timings"]["total_ms"]
+    total, fusion = body["timings"]["total_ms"], body["timings"]["fusion_ms"]
     assert 0 < total <= 1500 + SLACK_S * 1000
     for source in body["sources"].values():
         assert 0 <= source["ms"] <= total
-    assert body["timings"]["fusion_ms"] >= 0
+    # A source's ms is when it finished, from the request's start; fusion runs after the last
+    # one (and had documents to fuse), and the total covers both (each rounded to 0.01 ms).
+    assert body["documents"] and fusion > 0
+    assert max(s["ms"] for s in body["sources"].values()) + fusion <= total + 0.02
 
 
 def test_default_profile_answers_on_budget(search_client: TestClient) -> None:
@@ -126,8 +129,12 @@ def test_default_profile_answers_on_budget(search_client: TestClient) -> None:
     assert body["profile"] == "default" and body["budget_ms"] == 150
     assert set(body["sources"]) == {"intents", "dense", "bm25"}
     assert time.monotonic() - started < 0.15 + SLACK_S
-    # on a busy machine a leg may miss 150 ms; then it must say so
-    assert body["partial"] == any(s["status"] != "ok" for s in body["sources"].values())
+    # on a busy machine a source may miss 150 ms (or be refused the embedding up front): then
+    # it says so, never as an error, and adds nothing to the answer
+    answered = {name for name, s in body["sources"].items() if s["status"] == "ok"}
+    assert {s["status"] for s in body["sources"].values()} <= {"ok", "timeout", "skipped"}
+    assert all(set(d["legs"]) <= answered for d in body["documents"])
+    assert body["intents"] == [] or "intents" in answered
 
 
 def test_the_query_is_embedded_once(search_client: TestClient) -> None:
