@@ -129,29 +129,30 @@ class ChunkColumns:
         )
         self._reserve(start + len(rows))
         self.dense[start : start + len(rows)] = vectors.to(self.device)
-        for offset, row in enumerate(rows):
-            terms = tuple(str(row["bm25_text"]).split())
-            tags = tuple(row.get("tags") or ())
-            text = ChunkText(
+        texts = [
+            ChunkText(
                 row["chunk_id"],
                 row["post_id"],
                 int(row["chunk_no"]),
                 row["title"],
                 row["text"],
-                tags,
-                terms,
+                tuple(row.get("tags") or ()),
+                tuple(str(row["bm25_text"]).split()),
             )
-            self.texts.append(text)
-            self.text_bytes += 2 * (len(text.title) + len(text.text)) + 8 * len(terms)
+            for row in rows
+        ]
+        for offset, text in enumerate(texts):
+            self.text_bytes += 2 * (len(text.title) + len(text.text)) + 8 * len(text.terms)
             self.rows_of_post.setdefault(text.post_id, []).append(start + offset)
-            self.terms.add(start + offset, terms)
-            self.tags.add(start + offset, tags)
+        self.texts.extend(texts)
+        self.terms.add(start, [t.terms for t in texts])
+        self.tags.add(start, [t.tags for t in texts])
         self.published.extend(np.array([int(r.get("published_at") or 0) for r in rows]))
         self.category.extend(
             np.array([self.categories.code(r.get("category") or "") for r in rows])
         )
         self.series.extend(np.array([self.serieses.code(r.get("series") or "") for r in rows]))
-        self.doc_len.extend(np.array([len(self.texts[start + i].terms) for i in range(len(rows))]))
+        self.doc_len.extend(np.array([len(t.terms) for t in texts]))
         self.alive.extend(np.ones(len(rows), dtype=np.bool_))
         self.live += len(rows)
 

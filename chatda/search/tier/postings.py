@@ -9,7 +9,7 @@ BM25Okapi's mean-idf floor follow deletes exactly.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -24,17 +24,34 @@ class Postings:
         self.df = GrowingArray(np.int64)
         """Live rows containing each term, by term id."""
 
-    def add(self, row: int, terms: Iterable[str]) -> None:
-        for term, count in Counter(terms).items():
-            term_id = self.vocab.get(term)
-            if term_id is None:
-                term_id = self.vocab[term] = len(self.rows)
-                self.rows.append(GrowingArray(np.int64, 4))
-                self.counts.append(GrowingArray(np.float32, 4))
-                self.df.append(0)
-            self.rows[term_id].append(row)
-            self.counts[term_id].append(count)
-            self.df.buffer[term_id] += 1
+    def add(self, first_row: int, docs: Sequence[Iterable[str]]) -> None:
+        """Rows ``first_row, first_row + 1, …`` hold ``docs``; one ``extend`` per term."""
+        term_ids: list[int] = []
+        rows: list[int] = []
+        counts: list[int] = []
+        for offset, terms in enumerate(docs):
+            for term, count in Counter(terms).items():
+                term_id = self.vocab.get(term)
+                if term_id is None:
+                    term_id = self.vocab[term] = len(self.rows)
+                    self.rows.append(GrowingArray(np.int64, 4))
+                    self.counts.append(GrowingArray(np.float32, 4))
+                    self.df.append(0)
+                term_ids.append(term_id)
+                rows.append(first_row + offset)
+                counts.append(count)
+        if not term_ids:
+            return
+        ids = np.asarray(term_ids)
+        order = np.argsort(ids, kind="stable")  # stable: rows stay ascending within a term
+        ids, by_row, by_count = ids[order], np.asarray(rows)[order], np.asarray(counts)[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        ends = np.r_[starts[1:], ids.size]
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            term_id = int(ids[start])
+            self.rows[term_id].extend(by_row[start:end])
+            self.counts[term_id].extend(by_count[start:end])
+        np.add.at(self.df.buffer, ids, 1)
 
     def remove(self, terms: Iterable[str]) -> None:
         """A row holding ``terms`` died: it no longer counts in any term's df."""

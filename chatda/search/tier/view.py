@@ -22,6 +22,7 @@ K1 = 1.5
 B = 0.75
 EPSILON = 0.25
 """BM25Okapi's defaults (rank-bm25), so the tier's scores equal the reference's exactly."""
+_WEIGHT_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class TierView:
         self.idf = _okapi_idf(columns.terms.df.view().copy(), self.live)
         self.avgdl = float(self.doc_len[self.alive].mean()) if self.live else 1.0
         self._alive_on_device = torch.as_tensor(self.alive, device=self.dense.device)
+        self._weights: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
     @property
     def articles(self) -> int:
@@ -123,13 +125,14 @@ class TierView:
     ) -> list[list[ChunkHit]]:
         device = self.dense.device
         sims = (embeddings.to(device=device, dtype=self.dense.dtype) @ self.dense.T).float()
-        allowed = torch.stack(
-            [
-                self._alive_on_device if m is None else torch.as_tensor(m, device=device)
-                for m in masks
-            ]
-        )
-        sims = sims.masked_fill(~allowed, float("-inf"))
+        if self.live < self.n or any(m is not None for m in masks):
+            allowed = torch.stack(
+                [
+                    self._alive_on_device if m is None else torch.as_tensor(m, device=device)
+                    for m in masks
+                ]
+            )
+            sims = sims.masked_fill(~allowed, float("-inf"))
         top = torch.topk(sims, min(depth, self.n), dim=1)
         values, rows = top.values.cpu().numpy(), top.indices.cpu().numpy()
         hits = []
@@ -149,35 +152,46 @@ class TierView:
 
     def bm25(self, query: DocumentQuery, mask: np.ndarray | None) -> list[ChunkHit]:
         """BM25Okapi's top ``bm25_depth`` chunks with a positive score."""
-        rows, scores = self.bm25_scores(query.terms)
+        scores = self.bm25_scores(query.terms)
+        rows = np.flatnonzero((scores > 0) & (mask if mask is not None else self.alive))
         if rows.size == 0:
             return []
-        keep = (mask if mask is not None else self.alive)[rows] & (scores > 0)
-        rows, scores = rows[keep], scores[keep]
+        found = scores[rows]
         depth = min(query.bm25_depth, rows.size)
         if depth < rows.size:
-            part = np.argpartition(-scores, depth - 1)[:depth]
-            rows, scores = rows[part], scores[part]
-        order = np.lexsort((rows, -scores))
-        return [self._hit(int(rows[j]), float(scores[j])) for j in order]
+            part = np.argpartition(-found, depth - 1)[:depth]
+            rows, found = rows[part], found[part]
+        order = np.lexsort((rows, -found))
+        return [self._hit(int(rows[j]), float(found[j])) for j in order]
 
-    def bm25_scores(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Rows holding any of ``terms`` (retired ones included) and their BM25Okapi scores;
-        a repeated query term counts once per occurrence, as in BM25Okapi."""
-        postings = self.columns.terms
-        found = [postings.lookup(t, self.n, len(self.idf)) for t in terms]
-        hits = [f for f in found if f is not None]
-        if not hits:
-            return np.zeros(0, np.int64), np.zeros(0)
-        rows = np.unique(np.concatenate([f[1] for f in hits]))
-        scores = np.zeros(rows.size)
-        for term_id, term_rows, counts in hits:
+    def bm25_scores(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25Okapi's score of every row (retired ones too: masks drop them); a repeated
+        query term counts once per occurrence, as in BM25Okapi."""
+        scores = np.zeros(self.n)
+        for term in terms:
+            weighted = self._term_weights(term)
+            if weighted is not None:
+                rows, weights = weighted
+                scores[rows] += weights  # a row appears once in a term's postings
+        return scores
+
+    def _term_weights(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The term's rows and BM25 weight in each, computed once per view (common terms
+        recur across the queries of a batch and the batches of a second)."""
+        cached = self._weights.get(term)
+        if cached is not None or term in self._weights:
+            return cached
+        found = self.columns.terms.lookup(term, self.n, len(self.idf))
+        weighted = None
+        if found is not None:
+            term_id, rows, counts = found
             tf = counts.astype(np.float64)
-            norm = K1 * (1 - B + B * self.doc_len[term_rows] / self.avgdl)
-            scores[np.searchsorted(rows, term_rows)] += (
-                self.idf[term_id] * tf * (K1 + 1) / (tf + norm)
-            )
-        return rows, scores
+            norm = K1 * (1 - B + B * self.doc_len[rows] / self.avgdl)
+            weighted = rows, self.idf[term_id] * tf * (K1 + 1) / (tf + norm)
+        if len(self._weights) >= _WEIGHT_CACHE:
+            self._weights.pop(next(iter(self._weights)))
+        self._weights[term] = weighted
+        return weighted
 
     def _hit(self, row: int, score: float) -> ChunkHit:
         text = self.columns.texts[row]
