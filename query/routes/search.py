@@ -11,7 +11,7 @@ full contract.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -58,6 +58,10 @@ class SourceOut(BaseModel):
     ms: float
     candidates: int
     message: str | None
+    path: Literal["memory", "milvus"] | None = Field(
+        default=None,
+        description="document legs: served by the in-memory article tier or by Milvus",
+    )
 
 
 class Timings(BaseModel):
@@ -128,7 +132,7 @@ def _answer(query: str, outcome: SearchOutcome, understood_as: str | None) -> Se
         ],
         sources={
             source.value: SourceOut(
-                status=r.status, ms=r.ms, candidates=r.candidates, message=r.message
+                status=r.status, ms=r.ms, candidates=r.candidates, message=r.message, path=r.path
             )
             for source, r in outcome.sources.items()
         },

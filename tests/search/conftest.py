@@ -225,6 +225,7 @@ def search_client(
         articles_alias=articles_alias,
         kafka_bootstrap=kafka_bootstrap,
         events_topic=f"search-events-{uuid.uuid4().hex[:8]}",
+        articles_indexed_topic=f"articles-indexed-{uuid.uuid4().hex[:8]}",
     )
     with TestClient(create_app(settings)) as client:
         wait_until_ready(client, titles=True)

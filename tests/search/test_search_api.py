@@ -208,6 +208,7 @@ def test_failing_leg_is_an_error_status_not_a_500(search_client: TestClient) -> 
         "ms": body["sources"]["dense"]["ms"],
         "candidates": 0,
         "message": "RuntimeError",
+        "path": "milvus",
     }
     assert body["partial"] is True
     assert body["sources"]["bm25"]["status"] == "ok"
