@@ -1,10 +1,12 @@
-"""/v1/search under `hey -n 10000 -c 256`-style load, per profile, next to the encoder roofline.
+"""/v1/search under `hey -n 2000 -c 64`-style load, per profile, next to the encoder roofline.
 
 Sets up the real stack on embedded engines (Tansu, milvus-lite, one ingest worker) with the
 demo catalog and demo articles, then serves the API in its own process and loads it with short
-Korean queries. The roofline is the raw model throughput at its best batch size, measured in
-this process before the API starts (the same number as bench.embeddings_load).
-Usage: python -m bench.search_load [--n 10000] [--c 256] [--profiles instant default]
+Korean queries, at ``--c`` and at concurrency 1. Each profile with document legs runs twice:
+through the in-memory article tier (the profile as configured) and through Milvus (a copy of
+the profile with ``documents: milvus``). The roofline is the raw model throughput at its best
+batch size, measured in this process before the API starts (as bench.embeddings_load does).
+Usage: python -m bench.search_load [--n 2000] [--c 64] [--profiles instant default]
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
+import urllib.request
 from urllib.parse import quote
 
 from bench.embeddings_load import roofline
@@ -21,6 +25,7 @@ from bench.stack import ingest_worker, local_stack
 from chatda.articles.message import ArticleMessage
 from chatda.articles.publisher import Publisher
 from chatda.demo import articles_path
+from chatda.search.profiles import DOCUMENT_LEGS, load_profiles
 from chatda.settings import get_settings
 
 QUERIES = [
@@ -37,31 +42,59 @@ QUERIES = [
 ]
 
 
+def wait_ready(base: str, timeout_s: float = 300) -> None:
+    """Until /readyz says ready: the article tier holds the demo articles."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("the API did not become ready")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=10000)
-    ap.add_argument("--c", type=int, default=256)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--c", type=int, default=64)
     ap.add_argument("--profiles", nargs="+", default=["instant", "default"])
     args = ap.parse_args()
     settings = get_settings()
     best_bs, best_rate, _ = roofline(seconds=3)
     rows = []
+    profiles = load_profiles(settings.profiles, settings.profiles_file)
+    runs = []  # (label, profile name)
+    milvus_copies = {}
+    for name in args.profiles:
+        profile = profiles[name]
+        if any(s in DOCUMENT_LEGS for s in profile.sources):
+            runs.append((f"{name}, tier", name))
+            milvus_copies[f"{name}-milvus"] = profile.model_copy(update={"documents": "milvus"})
+            runs.append((f"{name}, milvus", f"{name}-milvus"))
+        else:
+            runs.append((name, name))
+    extra = json.dumps({n: p.model_dump(mode="json") for n, p in milvus_copies.items()})
     with local_stack() as stack:
         lines = articles_path().read_text(encoding="utf-8").splitlines()
         with Publisher(stack.bootstrap, settings.articles_topic, settings.article_partitions) as p:
             p.publish_many([ArticleMessage.model_validate(json.loads(x)) for x in lines if x])
         with ingest_worker(stack.env):
             stack.wait_indexed(900)
-        with api_server(stack.env) as base:
-            for profile in args.profiles:
+        with api_server({**stack.env, "CHATDA_PROFILES": extra}) as base:
+            wait_ready(base)
+            for label, profile in runs:
                 paths = [f"/v1/search?profile={profile}&q={quote(q)}" for q in QUERIES]
 
                 def request(i: int, paths: list[str] = paths) -> tuple[str, None]:
                     return paths[i % len(paths)], None
 
                 asyncio.run(run_load(base, 100, 16, request))  # warm-up
-                result = asyncio.run(run_load(base, args.n, args.c, request))
-                rows.append(result.row(f"/v1/search profile={profile}"))
+                for n, c in ((args.n, args.c), (min(args.n, 500), 1)):
+                    result = asyncio.run(run_load(base, n, c, request))
+                    rows.append(result.row(f"/v1/search {label}"))
     print(HEADER)
     print("\n".join(rows))
     print(f"\nencoder roofline in the same run: {best_rate:,.0f} texts/s at batch {best_bs}")

@@ -150,6 +150,9 @@ def api(settings: Settings, models_dir: Path, names: Names) -> Iterator[TestClie
         milvus_uri=settings.milvus_uri,
         articles_alias=names.alias,
         index_follow_s=0.5,
+        # the article tier follows what the live worker announces
+        kafka_bootstrap=settings.kafka_bootstrap,
+        articles_indexed_topic=f"{names.topic}-indexed",
     )
     with TestClient(create_app(app_settings)) as client:
         wait_until_ready(client, titles=False)
@@ -188,6 +191,7 @@ class Traffic:
         self.statuses: list[int] = []
         self.leg_failures: list[dict] = []
         self.models: set[str] = set()
+        self.paths: set[str] = set()
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._publish, daemon=True),
@@ -222,6 +226,7 @@ class Traffic:
                 bad = {k: v for k, v in sources.items() if v["status"] != "ok"}
                 if bad:
                     self.leg_failures.append(bad)
+                self.paths.add(sources["dense"]["path"])
             self.models.add(self.api.get("/healthz").json()["model"])
 
 
@@ -271,6 +276,7 @@ def test_reindex_under_load_swaps_without_losing_anything(
     assert traffic.statuses and set(traffic.statuses) == {200}
     assert not traffic.leg_failures, traffic.leg_failures[:3]
     assert traffic.models == {encoder.ref, second_model}
+    assert traffic.paths == {"memory"}  # the in-memory tier served throughout, swap included
 
     settle(settings, milvus, names)
     assert_complete(milvus, names, encoder, {**published, **traffic.sent})
@@ -281,6 +287,16 @@ def test_reindex_under_load_swaps_without_losing_anything(
     assert live_worker.worker.model_version == second_model
     assert live_worker.worker.group_id == ingest_group(names.group_id, report.built)
     assert alias_target(milvus, build_alias(names.alias)) is None
+    # the tier follows the new collection: the last article published is found through it
+    last = max(traffic.sent.values(), key=lambda m: m.post_id)
+    deadline = time.monotonic() + 30
+    while True:
+        body = api.get("/v1/search", params={"q": last.title, "profile": "everything"}).json()
+        if last.post_id in {d["post_id"] for d in body["documents"]}:
+            break
+        assert time.monotonic() < deadline, "the tier never showed the last article"
+        time.sleep(0.2)
+    assert body["sources"]["dense"]["path"] == "memory"
     published.update(traffic.sent)
 
 

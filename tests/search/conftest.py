@@ -179,7 +179,8 @@ def articles_alias(
 
 
 def wait_until_ready(client: TestClient, titles: bool, timeout_s: float = 120) -> None:
-    """Until the catalog is loaded and the suggestion index holds it (and titles, if asked)."""
+    """Until the catalog is loaded, the suggestion index holds it (and titles, if asked), and
+    the process is ready (/readyz: the article tier holds the served collection, if any)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         health = client.get("/healthz").json()
@@ -188,6 +189,7 @@ def wait_until_ready(client: TestClient, titles: bool, timeout_s: float = 120) -
             health["catalog"]["ready"]
             and index["catalog_version"] is not None
             and (index["titles"] > 0 or not titles)
+            and client.get("/readyz").status_code == 200
         ):
             return
         time.sleep(0.1)
