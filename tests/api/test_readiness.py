@@ -81,12 +81,15 @@ def test_ready_names_every_dependency(client: TestClient) -> None:
         "model": True,
         "catalog": True,
         "milvus": True,
+        "article_tier": True,
         "kafka": True,
     }
     assert body["dependencies"]["model"]["detail"] == "e5-small-ko@base"
+    # the tier gates readiness: it holds the served collection (or knows none is served yet)
+    assert body["dependencies"]["article_tier"]["required"] is True
     # feedback falls back to SQL without Kafka: reported, but it does not gate readiness
     assert body["dependencies"]["kafka"]["required"] is False
-    for dependency in ("model", "catalog", "milvus", "kafka"):
+    for dependency in ("model", "catalog", "milvus", "article_tier", "kafka"):
         assert gauge(client, dependency) == 1, dependency
 
 
