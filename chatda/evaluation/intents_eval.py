@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.calibration_fit import config_from_settings
+from chatda.catalog.decision import decide
 from chatda.catalog.models import MAX_HINT_CHARS, MAX_HINTS, IntentIn
 from chatda.catalog.service import CatalogService
 from chatda.catalog.snapshot import IntentScore
@@ -26,6 +28,7 @@ from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.evaluation.data import CorpusItem, EvalQuery
 from chatda.evaluation.metrics import latency_summary, summarise
+from chatda.evaluation.open_set import OpenSetOutcome, open_set_report
 from chatda.evaluation.window import LATENCY_SAMPLE, QUEUE_TIMEOUT_S, WINDOW_BATCHES, map_windowed
 from chatda.models.encoder import Encoder
 from chatda.settings import Settings
@@ -63,11 +66,15 @@ class _Matched:
 
     ranked: dict[str, list[str]]
     shown: str | None
-    """The best intent that passes its threshold (what the app would show), if any."""
+    """The best intent that passes the raw rule's threshold (the old decision), if any."""
     latency_ms: float
+    outcome: OpenSetOutcome
+    """The top intent, its raw score and confidence, and the served decision (issue #27)."""
 
 
-async def _match(service: CatalogService, ids: list[str], query: EvalQuery) -> _Matched:
+async def _match(
+    service: CatalogService, ids: list[str], raw_threshold: float, query: EvalQuery
+) -> _Matched:
     """The API's path for one query: normalise, then the service's batched embed-and-score."""
     started = time.perf_counter()
     snap, scores, _ = await service.match(normalize_query(query.text, 1000).text, everything=True)
@@ -76,7 +83,15 @@ async def _match(service: CatalogService, ids: list[str], query: EvalQuery) -> _
     def corpus_ids(ranked: list[IntentScore]) -> list[str]:
         return [ids[snap.intents[s.index].id - 1] for s in ranked]
 
-    shown = next((s for s in scores if s.passed), None)
+    shown = next((s for s in scores if s.score >= raw_threshold), None)
+    answer = decide(scores, snap.ambiguity_margin)
+    outcome = OpenSetOutcome(
+        top=corpus_ids(scores[:1])[0] if scores else None,
+        raw=scores[0].score if scores else 0.0,
+        confidence=scores[0].confidence if scores else None,
+        decision=answer.decision,
+        shown=corpus_ids(answer.intents),
+    )
     return _Matched(
         ranked={
             "dense": corpus_ids(sorted(scores, key=lambda s: -s.dense)),
@@ -85,6 +100,7 @@ async def _match(service: CatalogService, ids: list[str], query: EvalQuery) -> _
         },
         shown=corpus_ids([shown])[0] if shown else None,
         latency_ms=latency_ms,
+        outcome=outcome,
     )
 
 
@@ -109,13 +125,19 @@ async def _run(
             default_timeout_s=QUEUE_TIMEOUT_S,
         )
         service = CatalogService(
-            store, batcher, default_morphemes(), threshold, settings.intent_lexical_weight
+            store,
+            batcher,
+            default_morphemes(),
+            threshold,
+            settings.intent_lexical_weight,
+            calibration=config_from_settings(settings),
         )
         try:
             await service.refresh()
+            calibrator = service.snapshot.calibrator
             ids = [item.id for item in corpus]
             matched = await map_windowed(
-                functools.partial(_match, service, ids),
+                functools.partial(_match, service, ids, threshold),
                 queries,
                 window=WINDOW_BATCHES * settings.batch_max_size,
                 alone=latency_sample,
@@ -141,6 +163,15 @@ async def _run(
             "no_match_queries": n_none,
             "no_match_rejected": round(rejected_ok / n_none, 4) if n_none else None,
         },
+        "decision": open_set_report(
+            [m.outcome for m in matched],
+            relevants,
+            threshold,
+            rule=settings.intent_decision if calibrator is not None else "raw",
+            min_confidence=settings.intent_min_confidence,
+            ambiguity_margin=settings.intent_ambiguity_margin,
+            calibrator=calibrator.describe() if calibrator is not None else None,
+        ),
     }
 
 

@@ -99,6 +99,7 @@ def test_eval_intents_cli_reports_the_data(
         "methods",
         "latency_ms",
         "thresholds",
+        "decision",
         "model",
     }
     assert (result["mode"], result["n_queries"], result["default_method"]) == (
@@ -120,6 +121,12 @@ def test_eval_intents_cli_reports_the_data(
         "no_match_queries": 1,
         "no_match_rejected": no_match_rejected,
     }
+    # five intents of one or two texts: too few held-out hints to calibrate, so the raw rule
+    decision = result["decision"]
+    assert (decision["rule"], decision["n_in_scope"], decision["n_out_of_scope"]) == ("raw", 5, 1)
+    assert decision["old_rule"]["in_scope_correct"] == 0.8
+    assert decision["old_rule"]["out_of_scope_rejected"] == no_match_rejected
+    assert decision["served"]["ambiguous_share"] == 0.0
     assert result["model"].startswith("e5-small-ko@")
 
 

@@ -1,0 +1,221 @@
+"""The calibrated decision (issue #27): a monotone fit, held-out hints above the background,
+the three decisions, and catalog files whose thresholds predate calibration."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog.calibration import FEATURES, fit_logistic
+from chatda.catalog.calibration_fit import (
+    CalibrationConfig,
+    FitOptions,
+    background_queries,
+    collect_examples,
+)
+from chatda.catalog.decision import Decision, decide
+from chatda.catalog.file_format import dump_catalog, parse_catalog, read_catalog
+from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import IntentScore
+from chatda.demo import catalog_path
+from chatda.evaluation.open_set import OpenSetOutcome, auroc, open_set_report
+from chatda.settings import Settings
+from chatda.text.morphemes import default_morphemes
+from query.app import create_app
+from tests.catalog.conftest import wait_catalog
+
+FAMILIES = (1, 2, 3, 4)
+"""Four of the demo catalog's twelve families: 40 intents, enough hints to calibrate on."""
+
+
+def demo_families(families: tuple[int, ...] = FAMILIES) -> str:
+    intents = read_catalog(catalog_path())
+    by_id = {i.id: i for i in intents}
+
+    def root(intent):
+        while intent.parent_id is not None:
+            intent = by_id[intent.parent_id]
+        return intent.id
+
+    return dump_catalog([i for i in intents if root(i) in families])
+
+
+def test_fit_is_monotone_in_every_feature() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, len(FEATURES)))
+    # one feature pushes the wrong way: its weight must stay 0, never negative
+    y = (x[:, 0] + x[:, 2] - 0.5 * x[:, 1] + rng.normal(scale=0.5, size=400) > 0).astype(float)
+    cal = fit_logistic(x, y, np.ones(400))
+    assert (cal.weights >= 0).all() and cal.weights[1] == 0
+    base = np.zeros((50, len(FEATURES)))
+    for column in range(len(FEATURES)):
+        grid = base.copy()
+        grid[:, column] = np.linspace(-3, 3, 50)
+        assert (np.diff(cal.probability(grid)) >= 0).all()
+    assert cal.probability(np.array([[2.0, 0, 2.0, 0]]))[0] > 0.9
+
+
+def score(index: int, value: float, confidence: float | None, threshold: float) -> IntentScore:
+    return IntentScore(index, value, value, 0.0, index, threshold, confidence)
+
+
+def test_decide_three_cases_and_the_raw_rule() -> None:
+    passed = decide([score(0, 0.95, 0.9, 0.5), score(1, 0.9, 0.2, 0.5)], 0.1)
+    assert passed.decision is Decision.PASSED and [s.index for s in passed.intents] == [0]
+    close = decide([score(0, 0.95, 0.6, 0.5), score(1, 0.94, 0.55, 0.5)], 0.1)
+    assert close.decision is Decision.AMBIGUOUS
+    assert [(s.index, s.ambiguous) for s in close.intents] == [(0, True), (1, True)]
+    none = decide([score(0, 0.95, 0.3, 0.5), score(1, 0.94, 0.29, 0.5)], 0.1)
+    assert none.decision is Decision.NO_MATCH and none.intents == []
+    # a per-intent threshold applies to the confidence
+    strict = [replace(score(0, 0.95, 0.9, 0.95)), score(1, 0.9, 0.2, 0.5)]
+    assert decide(strict, 0.1).decision is Decision.NO_MATCH
+    # raw rule (no confidence): no ambiguity, every intent over its threshold passes
+    raw = decide([score(0, 0.95, None, 0.9), score(1, 0.949, None, 0.9)], 0.1)
+    assert raw.decision is Decision.PASSED and len(raw.intents) == 2
+
+
+@pytest.fixture
+async def calibrated(encoder, store):
+    store.import_intents(parse_catalog(demo_families()))
+    batcher = DynamicBatcher(encoder)
+    service = CatalogService(
+        store, batcher, default_morphemes(), 0.92, 0.06, calibration=CalibrationConfig(0.25, 0.02)
+    )
+    await service.refresh()
+    yield service
+    await batcher.close()
+
+
+async def test_held_out_hints_score_above_background_and_served_confidence(calibrated) -> None:
+    snap = calibrated.snapshot
+    assert snap.calibrator is not None and snap.ambiguity_margin == 0.02
+    background = list(background_queries())
+    vectors = np.stack([calibrated._vectors[t] for t in background])
+    examples = collect_examples(
+        snap,
+        calibrated._terms,
+        vectors,
+        [calibrated._terms[t] for t in background],
+        FitOptions(),
+    )
+    p = snap.calibrator.probability(examples.features)
+    held_out_right = p[(examples.kinds == 0) & (examples.labels == 1)]
+    background_p = p[examples.kinds == 2]
+    assert held_out_right.size >= 100 and background_p.size == len(background)
+    assert np.median(held_out_right) > np.median(background_p)
+    assert np.mean(held_out_right[:, None] > background_p[None, :]) > 0.9
+
+    _, related, _ = await calibrated.match("해외 계좌로 돈 보내고 싶어", top_k=3)
+    _, unrelated, _ = await calibrated.match("오늘 저녁 김치찌개 레시피", top_k=3)
+    assert related[0].confidence is not None and unrelated[0].confidence is not None
+    assert related[0].confidence > 0.25 > unrelated[0].confidence
+    assert related[0].threshold == pytest.approx(0.25) and related[0].passed
+    assert not unrelated[0].passed
+
+
+OLD_CATALOG = """\
+version: 1
+intents:
+  - id: 1
+    name: 송금
+    hints: [다른 계좌나 사용자에게 돈을 보내는 기능, 이체, 계좌 송금, 돈보내기]
+    threshold: 0.71
+"""
+
+
+async def test_old_catalog_file_loads_and_its_override_is_a_confidence(encoder, store) -> None:
+    """A file written before calibration (format 1, ``threshold`` a cosine) still imports; on
+    the calibrated rule its override is read as a confidence (docs/intents.md, migration)."""
+    intents = parse_catalog(OLD_CATALOG) + parse_catalog(demo_families((2, 3, 4)))
+    store.import_intents(intents)
+    batcher = DynamicBatcher(encoder)
+    service = CatalogService(
+        store, batcher, default_morphemes(), 0.92, 0.06, calibration=CalibrationConfig(0.4, 0.1)
+    )
+    try:
+        await service.refresh()
+        snap = service.snapshot
+        assert snap.calibrator is not None
+        thresholds = dict(zip([i.id for i in snap.intents], snap.thresholds, strict=True))
+        assert thresholds[1] == pytest.approx(0.71)
+        for intent in snap.intents[1:]:
+            expected = intent.threshold if intent.threshold is not None else 0.4
+            assert thresholds[intent.id] == pytest.approx(expected)
+    finally:
+        await batcher.close()
+
+
+@pytest.fixture(scope="module")
+def calibrated_api(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("calibrated-api")
+    catalog = root / "catalog.yaml"
+    catalog.write_text(demo_families(), encoding="utf-8")
+    settings = Settings(
+        data_dir=root,
+        models_dir_override=models_dir,
+        device="cpu",
+        catalog_file=catalog,
+        catalog_poll_s=0.5,
+        intent_ambiguity_margin=0.3,
+    )
+    with TestClient(create_app(settings)) as client:
+        wait_catalog(client)
+        yield client
+
+
+def test_match_answers_passed_ambiguous_and_no_match(calibrated_api) -> None:
+    def match(q: str) -> dict:
+        response = calibrated_api.get("/v1/intents/match", params={"q": q, "top_k": 1})
+        assert response.status_code == 200
+        return response.json()
+
+    passed = match("이체")
+    assert passed["decision"] == "passed"
+    assert [i["id"] for i in passed["intents"]] == [1]
+    assert passed["intents"][0]["confidence"] >= passed["intents"][0]["threshold"]
+    assert not passed["intents"][0]["ambiguous"]
+
+    # two siblings close together: both are shown, even with top_k=1
+    ambiguous = match("해외 계좌로 돈 보내고 싶어")
+    assert ambiguous["decision"] == "ambiguous"
+    assert {i["id"] for i in ambiguous["intents"]} == {102, 1021}
+    first, second = ambiguous["intents"]
+    assert first["ambiguous"] and second["ambiguous"]
+    assert 0 <= first["confidence"] - second["confidence"] < 0.3
+
+    nothing = match("오늘 저녁 김치찌개 레시피")
+    assert nothing["decision"] == "no_match" and nothing["intents"] == []
+
+
+def test_open_set_report_counts_each_case() -> None:
+    """Three in-scope queries (right and passed, ambiguous with the right one, wrong and
+    passed) and two out-of-scope ones (rejected, passed)."""
+    outcomes = [
+        OpenSetOutcome("a", 0.99, 0.9, Decision.PASSED, ["a"]),
+        OpenSetOutcome("b", 0.95, 0.5, Decision.AMBIGUOUS, ["b", "c"]),
+        OpenSetOutcome("x", 0.93, 0.4, Decision.PASSED, ["x"]),
+        OpenSetOutcome("a", 0.90, 0.1, Decision.NO_MATCH, []),
+        OpenSetOutcome("b", 0.96, 0.6, Decision.PASSED, ["b"]),
+    ]
+    relevants = [{"a"}, {"c"}, {"y"}, set(), set()]
+    report = open_set_report(outcomes, relevants, 0.92, "calibrated", 0.3, 0.1, None)
+    served = report["served"]
+    assert served["in_scope_correct"] == pytest.approx(1 / 3, abs=1e-4)
+    assert served["in_scope_ambiguous_with_right"] == pytest.approx(1 / 3, abs=1e-4)
+    assert served["out_of_scope_rejected"] == 0.5
+    assert served["ambiguous_share"] == 0.2
+    # the top intent is right only for the first query: its confidence 0.9 beats both
+    # out-of-scope ones, so AUROC is 1 and it survives 90 % rejection
+    assert served["curve"]["auroc"] == 1.0
+    old = report["old_rule"]
+    assert (old["in_scope_correct"], old["out_of_scope_rejected"]) == (
+        pytest.approx(1 / 3, abs=1e-4),
+        0.5,
+    )
+    assert auroc(np.array([0.5, 0.5]), np.array([0.5])) == 0.5
