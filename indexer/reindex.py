@@ -48,6 +48,7 @@ from chatda.evaluation.metrics import mrr_at, recall_at
 from chatda.models.encoder import Encoder
 from chatda.search.articles import ArticleIndex
 from chatda.search.hits import collapse
+from chatda.storage.article_rows import STORED_FIELDS, ArticleChunk, chunk_rows
 from chatda.storage.articles_schema import (
     alias_target,
     collection_name,
@@ -63,18 +64,6 @@ from chatda.text.morphemes import Morphemes
 log = logging.getLogger(__name__)
 
 BUILD_SUFFIX = "__build"
-_COPY_FIELDS = [
-    "chunk_id",
-    "post_id",
-    "chunk_no",
-    "title",
-    "text",
-    "series",
-    "category",
-    "tags",
-    "published_at",
-    "updated_at",
-]
 _SWAP_TRIES = 3
 _SWAP_BACKOFF_S = 2.0
 _POLL_S = 0.5
@@ -207,7 +196,7 @@ def _fresh_name(client: MilvusClient, model_ref: str) -> str:
 
 def _batches(client: MilvusClient, collection: str, size: int) -> Iterator[list[dict[str, Any]]]:
     iterator = client.query_iterator(
-        collection, batch_size=size, filter="", output_fields=_COPY_FIELDS
+        collection, batch_size=size, filter="", output_fields=list(STORED_FIELDS)
     )
     try:
         while batch := iterator.next():
@@ -239,16 +228,11 @@ def copy_collection(
             texts = [embed_text(row["title"], row["text"]) for row in batch]
             vectors = encoder.encode(texts, "passage")
             terms = morphemes.terms_batch(texts)
-            rows = [
-                {
-                    **{k: row[k] for k in _COPY_FIELDS},
-                    "tags": list(row.get("tags") or []),
-                    "bm25_text": " ".join(words),
-                    "dense": vector.tolist(),
-                    "model_version": encoder.ref,
-                }
-                for row, vector, words in zip(batch, vectors, terms, strict=True)
+            chunks = [
+                ArticleChunk.stored(row, " ".join(words))
+                for row, words in zip(batch, terms, strict=True)
             ]
+            rows = chunk_rows(chunks, vectors, encoder.ref)
             client.upsert(target, rows)
             copied += len(rows)
             bar.update(len(rows))

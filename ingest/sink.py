@@ -18,13 +18,14 @@ import numpy as np
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
+from chatda.storage.article_rows import ArticleChunk, chunk_rows
 from chatda.storage.articles_schema import (
     alias_target,
     collection_name,
     create_articles_collection,
 )
 from chatda.storage.index_models import ServedIndex, model_slug_prefix, served_index
-from chatda.storage.indexed_posts import IndexedPost, chunk_id, indexed_posts
+from chatda.storage.indexed_posts import IndexedPost, indexed_posts
 from ingest.pipeline import PreparedArticle
 
 logger = logging.getLogger(__name__)
@@ -134,21 +135,19 @@ def article_rows(
 ) -> list[dict[str, Any]]:
     """The Milvus rows of one prepared article; ``vectors`` holds one row per chunk."""
     m = article.message
-    return [
-        {
-            "chunk_id": chunk_id(m.post_id, c.n),
-            "post_id": m.post_id,
-            "chunk_no": c.n,
-            "title": article.title,
-            "text": c.text,
-            "bm25_text": c.bm25_text,
-            "dense": vector.tolist(),
-            "series": m.series,
-            "category": m.category,
-            "tags": list(m.tags),
-            "published_at": article.published_epoch,
-            "updated_at": article.updated_epoch,
-            "model_version": model_version,
-        }
-        for c, vector in zip(article.chunks, vectors, strict=True)
+    chunks = [
+        ArticleChunk(
+            post_id=m.post_id,
+            chunk_no=c.n,
+            title=article.title,
+            text=c.text,
+            bm25_text=c.bm25_text,
+            series=m.series,
+            category=m.category,
+            tags=m.tags,
+            published_at=article.published_epoch,
+            updated_at=article.updated_epoch,
+        )
+        for c in article.chunks
     ]
+    return chunk_rows(chunks, vectors, model_version)

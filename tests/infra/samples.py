@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from chatda.storage.article_rows import ArticleChunk, chunk_rows
 from chatda.storage.articles_schema import DENSE_DIM
 
 
@@ -33,21 +34,21 @@ def chunk(
     tags: list[str] | None = None,
     published_at: int = 0,
 ) -> dict[str, Any]:
-    return {
-        "chunk_id": f"{post_id}#0",
-        "post_id": post_id,
-        "chunk_no": 0,
-        "title": f"{post_id} 제목",
-        "text": bm25_text,
-        "bm25_text": bm25_text,
-        "dense": unit_vector(axis, noise_seed=axis),
-        "series": series,
-        "category": category,
-        "tags": tags or [],
-        "published_at": published_at,
-        "updated_at": published_at,
-        "model_version": "test",
-    }
+    """The one-chunk article ``post_id``, its vector along ``axis``."""
+    article = ArticleChunk(
+        post_id=post_id,
+        chunk_no=0,
+        title=f"{post_id} 제목",
+        text=bm25_text,
+        bm25_text=bm25_text,
+        series=series,
+        category=category,
+        tags=tags or [],
+        published_at=published_at,
+        updated_at=published_at,
+    )
+    (row,) = chunk_rows([article], np.array([unit_vector(axis, noise_seed=axis)]), "test")
+    return row
 
 
 # Values an attacker might send as facet filters; each is also a real category below, so a
