@@ -38,6 +38,7 @@ from chatda.settings import Settings
 
 log = logging.getLogger(__name__)
 
+_CHUNK = 256
 MIN_POSITIVES = 20
 """Below this many leave-one-hint-out examples the fit is not trusted (raw rule instead)."""
 
@@ -108,11 +109,13 @@ class _Scorer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per query: the top-1 features and the top intent's index (``-1`` if none is left)."""
         snap = self.snap
-        sims = np.asarray(vectors, dtype=np.float32) @ self.matrix.T
-        feats = np.zeros((len(sims), len(FEATURES)))
-        tops = np.full(len(sims), -1, dtype=np.int64)
-        for q, (row, masked) in enumerate(zip(sims, masks, strict=True)):
-            row = row.copy()
+        vectors = np.asarray(vectors, dtype=np.float32)
+        feats = np.zeros((len(vectors), len(FEATURES)))
+        tops = np.full(len(vectors), -1, dtype=np.int64)
+        for q, masked in enumerate(masks):
+            if q % _CHUNK == 0:  # a chunk of queries at a time: a big catalog's rows stay in memory
+                sims = vectors[q : q + _CHUNK] @ self.matrix.T
+            row = sims[q % _CHUNK].copy()
             row[masked] = -np.inf
             dense = np.maximum.reduceat(row, self.starts)
             lexical_rows = snap.lexical.scores(terms[q]).astype(np.float32)

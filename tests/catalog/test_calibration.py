@@ -163,6 +163,7 @@ def calibrated_api(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         catalog_file=catalog,
         catalog_poll_s=0.5,
         intent_ambiguity_margin=0.3,
+        request_timeout_ms=60000,  # a loaded test machine must not turn an answer into 504
     )
     with TestClient(create_app(settings)) as client:
         wait_catalog(client)
