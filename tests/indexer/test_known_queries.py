@@ -9,7 +9,7 @@ from pymilvus import MilvusClient
 
 from chatda.storage.article_rows import ArticleChunk, chunk_rows
 from chatda.storage.articles_schema import create_articles_collection
-from indexer.reindex import known_queries
+from indexer.reindex_verify import known_queries
 
 
 def test_shared_and_blank_titles_are_notknown_queries(milvus_uri: str) -> None:

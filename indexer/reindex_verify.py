@@ -1,0 +1,162 @@
+"""Re-index step 6: is the build as good as the live collection, before the alias moves?
+
+Two checks. Every article that no record published since the handoff touched must have the same
+version and chunk count in both collections (the copy and the replay lost or duplicated
+nothing). Known queries, titles that name exactly one article, must find their article at top-1
+at least as often in the build (with the target model) as in the live collection (with its
+model), on both document legs: a model that ranks worse is caught before users see it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pymilvus import MilvusClient
+
+from chatda.evaluation.metrics import mrr_at, recall_at
+from chatda.models.encoder import Encoder
+from chatda.search.articles import ArticleIndex
+from chatda.search.hits import collapse
+from chatda.storage.filters import quote
+from chatda.storage.first_chunks import first_chunks
+from chatda.text.morphemes import Morphemes
+
+_SEARCH_TIMEOUT_S = 10.0
+_RANK_DEPTH = 10
+
+
+@dataclass
+class LegQuality:
+    queries: int = 0
+    top1: int = 0
+    mrr: float = 0.0
+
+    @property
+    def top1_rate(self) -> float:
+        return self.top1 / self.queries if self.queries else 0.0
+
+
+@dataclass
+class Verification:
+    articles: int = 0
+    exempt: int = 0
+    mismatched: list[str] = field(default_factory=list)
+    live: dict[str, LegQuality] = field(default_factory=dict)
+    built: dict[str, LegQuality] = field(default_factory=dict)
+
+    def problems(self, max_top1_drop: float) -> list[str]:
+        found = []
+        if self.mismatched:
+            found.append(
+                f"{len(self.mismatched)} articles differ in version or chunk count "
+                f"(e.g. {', '.join(self.mismatched[:5])})"
+            )
+        for leg, live in self.live.items():
+            built = self.built[leg]
+            if built.top1_rate < live.top1_rate - max_top1_drop:
+                found.append(
+                    f"{leg}: known queries at top-1 fell from {live.top1}/{live.queries} "
+                    f"to {built.top1}/{built.queries}"
+                )
+        return found
+
+
+def _articles(client: MilvusClient, collection: str) -> dict[str, tuple[int, int]]:
+    """post_id → (version, chunk count)."""
+    counts: Counter[str] = Counter()
+    versions: dict[str, int] = {}
+    iterator = client.query_iterator(
+        collection, batch_size=1000, filter="", output_fields=["post_id", "updated_at"]
+    )
+    try:
+        while batch := iterator.next():
+            for row in batch:
+                counts[row["post_id"]] += 1
+                versions[row["post_id"]] = max(versions.get(row["post_id"], 0), row["updated_at"])
+    finally:
+        iterator.close()
+    return {p: (versions[p], n) for p, n in counts.items()}
+
+
+def known_queries(client: MilvusClient, collection: str, post_ids: list[str]) -> dict[str, str]:
+    """post_id → its title, for the titles no other article shares: a title two articles carry
+    names neither, and which one ranks first would be a coin toss, not a quality signal."""
+    rows = first_chunks(client, collection, post_ids, ["title"])
+    titles = {row["post_id"]: row["title"] for row in rows if row["title"].strip()}
+    if not titles:
+        return {}
+    wanted = ", ".join(quote(t) for t in set(titles.values()))
+    carriers = Counter(
+        row["title"]
+        for row in client.query(
+            collection, filter=f"chunk_no == 0 and title in [{wanted}]", output_fields=["title"]
+        )
+    )
+    return {p: t for p, t in titles.items() if carriers[t] == 1}
+
+
+def _quality(
+    index: ArticleIndex,
+    collection: str,
+    encoder: Encoder,
+    morphemes: Morphemes,
+    queries: dict[str, str],
+) -> dict[str, LegQuality]:
+    """Top-1 and MRR@10 of known queries (title → its article) on both document legs."""
+    titles = list(queries.values())
+    vectors = encoder.encode(titles, "query")
+    legs = {"dense": LegQuality(), "bm25": LegQuality()}
+    for (post_id, title), vector in zip(queries.items(), vectors, strict=True):
+        for leg, hits in (
+            (
+                "dense",
+                index.dense(
+                    vector.tolist(), _RANK_DEPTH * 4, "", {}, _SEARCH_TIMEOUT_S, collection
+                ),
+            ),
+            (
+                "bm25",
+                index.bm25(
+                    morphemes.joined(title), _RANK_DEPTH * 4, "", {}, _SEARCH_TIMEOUT_S, collection
+                ),
+            ),
+        ):
+            ranked = [a.chunk.post_id for a in collapse(hits)][:_RANK_DEPTH]
+            quality = legs[leg]
+            quality.queries += 1
+            quality.top1 += int(recall_at(ranked, {post_id}, 1))
+            quality.mrr += mrr_at(ranked, {post_id}, _RANK_DEPTH)
+    for quality in legs.values():
+        quality.mrr = round(quality.mrr / quality.queries, 4) if quality.queries else 0.0
+    return legs
+
+
+def verify(
+    client: MilvusClient,
+    index: ArticleIndex,
+    live: str,
+    built: str,
+    live_encoder: Encoder,
+    built_encoder: Encoder,
+    morphemes: Morphemes,
+    touched_since: Callable[[], set[str]],
+    sample: int,
+) -> Verification:
+    """Compare the build with the live collection (module docstring).
+
+    ``touched_since`` names the articles of every record published since the handoff; it is
+    called after both collections were read, so whatever either had applied is covered.
+    """
+    old, new = _articles(client, live), _articles(client, built)
+    touched = touched_since()
+    stable = sorted(p for p in old.keys() | new.keys() if p not in touched)
+    result = Verification(articles=len(stable), exempt=len(touched & (old.keys() | new.keys())))
+    result.mismatched = [p for p in stable if old.get(p) != new.get(p)]
+    step = max(1, len(stable) // max(sample, 1))
+    sampled = [p for p in stable[::step][:sample] if p in old and p in new]
+    queries = known_queries(client, live, sampled)
+    result.live = _quality(index, live, live_encoder, morphemes, queries)
+    result.built = _quality(index, built, built_encoder, morphemes, queries)
+    return result
