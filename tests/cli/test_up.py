@@ -11,8 +11,9 @@ One data dir, two starts of the real command, with the demo data:
 * a Ctrl-C to the terminal's process group stops services, then engines, with no traceback
   and no error line, and removes the addresses file; the services' output is in
   ``logs/<name>.log``, without probe access lines;
-* the restart embeds no catalog text (all 883 come from the on-disk cache) and does not
-  publish the demo articles again: a deleted one stays deleted.
+* the restart embeds no catalog text (all 883, and the 188 calibration background queries,
+  come from the on-disk cache) and does not publish the demo articles again: a deleted one
+  stays deleted.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def test_up_serves_what_it_says_and_restarts_faithfully(up_env: dict[str, str]) 
         out = up.output
         assert "published 75 demo articles" in out
         assert "· indexing articles:" in out  # progress, the catalog's from /readyz
-        assert "· API starting: catalog embedded 0 of 883 texts" in out
+        assert "· API starting: catalog embedded 0 of 1071 texts" in out  # 883 + 188 background
         admin_line = next(line for line in up.lines if "admin page" in line)
         admin_token = admin_line.rsplit("(token ", 1)[1].rstrip(")")
         assert admin_token and "CHATDA_ADMIN_TOKEN" not in admin_line
@@ -195,7 +196,7 @@ def test_up_serves_what_it_says_and_restarts_faithfully(up_env: dict[str, str]) 
         )
         assert deleted.status_code == 202, deleted.text
         assert searchable_after_indexing(stack) == 74
-        assert cached_embeddings(data_dir) == 883  # every distinct catalog text, once
+        assert cached_embeddings(data_dir) == 1071  # every distinct catalog and background text
     except BaseException:
         up.kill()
         raise
@@ -218,8 +219,8 @@ def test_up_serves_what_it_says_and_restarts_faithfully(up_env: dict[str, str]) 
             for line in (data_dir / "logs" / "api.log").read_text().splitlines()
             if "catalog snapshot v1" in line
         ]
-        assert "883 texts (0 embedded)" in snapshot_lines[-1], snapshot_lines
-        assert cached_embeddings(data_dir) == 883
+        assert "1071 texts (0 embedded)" in snapshot_lines[-1], snapshot_lines
+        assert cached_embeddings(data_dir) == 1071
     except BaseException:
         again.kill()
         raise
