@@ -117,8 +117,10 @@ class CatalogService:
         started = time.perf_counter()
         intents = await asyncio.to_thread(self.store.list)
         catalog_texts = list(dict.fromkeys(t for i in intents for t in intent_texts(i)))
-        # issue #27: the background queries are embedded (and cached) with the hints
-        background = list(background_queries()) if self.calibration else []
+        # issue #27: the background queries are embedded (and cached) with the hints; an
+        # empty catalog has nothing to calibrate, and its process need not queue them ahead
+        # of its first requests
+        background = list(background_queries()) if self.calibration and intents else []
         texts = list(dict.fromkeys([*catalog_texts, *background]))
         missing = [t for t in texts if t not in vectors]
         cache = self.embedding_cache
