@@ -34,7 +34,7 @@ class Backoff:
 
 
 class Server(Protocol):
-    """What ``keep`` supervises: ``chatda.broker.process.LocalServer`` (Tansu, milvus-lite)."""
+    """What ``keep`` supervises: ``chatda.process.LocalServer`` (Tansu, milvus-lite)."""
 
     @property
     def pid(self) -> int | None: ...

@@ -13,8 +13,6 @@ nothing behind in them.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -22,8 +20,10 @@ from pathlib import Path
 
 from chatda.broker.kafka import committed_lag, committed_offsets, keys_between, seed_offsets
 from chatda.broker.kafka import end_offsets as topic_end_offsets
+from chatda.process import ManagedProcess
 
 _POLL_S = 0.5
+_STOP_TIMEOUT_S = 60.0
 
 
 class ReplayError(RuntimeError):
@@ -85,31 +85,17 @@ class ReplayWorker:
             "--alias", alias,
             "--no-dead-letters",
         ]  # fmt: skip
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        self.process = ManagedProcess(
+            "reindex-replay", argv, log_path=log_path, env=env, die_with_parent=True
         )
+        self.process.spawn()
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.running
 
     def stop(self) -> None:
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
-def _die_with_parent() -> None:
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        """SIGTERM (the worker finishes its batch and commits), SIGKILL after a minute."""
+        self.process.stop(timeout_s=_STOP_TIMEOUT_S)
 
 
 def wait_caught_up(

@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
-from chatda.broker.process import port_accepts
+from chatda.process import port_accepts
 from chatda.storage.milvus_client import ping
 from query.state import ApiState
 

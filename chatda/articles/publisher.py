@@ -27,7 +27,7 @@ from chatda.articles.message import ArticleMessage
 from chatda.articles.outbox import Outbox
 from chatda.articles.topics import ensure_article_topics
 from chatda.broker.kafka import PRODUCER_DEFAULTS, make_producer
-from chatda.broker.process import port_accepts
+from chatda.process import port_accepts
 from chatda.settings import Settings
 
 logger = logging.getLogger(__name__)

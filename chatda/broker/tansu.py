@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from chatda.broker.process import (
+from chatda.process import (
     LocalServer,
     ManagedProcess,
     ServerStartError,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pymilvus import MilvusClient
 
-from chatda.broker.process import (
+from chatda.process import (
     LocalServer,
     ManagedProcess,
     ensure_port_free,

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chatda.broker.process import ManagedProcess, free_port
+from chatda.process import ManagedProcess, free_port
 
 START_TIMEOUT_S = 180.0
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chatda.broker.process import free_port
 from chatda.local_stack import stack_path
+from chatda.process import free_port
 
 CLI = [sys.executable, "-m", "cli.main"]
 OPERATOR_PUBLISHER_TOKEN = "operator-publisher-secret"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pymilvus import MilvusClient
 
-from chatda.broker.process import ServerStartError, port_accepts
+from chatda.process import ServerStartError, port_accepts
 from chatda.storage.articles_schema import create_articles_collection
 from chatda.storage.milvus_server import MilvusLiteServer
 from tests.infra.samples import ROWS

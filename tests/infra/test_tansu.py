@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from chatda.broker.process import ServerStartError, port_accepts
 from chatda.broker.tansu import TansuBroker, tansu_binary
+from chatda.process import ServerStartError, port_accepts
 
 
 def test_binary_is_resolved_from_the_wheel() -> None:

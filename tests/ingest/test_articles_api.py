@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from chatda.articles.message import ArticleMessage
-from chatda.broker.process import free_port
+from chatda.process import free_port
 from chatda.settings import Settings
 from query.app import create_app
 from query.errors import install_error_handlers

@@ -1,15 +1,18 @@
-"""A local server child process with a readiness probe, shared by Tansu and milvus-lite.
+"""Child processes chatda starts and owns: one lifecycle for every kind.
 
-Both local engines are plain executables that chatda starts for development and tests. They fail
-in the same ways (binary missing, port taken, data dir locked, exits before serving), so one
-helper gives them the same contract: start and wait until the server really answers, or raise
-with the tail of its log; stop by pid, politely first, then by force.
+The local engines (Tansu, milvus-lite) are plain executables that chatda starts for development
+and tests; chatda's own workers run as children too (the re-index replays the topic with a real
+``chatda ingest``). They fail in the same ways (executable missing, port taken, data dir locked,
+exits before serving), so ``ManagedProcess`` gives them one contract: start, and wait until the
+child really answers if it serves something, or raise with the tail of its log; stop politely
+first, then by force; optionally die with the parent, so a killed owner leaves no orphan.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -17,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -26,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 _POLL_INTERVAL_S = 0.1
 _LOG_TAIL_LINES = 30
+_PR_SET_PDEATHSIG = 1
 
 
 class LocalServer:
@@ -56,7 +60,7 @@ class LocalServer:
 
 
 class ServerStartError(RuntimeError):
-    """The server binary is missing, exited early, or never became ready."""
+    """The child's executable is missing, or it exited or was not ready in time."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -91,8 +95,27 @@ def ensure_port_free(host: str, port: int, name: str) -> None:
         raise ServerStartError(f"cannot start {name}: {host}:{port} is already in use")
 
 
+def _die_with_parent() -> Callable[[], None]:
+    """What the child runs before exec so that the kernel sends it SIGTERM when the parent
+    thread that started it ends. ``prctl`` is looked up here, in the parent: the child of a
+    threaded process must not load libraries between fork and exec."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def in_child() -> None:
+        if prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+    return in_child
+
+
 class ManagedProcess:
-    """One child server process, its log file, and its lifecycle."""
+    """One child process, its log file, and its lifecycle.
+
+    ``env`` is the child's whole environment (default: this process's). With
+    ``die_with_parent`` (Linux) the kernel stops the child with SIGTERM when the thread that
+    started it ends, even by SIGKILL; so start it from a thread that lives as long as the
+    child is wanted.
+    """
 
     def __init__(
         self,
@@ -100,10 +123,14 @@ class ManagedProcess:
         argv: Sequence[str],
         log_path: Path | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        env: Mapping[str, str] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.stop_signal = stop_signal
+        self.env = dict(env) if env is not None else None
+        self.die_with_parent = die_with_parent
         self._own_log = log_path is None
         if log_path is None:
             fd, temp_name = tempfile.mkstemp(prefix=f"chatda-{name}-", suffix=".log")
@@ -120,12 +147,14 @@ class ManagedProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, ready: Callable[[], bool], timeout_s: float) -> None:
-        """Spawn the process and block until ``ready()`` is true.
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the started process has exited; None while it runs, or before
+        it started and after ``stop()``."""
+        return self._proc.poll() if self._proc is not None else None
 
-        Raises ServerStartError (with the log tail) when the executable is missing, the process
-        exits before it is ready, or ``timeout_s`` passes; the process is never left behind.
-        """
+    def spawn(self) -> None:
+        """Start the process without waiting for anything; ServerStartError if it cannot run."""
         if self._proc is not None:
             raise RuntimeError(f"{self.name} already started (pid {self._proc.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,13 +165,24 @@ class ManagedProcess:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
+                    env=self.env,
                     start_new_session=True,  # stopped by its owner, not by a Ctrl-C to all
+                    preexec_fn=_die_with_parent() if self.die_with_parent else None,
                 )
-            except OSError as exc:
+            except (OSError, subprocess.SubprocessError) as exc:
                 self._discard_own_log()
                 raise ServerStartError(f"cannot run {self.name} ({self.argv[0]}): {exc}") from exc
         atexit.register(self.stop)
         logger.info("%s starting pid=%d log=%s", self.name, self._proc.pid, self.log_path)
+
+    def start(self, ready: Callable[[], bool], timeout_s: float) -> None:
+        """Spawn the process and block until ``ready()`` is true.
+
+        Raises ServerStartError (with the log tail) when the executable is missing, the process
+        exits before it is ready, or ``timeout_s`` passes; the process is never left behind.
+        """
+        self.spawn()
+        assert self._proc is not None
         deadline = time.monotonic() + timeout_s
         while True:
             code = self._proc.poll()
