@@ -102,6 +102,8 @@ def test_eval_documents_cli_indexes_a_private_corpus_and_reports_the_data(
         "corpus",
         "profiles",
         "model",
+        "path",
+        "by_path",
     }
     assert (result["mode"], result["n_queries"], result["corpus"]) == ("documents", 6, 5)
     assert result["default_method"] == "default"
@@ -115,3 +117,8 @@ def test_eval_documents_cli_indexes_a_private_corpus_and_reports_the_data(
     assert set(result["latency_ms"]) == {"p50", "p95"}
     assert result["latency_ms"]["p50"] > 0
     assert result["model"].startswith("e5-small-ko@")
+    # the serving path is the in-memory tier (the corpus fits), and Milvus is measured beside it
+    assert result["path"] == "memory" and set(result["by_path"]) == {"memory", "milvus"}
+    assert result["by_path"]["memory"]["methods"] == result["methods"]
+    memory, milvus = (result["by_path"][p]["methods"] for p in ("memory", "milvus"))
+    assert memory["dense"] == milvus["dense"]  # exact inner products on both paths
