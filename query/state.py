@@ -1,4 +1,5 @@
-"""What one API process holds: the model, its batcher and (later) catalog and search engines."""
+"""What one API process holds: its settings, the batcher (and through it the serving query
+model), the intent catalog with its store, and the search services."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ collection mapped), so old and new are never mixed within one request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -20,6 +19,7 @@ from prometheus_client import Counter, Gauge
 from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.service import CatalogService
 from chatda.models.encoder import Encoder
+from chatda.polling import Poller
 from chatda.search.articles import ArticleIndex
 from chatda.search.tier.follower import TierFollower
 from chatda.storage.index_models import ServedIndex, served_index
@@ -53,28 +53,21 @@ class ModelFollower:
         self.batcher = batcher
         self.catalog = catalog
         self.load_encoder = load_encoder
-        self.poll_s = poll_s
         self.tier = tier
         self.served: ServedIndex | None = None
-        self._task: asyncio.Task[None] | None = None
+        # Milvus or a model load failing: keep serving, try again next round
+        self._poller = Poller(
+            "following the index alias",
+            self.follow,
+            poll_s,
+            on_failure=lambda _exc: SWITCH_FAILURES.inc(),
+        )
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._poll(), name="model-follow")
+        self._poller.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _poll(self) -> None:
-        while True:
-            try:
-                await self.follow()
-            except Exception:  # Milvus or a model load failing: keep serving, try again later
-                SWITCH_FAILURES.inc()
-                log.exception("following the index alias failed")
-            await asyncio.sleep(self.poll_s)
+        await self._poller.close()
 
     async def follow(self) -> bool:
         """One check; returns whether the served collection changed."""
