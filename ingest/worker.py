@@ -37,6 +37,7 @@ from pymilvus.exceptions import MilvusException
 from chatda.articles.topics import ensure_article_topics
 from chatda.broker.kafka import fetched_lag, make_consumer, make_producer
 from chatda.models.encoder import Encoder
+from chatda.search.tier.announcements import Announcer
 from chatda.storage.index_models import ingest_group
 from chatda.storage.milvus_client import connect
 from chatda.text.morphemes import Morphemes, default_morphemes
@@ -118,6 +119,7 @@ class IngestWorker:
             if config.dead_letter_topic
             else None
         )
+        self.announcer = Announcer(self._producer, config.indexed_topic)
         self.assignment: set[TopicPartition] = set()
 
     @property
@@ -127,7 +129,7 @@ class IngestWorker:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
         cfg = self.config
-        topics = [t for t in (cfg.topic, cfg.dead_letter_topic) if t]
+        topics = [t for t in (cfg.topic, cfg.dead_letter_topic, cfg.indexed_topic) if t]
         try:
             ensure_article_topics(cfg.bootstrap, topics, cfg.partitions)
             while not stop.is_set():
@@ -243,6 +245,9 @@ class IngestWorker:
             rows.extend(article_rows(article, vectors[offset : offset + count], self.model_version))
             offset += count
         self.sink.write(rows, delete_ids)
+        # after the write, so a replica fetching these ids reads them; a failed send fails
+        # the batch, which is written again (idempotent) and announced again
+        self.announcer.announce(item.message.post_id for item in applied)
         if poison and self.dead_letters is not None:
             self.dead_letters.send(poison)
 
