@@ -35,7 +35,6 @@ from chatda.text.morphemes import Morphemes
 
 log = logging.getLogger(__name__)
 
-_EMBED_CHUNK = 256
 
 
 class CatalogNotReady(RuntimeError):
@@ -127,9 +126,12 @@ class CatalogService:
         if cache is not None and missing:
             vectors.update(await asyncio.to_thread(cache.get, encoder, "query", missing))
             missing = [t for t in missing if t not in vectors]
-        for start in range(0, len(missing), _EMBED_CHUNK):
+        # one pass's worth at a time: a model switch re-embeds the whole catalog while the
+        # process serves, and live queries must never queue behind more than one pass of it
+        step = self.batcher.max_batch_size
+        for start in range(0, len(missing), step):
             self.progress = f"embedded {start} of {len(missing)} texts ({len(texts)} in all)"
-            chunk = missing[start : start + _EMBED_CHUNK]
+            chunk = missing[start : start + step]
             encoded = await self.batcher.submit(
                 chunk, "query", deadline=time.monotonic() + 300, encoder=encoder
             )
