@@ -36,7 +36,6 @@ from chatda.text.morphemes import Morphemes
 log = logging.getLogger(__name__)
 
 
-
 class CatalogNotReady(RuntimeError):
     pass
 
