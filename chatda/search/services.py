@@ -90,7 +90,12 @@ class SearchServices:
             encoder.dim,
         )
         tier_follower = (
-            TierFollower(tier, settings.kafka_bootstrap, settings.articles_indexed_topic)
+            TierFollower(
+                tier,
+                settings.kafka_bootstrap,
+                settings.articles_indexed_topic,
+                settings.article_partitions,  # as the ingest workers create it
+            )
             if tier.enabled and settings.kafka_bootstrap is not None
             else None
         )

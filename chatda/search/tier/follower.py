@@ -28,10 +28,11 @@ _RETRY_S = 1.0
 
 
 class TierFollower:
-    def __init__(self, tier: ArticleTier, bootstrap: str, topic: str) -> None:
+    def __init__(self, tier: ArticleTier, bootstrap: str, topic: str, partitions: int = 1) -> None:
         self.tier = tier
         self.bootstrap = bootstrap
         self.topic = topic
+        self.partitions = partitions
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chatda-tier", daemon=True)
         self._lock = threading.Lock()
@@ -77,7 +78,7 @@ class TierFollower:
 
     def _connect(self) -> KafkaConsumer | None:
         try:
-            ensure_topics(self.bootstrap, {self.topic: 1})
+            ensure_topics(self.bootstrap, {self.topic: self.partitions})
             return announcements.follow_from_end(self.bootstrap, self.topic)
         except Exception as exc:  # the broker is down: search keeps going to Milvus meanwhile
             log.warning("article tier cannot follow %s yet: %s", self.topic, exc)
