@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -29,8 +30,11 @@ def api_server(
     full_env = {**os.environ, "CHATDA_LOG_LEVEL": "WARNING", **env}
     if checkout:
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, env.get("PYTHONPATH")]))
+    # the CLI left the library in issue #24: an older tree has it at chatda/cli
+    old_layout = checkout is not None and not (Path(checkout) / "cli" / "main.py").exists()
+    module = "chatda.cli.main" if old_layout else "cli.main"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        [sys.executable, "-m", module, "serve", "--port", str(port)],
         env=full_env,
         cwd=checkout,
     )
