@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ class CatalogSnapshot:
         sims = (embeddings.to(self.matrix.dtype) @ self.matrix.T).float()  # (B, R)
         batch, n_rows = sims.shape
         index = t["row_intent"].expand(batch, n_rows)
-        dense = torch.full((batch, self.size), -2.0, device=device)
+        dense = torch.full((batch, self.size), _BELOW_ANY_COSINE, device=device)
         dense = dense.scatter_reduce(1, index, sims, reduce="amax", include_self=True)
         is_best = sims >= dense.gather(1, index)
         rows = torch.where(
@@ -141,8 +142,7 @@ class CatalogSnapshot:
                 visible[i] &= t["open"]
                 if ctx.area is not None:
                     visible[i] &= t[f"area:{ctx.area.value}"]
-        hidden = -9.0
-        masked = torch.where(visible, fused, torch.full_like(fused, hidden))
+        masked = torch.where(visible, fused, torch.full_like(fused, _HIDDEN))
         # at least two: the decision compares the top two (issue #27)
         k = min(self.size, max(2, *(self.size if c.everything else c.top_k for c in contexts)))
         top = torch.topk(masked, k, dim=1)
@@ -150,7 +150,8 @@ class CatalogSnapshot:
         count = visible.sum(dim=1, keepdim=True).clamp(min=1)
         dense_mean = (dense * visible).sum(dim=1, keepdim=True) / count
         dense_std = (((dense - dense_mean) ** 2 * visible).sum(dim=1, keepdim=True) / count).sqrt()
-        # one transfer for the whole batch: only the top k per query leave the device
+        # one transfer for the whole batch: only the top k per query leave the device; the
+        # stack's order is _Column's
         table = (
             torch.stack(
                 [
@@ -167,22 +168,51 @@ class CatalogSnapshot:
             .cpu()
             .numpy()
         )
+        c = _Column
         results: list[list[IntentScore]] = []
         for i, ctx in enumerate(contexts):
             limit = self.size if ctx.everything else ctx.top_k
-            shown = table[:, i, table[0, i, :] > hidden]
+            shown = table[:, i, table[c.SCORE, i, :] > _HIDDEN]
             confidence: list[float | None] = [None] * shown.shape[1]
             if self.calibrator is not None and shown.shape[1]:
-                features = candidate_features(shown[0], shown[1], shown[6, 0], shown[7, 0])
+                features = candidate_features(
+                    shown[c.SCORE], shown[c.DENSE], shown[c.DENSE_MEAN, 0], shown[c.DENSE_STD, 0]
+                )
                 confidence = [float(p) for p in self.calibrator.probability(features)]
             row = [
                 IntentScore(
-                    int(v[5]), float(v[0]), float(v[1]), float(v[2]), int(v[3]), float(v[4]), p
+                    index=int(v[c.INTENT]),
+                    score=float(v[c.SCORE]),
+                    dense=float(v[c.DENSE]),
+                    lexical=float(v[c.LEXICAL]),
+                    row=int(v[c.ROW]),
+                    threshold=float(v[c.THRESHOLD]),
+                    confidence=p,
                 )
                 for v, p in zip(shown.T, confidence, strict=True)
             ]
             results.append(row[:limit])
         return results
+
+
+_BELOW_ANY_COSINE = -2.0
+"""Start of the per-intent max over its rows' cosines (which lie in [-1, 1])."""
+_HIDDEN = -9.0
+"""The fused score given to intents a query may not see: below any real score, so ``topk``
+ranks them last and they are dropped before leaving the post-step."""
+
+
+class _Column(IntEnum):
+    """Rows of the post-step's result table, one column per candidate."""
+
+    SCORE = 0
+    DENSE = 1
+    LEXICAL = 2
+    ROW = 3
+    THRESHOLD = 4
+    INTENT = 5
+    DENSE_MEAN = 6
+    DENSE_STD = 7
 
 
 def intent_texts(intent: Intent) -> list[str]:
