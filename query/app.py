@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,6 @@ from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.models.encoder import open_encoder
 from chatda.models.registry import ModelRegistry
-from chatda.search.services import SearchServices
 from chatda.settings import Settings, get_settings
 from chatda.text.morphemes import default_morphemes
 from query.admission import AdmissionGate, pool_limits
@@ -35,6 +35,7 @@ from query.routes import (
     search,
     suggest,
 )
+from query.services import PublisherSlot, SearchServices
 from query.state import ApiState
 
 
@@ -70,16 +71,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await catalog.start()
         search_services = await SearchServices.open(settings, catalog, batcher, engine)
+        publisher = PublisherSlot(settings)
         app.state.chatda = ApiState(
             settings=settings,
             batcher=batcher,
             store=store,
             catalog=catalog,
             search=search_services,
+            publisher=publisher,
         )
         try:
             yield
         finally:
+            await asyncio.to_thread(publisher.close)
             await search_services.close()
             await catalog.close()
             await batcher.close()

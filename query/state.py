@@ -1,5 +1,5 @@
 """What one API process holds: its settings, the batcher (and through it the serving query
-model), the intent catalog with its store, and the search services."""
+model), the intent catalog with its store, the search services and the article publisher."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.service import CatalogService
 from chatda.catalog.store import CatalogStore
 from chatda.models.encoder import Encoder
-from chatda.search.services import SearchServices
 from chatda.settings import Settings
+from query.services import PublisherSlot, SearchServices
 
 
 @dataclass
@@ -20,6 +20,7 @@ class ApiState:
     store: CatalogStore
     catalog: CatalogService
     search: SearchServices
+    publisher: PublisherSlot
 
     @property
     def encoder(self) -> Encoder:

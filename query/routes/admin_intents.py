@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, Body, Query, Request, Response, Security
+from fastapi import APIRouter, Body, Query, Response, Security
 from pydantic import BaseModel, Field
 
 from chatda.catalog.file_format import dump_catalog, parse_catalog
@@ -20,9 +20,11 @@ from chatda.catalog.tree import paths
 from chatda.integers import PositiveInt64
 from chatda.text.normalize import normalize_query
 from query.auth import require_admin
+from query.dependencies import State
 from query.documented_errors import documented
 from query.routes.intents import IntentMatch, describe
 from query.routing import ChatdaRoute
+from query.state import ApiState
 
 router = APIRouter(
     prefix="/v1/admin",
@@ -71,15 +73,15 @@ def _views(items: list[Intent], everything: list[Intent]) -> list[IntentView]:
     return [IntentView(**i.model_dump(), path=path_of[i.id]) for i in items]
 
 
-async def _after_write(request: Request) -> None:
-    await request.app.state.chatda.catalog.refresh()
+async def _after_write(state: ApiState) -> None:
+    await state.catalog.refresh()
 
 
 @router.get("/intents", response_model=IntentList, responses=documented(422))
 async def list_intents(
-    request: Request, q: str | None = Query(default=None, max_length=200)
+    state: State, q: str | None = Query(default=None, max_length=200)
 ) -> IntentList:
-    store = request.app.state.chatda.store
+    store = state.store
     everything = await asyncio.to_thread(store.list)
     found = [i for i in everything if matches(i, q)] if q else everything
     version = await asyncio.to_thread(store.version)
@@ -87,8 +89,8 @@ async def list_intents(
 
 
 @router.get("/intents/{intent_id}", response_model=IntentView, responses=documented(404, 422))
-async def get_intent(request: Request, intent_id: PositiveInt64) -> IntentView:
-    store = request.app.state.chatda.store
+async def get_intent(state: State, intent_id: PositiveInt64) -> IntentView:
+    store = state.store
     found = await asyncio.to_thread(store.get, intent_id)
     return _views([found], await asyncio.to_thread(store.list))[0]
 
@@ -96,46 +98,44 @@ async def get_intent(request: Request, intent_id: PositiveInt64) -> IntentView:
 @router.post(
     "/intents", response_model=IntentView, status_code=201, responses=documented(409, 413, 422)
 )
-async def create_intent(request: Request, item: IntentIn) -> IntentView:
-    store = request.app.state.chatda.store
+async def create_intent(state: State, item: IntentIn) -> IntentView:
+    store = state.store
     created = await asyncio.to_thread(store.create, item)
-    await _after_write(request)
+    await _after_write(state)
     return _views([created], await asyncio.to_thread(store.list))[0]
 
 
 @router.put(
     "/intents/{intent_id}", response_model=IntentView, responses=documented(404, 409, 413, 422)
 )
-async def update_intent(
-    request: Request, intent_id: PositiveInt64, item: IntentUpdate
-) -> IntentView:
-    store = request.app.state.chatda.store
+async def update_intent(state: State, intent_id: PositiveInt64, item: IntentUpdate) -> IntentView:
+    store = state.store
     updated = await asyncio.to_thread(store.update, intent_id, item)
-    await _after_write(request)
+    await _after_write(state)
     return _views([updated], await asyncio.to_thread(store.list))[0]
 
 
 @router.delete("/intents/{intent_id}", status_code=204, responses=documented(404, 409, 422))
 async def delete_intent(
-    request: Request,
+    state: State,
     intent_id: PositiveInt64,
     version: PositiveInt64 | None = Query(default=None),
 ) -> Response:
-    await asyncio.to_thread(request.app.state.chatda.store.delete, intent_id, version)
-    await _after_write(request)
+    await asyncio.to_thread(state.store.delete, intent_id, version)
+    await _after_write(state)
     return Response(status_code=204)
 
 
 @router.post("/intents:import", response_model=ImportResult, responses=documented(413, 422))
 async def import_intents(
-    request: Request,
+    state: State,
     body: str = Body(media_type="application/yaml", description="a catalog file (YAML or JSON)"),
     mode: Literal["replace", "merge"] = Query(default="replace"),
 ) -> ImportResult:
-    store = request.app.state.chatda.store
+    store = state.store
     catalog = parse_catalog(body, "request body")
     count = await asyncio.to_thread(store.import_intents, catalog, mode)
-    await _after_write(request)
+    await _after_write(state)
     return ImportResult(imported=count, catalog_version=await asyncio.to_thread(store.version))
 
 
@@ -154,17 +154,16 @@ async def import_intents(
         }
     },
 )
-async def export_intents(request: Request) -> Response:
+async def export_intents(state: State) -> Response:
     """The catalog file as YAML: ``response_model`` puts its model in the document, which the
     YAML answer refers to (errors stay JSON)."""
-    text = dump_catalog(await asyncio.to_thread(request.app.state.chatda.store.list))
+    text = dump_catalog(await asyncio.to_thread(state.store.list))
     return Response(text, media_type="application/yaml; charset=utf-8")
 
 
 @router.post("/intents:test", response_model=TestResponse, responses=documented(413, 422, 503, 504))
-async def test_query(request: Request, body: TestRequest) -> TestResponse:
+async def test_query(state: State, body: TestRequest) -> TestResponse:
     """Every intent's score for a query, with the matched hint, threshold and decision."""
-    state = request.app.state.chatda
     normalized = normalize_query(body.query, 1000).text
     snap, scores, _ = await state.catalog.match(normalized, area=body.area, everything=True)
     return TestResponse(

@@ -26,6 +26,7 @@ from query.auth import (
     admin_session,
     require_admin,
 )
+from query.dependencies import State
 from query.routing import ChatdaRoute
 
 router = APIRouter(include_in_schema=False, route_class=ChatdaRoute)
@@ -42,8 +43,7 @@ ASSETS = {
 
 
 @router.get("/admin", response_class=HTMLResponse)
-async def admin(request: Request, q: str | None = None) -> Response:
-    state = request.app.state.chatda
+async def admin(request: Request, state: State, q: str | None = None) -> Response:
     try:
         require_admin.check(request)
     except HTTPException:
@@ -73,7 +73,7 @@ async def asset(name: str) -> Response:
 
 
 @router.post("/admin/login")
-async def login(request: Request, token: str = Form(...)) -> Response:
+async def login(request: Request, state: State, token: str = Form(...)) -> Response:
     if not require_admin.accepts(request, token):
         return templates.TemplateResponse(
             request,
@@ -81,10 +81,12 @@ async def login(request: Request, token: str = Form(...)) -> Response:
             {"error": "토큰이 올바르지 않습니다 (invalid token)"},
             status_code=403,
         )
+    secret = state.settings.admin_token
+    assert secret is not None  # accepts() refuses every token when none is configured
     response = RedirectResponse("/admin", status_code=303)
     response.set_cookie(
         ADMIN_COOKIE,
-        admin_session(request.app.state.chatda.settings.admin_token),
+        admin_session(secret),
         max_age=ADMIN_SESSION_S,
         httponly=True,
         samesite="strict",

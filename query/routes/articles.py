@@ -13,25 +13,23 @@ The body is decoded by hand, with ``chatda.json_input``, because it is one artic
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Security
+from fastapi import APIRouter, Path, Query, Request, Security
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from chatda.articles.message import POST_ID_PATTERN, ArticleMessage, Timestamp, error_summary
-from chatda.articles.publisher import BrokerUnavailable, Delivery, Publisher
+from chatda.articles.publisher import BrokerUnavailable, Delivery
 from chatda.json_input import JSONDecodeError, loads
-from chatda.settings import Settings
 from query.auth import require_publisher
+from query.dependencies import State
 from query.documented_errors import documented
 from query.errors import error_body
 from query.routing import ChatdaRoute
+from query.state import ApiState
 
 MAX_ARTICLES_PER_REQUEST = 500
 
@@ -53,38 +51,7 @@ class PublishResponse(BaseModel):
     articles: list[PublishedArticle]
 
 
-class _PublisherSlot:
-    """The process's one producer, connected on first use and again after a failed connect."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._publisher: Publisher | None = None
-
-    def get(self, settings: Settings) -> Publisher:
-        with self._lock:
-            if self._publisher is None:
-                self._publisher = Publisher.from_settings(settings)
-            return self._publisher
-
-    def close(self) -> None:
-        with self._lock:
-            if self._publisher is not None:
-                self._publisher.close()
-                self._publisher = None
-
-
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    slot = _PublisherSlot()
-    app.state.article_publisher = slot
-    try:
-        yield
-    finally:
-        await run_in_threadpool(slot.close)
-
-
 router = APIRouter(
-    lifespan=_lifespan,
     dependencies=[Security(require_publisher)],
     route_class=ChatdaRoute,
     responses=documented(401, 429, 503),
@@ -117,11 +84,6 @@ _REQUEST_BODY = {
 }
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.chatda.settings
-    return settings
-
-
 def _invalid(exc: ValidationError) -> JSONResponse:
     """422 in the app's error shape, every failing field named by its full path.
 
@@ -135,12 +97,9 @@ def _invalid(exc: ValidationError) -> JSONResponse:
     return error_body(422, error_summary(exc), details=details)
 
 
-async def _publish(request: Request, messages: list[ArticleMessage]) -> JSONResponse:
-    slot: _PublisherSlot = request.app.state.article_publisher
-    settings = _settings(request)
-
+async def _publish(state: ApiState, messages: list[ArticleMessage]) -> JSONResponse:
     def send() -> tuple[str, list[Delivery]]:
-        publisher = slot.get(settings)
+        publisher = state.publisher.get()
         return publisher.topic, publisher.publish_many(messages)
 
     try:
@@ -165,13 +124,13 @@ async def _publish(request: Request, messages: list[ArticleMessage]) -> JSONResp
     openapi_extra={"requestBody": _REQUEST_BODY},
     responses=documented(413, 422),
 )
-async def publish_articles(request: Request) -> JSONResponse:
+async def publish_articles(request: Request, state: State) -> JSONResponse:
     """Publish one article, or ``{"articles": [...]}`` (at most 500), for indexing."""
     try:
         payload: Any = loads(await request.body())
     except JSONDecodeError as exc:
         return error_body(422, f"invalid JSON: {exc}")
-    context = {"max_text_chars": _settings(request).max_text_chars}
+    context = {"max_text_chars": state.settings.max_text_chars}
     try:
         if isinstance(payload, dict) and "articles" in payload:
             messages = BulkArticles.model_validate(payload, context=context).articles
@@ -179,7 +138,7 @@ async def publish_articles(request: Request) -> JSONResponse:
             messages = [ArticleMessage.model_validate(payload, context=context)]
     except ValidationError as exc:
         return _invalid(exc)
-    return await _publish(request, messages)
+    return await _publish(state, messages)
 
 
 @router.delete(
@@ -190,7 +149,7 @@ async def publish_articles(request: Request) -> JSONResponse:
     responses=documented(422),
 )
 async def delete_article(
-    request: Request,
+    state: State,
     post_id: str = Path(pattern=POST_ID_PATTERN),
     updated_at: Timestamp | None = Query(
         None, description="version of the deletion; default now (older content loses)"
@@ -203,4 +162,4 @@ async def delete_article(
         )
     except ValidationError as exc:  # e.g. an updated_at beyond the allowed clock skew
         return _invalid(exc)
-    return await _publish(request, [message])
+    return await _publish(state, [message])

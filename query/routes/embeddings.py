@@ -10,10 +10,11 @@ import base64
 from typing import Literal
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, field_validator
 
 from chatda.text.normalize import normalize_query
+from query.dependencies import State
 from query.documented_errors import documented
 from query.routing import ChatdaRoute
 
@@ -64,10 +65,9 @@ class EmbeddingsResponse(BaseModel):
     tags=["embeddings"],
     responses=documented(413, 422, 429, 503, 504),
 )
-async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
+async def embeddings(body: EmbeddingsRequest, state: State) -> Response:
     """Serialised with orjson straight from the numpy rows: response-model validation of 384
     floats per text would cost more CPU than the batched model pass it answers for."""
-    state = request.app.state.chatda
     raw = [body.input] if isinstance(body.input, str) else body.input
     limit = state.settings.max_text_chars
     texts = [normalize_query(t, max_chars=limit).text for t in raw]

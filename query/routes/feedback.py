@@ -12,10 +12,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
 from pydantic import BaseModel
 
 from chatda.feedback.events import FeedbackEvent, FeedbackRecord
+from query.dependencies import State
 from query.documented_errors import documented
 from query.routing import ChatdaRoute
 
@@ -35,8 +36,8 @@ class FeedbackAccepted(BaseModel):
     tags=["search"],
     responses=documented(413, 422, 429),
 )
-async def feedback(request: Request, event: Annotated[FeedbackEvent, Body()]) -> FeedbackAccepted:
-    services = request.app.state.chatda.search
+async def feedback(state: State, event: Annotated[FeedbackEvent, Body()]) -> FeedbackAccepted:
+    services = state.search
     query = services.recent.get(event.query_id)
     record = FeedbackRecord(
         event_id=uuid.uuid4(),

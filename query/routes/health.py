@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from query.dependencies import State
 from query.errors import error_body
 from query.metrics_serving import refresh as refresh_serving
 from query.readiness import Readiness, as_json, failing, ready
@@ -30,8 +31,7 @@ def _readiness(request: Request) -> Readiness:
 
 
 @router.get("/healthz", tags=["ops"])
-async def healthz(request: Request) -> dict[str, object]:
-    state = request.app.state.chatda
+async def healthz(state: State) -> dict[str, object]:
     catalog = state.catalog
     return {
         "status": "ok",
@@ -64,7 +64,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["ops"], include_in_schema=False)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, state: State) -> Response:
     await _readiness(request).check()  # chatda_dependency_up as of now (cached for a second)
-    refresh_serving(request.app.state.chatda)  # catalog and served index as of now
+    refresh_serving(state)  # catalog and served index as of now
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from chatda.catalog.decision import Decision, decide
@@ -11,8 +11,10 @@ from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
 from chatda.search.request import VERBATIM
 from chatda.search.understanding import understand
 from chatda.text.normalize import normalize_query
+from query.dependencies import State
 from query.documented_errors import documented
 from query.routing import ChatdaRoute
+from query.state import ApiState
 
 router = APIRouter(route_class=ChatdaRoute)
 
@@ -57,11 +59,11 @@ class MatchResponse(BaseModel):
     understood_as: str | None = Field(description=UNDERSTOOD_AS)
 
 
-def understand_query(request: Request, normalized: str, verbatim: bool) -> str | None:
+def understand_query(state: ApiState, normalized: str, verbatim: bool) -> str | None:
     """The converted query to search for (chatda.search.understanding), or None."""
     if verbatim:
         return None
-    found = understand(normalized, request.app.state.chatda.search.suggest)
+    found = understand(normalized, state.search.suggest)
     return found.text if found else None
 
 
@@ -93,15 +95,14 @@ def describe(snap: CatalogSnapshot, score: IntentScore) -> IntentMatch:
     responses=documented(422, 429, 503, 504),
 )
 async def match(
-    request: Request,
+    state: State,
     q: str = Query(min_length=1, max_length=1000, description="what the user typed"),
     area: Area | None = Query(default=None, description="exposure area"),
     top_k: int = Query(default=5, ge=1, le=50),
     verbatim: bool = Query(default=False, description=VERBATIM),
 ) -> MatchResponse:
-    state = request.app.state.chatda
     normalized = normalize_query(q, 1000).text
-    understood = understand_query(request, normalized, verbatim)
+    understood = understand_query(state, normalized, verbatim)
     normalized = understood or normalized
     # at least two: an ambiguous answer shows both
     snap, scores, _ = await state.catalog.match(normalized, area=area, top_k=max(2, top_k))

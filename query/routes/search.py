@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
@@ -22,11 +22,13 @@ from chatda.articles.message import published_datetime
 from chatda.catalog.decision import Decision
 from chatda.search.engine import SearchOutcome, Status, UnknownProfile
 from chatda.search.request import VERBATIM, SearchRequest
+from query.dependencies import State
 from query.documented_errors import documented
 from query.metrics_search import record_search
 from query.routes.intents import UNDERSTOOD_AS, IntentMatch, describe, understand_query
 from query.routes.suggest import SuggestionOut
 from query.routing import ChatdaRoute
+from query.state import ApiState
 
 router = APIRouter(route_class=ChatdaRoute)
 
@@ -140,13 +142,13 @@ def _answer(query: str, outcome: SearchOutcome, understood_as: str | None) -> Se
     )
 
 
-async def _search(request: Request, body: SearchRequest, where: str) -> SearchResponse:
+async def _search(state: ApiState, body: SearchRequest, where: str) -> SearchResponse:
     typed = body.q
-    understood = understand_query(request, body.normalized, body.verbatim)
+    understood = understand_query(state, body.normalized, body.verbatim)
     if understood is not None:
         body = body.model_copy(update={"q": understood})
     try:
-        outcome = await request.app.state.chatda.search.engine.search(body)
+        outcome = await state.search.engine.search(body)
     except UnknownProfile as exc:
         raise RequestValidationError(
             [{"loc": (where, "profile"), "msg": str(exc), "type": "value_error"}]
@@ -161,15 +163,15 @@ async def _search(request: Request, body: SearchRequest, where: str) -> SearchRe
     tags=["search"],
     responses=documented(413, 422, 429),
 )
-async def search_post(body: SearchRequest, request: Request) -> SearchResponse:
-    return await _search(request, body, "body")
+async def search_post(body: SearchRequest, state: State) -> SearchResponse:
+    return await _search(state, body, "body")
 
 
 @router.get(
     "/v1/search", response_model=SearchResponse, tags=["search"], responses=documented(422, 429)
 )
 async def search_get(
-    request: Request,
+    state: State,
     q: str = Query(description="what the user typed"),
     profile: str | None = Query(default=None, description="SLA profile"),
     area: list[str] | None = Query(default=None, description="exposure area (repeat)"),
@@ -204,4 +206,4 @@ async def search_get(
         raise RequestValidationError(
             [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_context=False)]
         ) from exc
-    return await _search(request, body, "query")
+    return await _search(state, body, "query")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from chatda.suggest.entries import Suggestion
 from chatda.suggest.index import MAX_QUERY_CHARS
+from query.dependencies import State
 from query.documented_errors import documented
 from query.routing import ChatdaRoute
 
@@ -58,12 +59,12 @@ class SuggestResponse(BaseModel):
     "/v1/suggest", response_model=SuggestResponse, tags=["search"], responses=documented(422, 429)
 )
 async def suggest(
-    request: Request,
+    state: State,
     q: str = Query(max_length=MAX_QUERY_CHARS * 4, description="what is typed so far"),
     limit: int = Query(default=10, ge=1, le=MAX_LIMIT),
 ) -> SuggestResponse:
     started = time.perf_counter()
-    service = request.app.state.chatda.search.suggest
+    service = state.search.suggest
     found = service.suggest(q, limit)
     info = service.info
     return SuggestResponse(

@@ -12,10 +12,8 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
@@ -33,11 +31,10 @@ from chatda.settings import Settings
 from indexer.outbox_job import JOB, Reconciled, indexed_versions, reconcile
 from indexer.scheduler import run_named_job
 from ingest.worker import IngestWorker
-from query.errors import install_error_handlers
-from query.routes import articles
 from tests.indexer.conftest import job_store
 from tests.ingest.helpers import (
     Names,
+    articles_app,
     chunk_counts,
     expected_chunks,
     sample_article,
@@ -337,10 +334,7 @@ def test_the_api_records_what_it_accepts_and_answers_503_when_the_store_fails(
         publisher_token=SecretStr("publisher-token"),
         max_text_chars=2000,
     )
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(articles.router)
-    app.state.chatda = SimpleNamespace(settings=settings)
+    app = articles_app(settings)
     auth = {"Authorization": "Bearer publisher-token"}
     article, other = sample_article(1, "api"), sample_article(2, "api")
     engine = make_engine(settings.sql_url)

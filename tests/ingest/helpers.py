@@ -3,6 +3,7 @@ subprocess, and Milvus/Kafka read-backs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -11,21 +12,28 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 
+from fastapi import FastAPI
 from kafka import KafkaConsumer
 from pymilvus import MilvusClient
 
 from chatda.articles.message import ArticleMessage
 from chatda.demo import articles_path
 from chatda.models.encoder import Encoder
+from chatda.settings import Settings
 from chatda.text.chunker import chunk
 from chatda.text.normalize import normalize_document, normalize_query
 from ingest.config import WorkerConfig
 from ingest.worker import IngestWorker
+from query.errors import install_error_handlers
+from query.routes import articles
+from query.services import PublisherSlot
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_TIME = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -242,3 +250,23 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30)
         consumer.close()
     assert len(records) >= expected, f"{len(records)} of {expected} records on {topic}"
     return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+def articles_app(settings: Settings) -> FastAPI:
+    """The articles router alone over the two parts of the API's state it uses (settings and
+    the publisher slot): a stand-in for ``query.state.ApiState``, built and closed by a
+    lifespan as the real app does."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        slot = PublisherSlot(settings)
+        app.state.chatda = SimpleNamespace(settings=settings, publisher=slot)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(slot.close)
+
+    app = FastAPI(lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(articles.router)
+    return app

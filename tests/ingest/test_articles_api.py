@@ -11,10 +11,8 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -22,20 +20,14 @@ from chatda.articles.message import ArticleMessage
 from chatda.process import free_port
 from chatda.settings import Settings
 from query.app import create_app
-from query.errors import install_error_handlers
-from query.routes import articles
-from tests.ingest.helpers import read_topic, sample_article, unique
+from tests.ingest.helpers import articles_app, read_topic, sample_article, unique
 
 TOKEN = "s3cret-publisher-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def make_client(settings: Settings) -> TestClient:
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(articles.router)
-    app.state.chatda = SimpleNamespace(settings=settings)
-    return TestClient(app)
+    return TestClient(articles_app(settings))
 
 
 def payload(i: int) -> dict:

@@ -1,4 +1,5 @@
-"""Everything the search, suggest and feedback routes use, built and torn down as one unit.
+"""Everything the search, suggest, feedback and article routes use, built and torn down by the
+app's lifespan (query/app.py).
 
 The API's lifespan opens this once, after the catalog service exists. Start-up never waits on
 Milvus or Kafka for long: an unreachable Milvus leaves the document legs "skipped" until the
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from chatda.articles.publisher import Publisher
 from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.service import CatalogService
 from chatda.feedback.popularity import PopularityStore
@@ -142,3 +145,25 @@ class SearchServices:
         self.pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self.feedback.close)
         await asyncio.to_thread(self.articles.close)
+
+
+class PublisherSlot:
+    """The process's one article producer, connected on first use and again after a failed
+    connect (a broker down at start-up must not stop the API from starting)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._publisher: Publisher | None = None
+
+    def get(self) -> Publisher:
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = Publisher.from_settings(self.settings)
+            return self._publisher
+
+    def close(self) -> None:
+        with self._lock:
+            if self._publisher is not None:
+                self._publisher.close()
+                self._publisher = None
