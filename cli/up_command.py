@@ -29,6 +29,7 @@ from urllib.parse import quote
 import httpx
 import typer
 
+from chatda.process import free_port
 from chatda.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -323,13 +324,17 @@ def up(
 
             stack.callback(stop_children)
             cli = [sys.executable, "-m", "cli.main"]
+            # every service serves /metrics; the API on its own port, the others on free ones
+            metrics = {name: free_port() for name in ("ingest", "scheduler", "feedback")}
+            env["CHATDA_SCHEDULER_METRICS_PORT"] = str(metrics["scheduler"])
+            env["CHATDA_FEEDBACK_METRICS_PORT"] = str(metrics["feedback"])
             for name, command in (
-                ("api", "serve"),
-                ("ingest", "ingest"),
-                ("scheduler", "scheduler"),
-                ("feedback", "feedback-consumer"),
+                ("api", ["serve"]),
+                ("ingest", ["ingest", "--metrics-port", str(metrics["ingest"])]),
+                ("scheduler", ["scheduler"]),
+                ("feedback", ["feedback-consumer"]),
             ):
-                supervisor.spawn(name, [*cli, command], env, log_path=logs / f"{name}.log")
+                supervisor.spawn(name, [*cli, *command], env, log_path=logs / f"{name}.log")
             watcher.start()
             health = _wait_ready(base, stop)
             if demo:
@@ -347,7 +352,10 @@ def up(
             )
             typer.echo(f"  intents      {base}/v1/intents/match?q={quote(SAMPLE_QUERY)}")
             typer.echo(f"  search       {base}/v1/search?q={quote(SAMPLE_QUERY)}")
-            typer.echo(f"  metrics      {base}/metrics")
+            typer.echo(
+                f"  metrics      {base}/metrics   "
+                + "   ".join(f"{n} http://127.0.0.1:{p}/metrics" for n, p in metrics.items())
+            )
             typer.echo(f"  Kafka        {bootstrap}")
             typer.echo(f"  Milvus       {milvus_uri}")
             typer.echo(f"  logs         {logs}/<process>.log")
