@@ -6,20 +6,16 @@ bundle fetched Redocly's logo from their CDN until the pages got a same-origin p
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, Route
 
-from bench.server import free_port
 from chatda.settings import Settings
 from query.app import create_app
-from tests.catalog.test_admin_page import CHROMIUM_ARGS
+from tests.fixtures.browser import chromium, served
 
 pytestmark = pytest.mark.browser
 
@@ -29,25 +25,8 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("docs"), models_dir_override=models_dir, device="cpu"
     )
-    port = free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.2)
-    yield base
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(settings)) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +46,10 @@ def offline_page(server: str, run: Callable[[Page], None]) -> list[str]:
             refused.append(route.request.url)
             route.abort()
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1366, "height": 768})
         context.route("**/*", only_local)
-        page = context.new_page()
-        try:
-            run(page)
-        finally:
-            browser.close()
+        run(context.new_page())
     return refused
 
 

@@ -9,31 +9,20 @@ tmp_path; docs/img/admin-page.png is one of them, copied by hand.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 import yaml
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect
 
-from bench.server import free_port
 from chatda.demo import catalog_path
 from chatda.settings import Settings
 from query.app import create_app
 from tests.catalog.conftest import ADMIN
+from tests.fixtures.browser import chromium, served
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LAPTOP = {"width": 1366, "height": 768}
 DEMO_INTENTS = 120
 DEMO_ROOTS = 12
@@ -57,33 +46,18 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         admin_token=ADMIN,
         request_timeout_ms=30_000,  # the page is under test, not latency on a loaded box
     )
-    port = free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 180
-    base = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz").json()["catalog"]["ready"]:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.2)
-    yield base
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(settings), _catalog_ready, timeout_s=180) as base:
+        yield base
+
+
+def _catalog_ready(base: str) -> bool:
+    return bool(httpx.get(f"{base}/healthz").json()["catalog"]["ready"])
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
