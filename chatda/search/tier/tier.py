@@ -92,7 +92,7 @@ class ArticleTier:
         try:
             columns = self._read_all(served.collection)
         except OverBudget as exc:
-            self._drop(served, str(exc))
+            self._drop(str(exc))
             log.warning("article tier: %s; its document legs go to Milvus", exc)
             return
         self._columns, self._model = columns, served.model
@@ -117,8 +117,7 @@ class ArticleTier:
         if columns.wasteful:
             columns = self._columns = columns.compacted()
         if columns.nbytes > self.max_bytes:
-            assert self.wanted is not None
-            self._drop(self.wanted, f"{columns.collection} grew past the memory budget")
+            self._drop(f"{columns.collection} grew past the memory budget")
             return
         self._publish()
         LAG.set(time.monotonic() - started)
@@ -134,7 +133,7 @@ class ArticleTier:
         CHUNKS.set(view.live)
         BYTES.set(columns.nbytes)
 
-    def _drop(self, served: ServedIndex, why: str) -> None:
+    def _drop(self, why: str) -> None:
         self._columns, self._model = None, None
         self._views = {}
         self.status = TierStatus(True, f"not held ({why})")
