@@ -30,10 +30,16 @@ from chatda.settings import Settings
 
 
 class _ClosedSocketNoise(logging.Filter):
-    """kafka-python logs an ERROR with a traceback when a client it is closing still polls its
-    socket; every short-lived admin client (lag checks) does this. Nothing failed: drop it.
-    The transport says "(closed)"; the selector's task fails registering the closed socket
-    (file descriptor -1)."""
+    """kafka-python (3.0.12, the latest release) logs an ERROR with a traceback when a client
+    it is closing still polls its socket; every short-lived admin client (lag checks) does
+    this. Nothing failed: drop it. Three shapes, each a task of the closed connection:
+
+    * the transport says "(closed)";
+    * the selector's task fails registering the closed socket (file descriptor -1);
+    * the transport's read task, already scheduled, hands bytes to the protocol that closing
+      detached (``None.data_received``): ``chatda up`` showed this traceback on the console
+      now and then while it polled indexing progress.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno != logging.ERROR:
@@ -41,7 +47,11 @@ class _ClosedSocketNoise(logging.Filter):
         if "(closed)" in record.getMessage():
             return False
         exc = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(exc, ValueError) and "file descriptor: -1" in str(exc))
+        if isinstance(exc, ValueError) and "file descriptor: -1" in str(exc):
+            return False
+        return not (
+            isinstance(exc, AttributeError) and exc.name == "data_received" and exc.obj is None
+        )
 
 
 class _ProbeAccessLines(logging.Filter):
