@@ -50,3 +50,29 @@ def decide(
         pair = [replace(top, ambiguous=True), replace(second, ambiguous=True)]
         return IntentDecision(Decision.AMBIGUOUS, pair)
     return IntentDecision(Decision.PASSED, [s for s in scores if s.passes(extra_threshold)])
+
+
+class Outcome(StrEnum):
+    """Why one intent is or is not in an answer: what the admin page's try box explains."""
+
+    PASSED = "passed"
+    """Shown: it reaches its threshold, and so does the top intent."""
+    AMBIGUOUS = "ambiguous"
+    """Shown as one of the top two, too close to tell apart (whatever its own threshold)."""
+    BELOW_THRESHOLD = "below_threshold"
+    """Not shown: its confidence (raw score on the raw rule) is under its threshold."""
+    NOT_SHOWN = "not_shown"
+    """Not shown although it reaches its threshold: the top intent does not (no match), or
+    the answer is ambiguous and shows only the top two."""
+    HIDDEN = "hidden"
+    """Never shown to users: a closed intent, or one outside the asked area (the admin page
+    lists every intent; ``decide`` sees only the visible ones)."""
+
+
+def outcome(score: IntentScore, answer: IntentDecision, extra_threshold: float = 0.0) -> Outcome:
+    """What ``answer`` (``decide``'s, over a list holding ``score``) did with ``score``."""
+    if any(s.index == score.index for s in answer.intents):
+        return Outcome.AMBIGUOUS if answer.decision is Decision.AMBIGUOUS else Outcome.PASSED
+    if not score.passes(extra_threshold):
+        return Outcome.BELOW_THRESHOLD
+    return Outcome.NOT_SHOWN

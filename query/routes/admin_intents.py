@@ -13,8 +13,10 @@ from typing import Literal
 from fastapi import APIRouter, Body, Query, Response, Security
 from pydantic import BaseModel, Field
 
+from chatda.catalog.decision import Decision, Outcome, decide, outcome
 from chatda.catalog.file_format import dump_catalog, parse_catalog
 from chatda.catalog.models import Area, CatalogFile, Intent, IntentIn, IntentUpdate
+from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
 from chatda.catalog.store import matches
 from chatda.catalog.tree import paths
 from chatda.integers import PositiveInt64
@@ -54,12 +56,30 @@ class TestRequest(BaseModel):
     area: Area | None = None
 
 
+class TriedIntent(IntentMatch):
+    outcome: Outcome
+    """Why it is or is not in the answer users would get."""
+    threshold_source: Literal["override", "global"]
+    """``override``: the intent's own ``threshold``; ``global``: the rule's global one."""
+    rival: str | None
+    """The other intent of an ambiguous pair; for ``not_shown``, the top intent."""
+
+
 class TestResponse(BaseModel):
     query: str
     normalized: str
     default_threshold: float
+    """The global threshold on the raw score (the raw rule, uncalibrated catalogs)."""
     catalog_version: int
-    intents: list[IntentMatch]
+    decision: Decision
+    """What ``/v1/intents/match`` answers for the query (in ``area`` when given)."""
+    calibrated: bool
+    """Thresholds apply to ``confidence``; false: to ``score`` (the raw rule)."""
+    global_threshold: float
+    """The threshold of intents without an override, in the units of the rule in force."""
+    ambiguity_margin: float
+    """Top two within this confidence of each other: ``ambiguous`` (0 on the raw rule)."""
+    intents: list[TriedIntent]
 
 
 def _views(items: list[Intent], everything: list[Intent]) -> list[IntentView]:
@@ -161,15 +181,64 @@ async def export_intents(state: State) -> Response:
     return Response(text, media_type="application/yaml; charset=utf-8")
 
 
+def _explained(
+    snap: CatalogSnapshot,
+    scores: list[IntentScore],
+    area: Area | None,
+    global_threshold: float,
+) -> tuple[Decision, list[TriedIntent]]:
+    """The answer users would get, and every intent with why it is or is not in it.
+
+    The decision is taken over the intents users may see, as ``/v1/intents/match`` takes it;
+    the confidences come from one pass over every intent, closed ones included, so with closed
+    intents they can differ from the served ones in the last digits (the z-score's mean).
+    """
+
+    def visible(s: IntentScore) -> bool:
+        intent = snap.intents[s.index]
+        return intent.open and (area is None or area in intent.areas)
+
+    answer = decide([s for s in scores if visible(s)], snap.ambiguity_margin)
+    shown = [s.index for s in answer.intents]
+    top = next((s for s in scores if visible(s)), None)
+
+    def tried(s: IntentScore) -> TriedIntent:
+        intent = snap.intents[s.index]
+        why = outcome(s, answer) if visible(s) else Outcome.HIDDEN
+        rival = None
+        if why is Outcome.AMBIGUOUS:
+            rival = snap.intents[shown[1] if shown[0] == s.index else shown[0]].name
+        elif why is Outcome.NOT_SHOWN and top is not None:
+            rival = snap.intents[top.index].name
+        own = intent.threshold is not None and abs(s.threshold - global_threshold) > 1e-6
+        return TriedIntent(
+            **describe(snap, s).model_dump(),
+            outcome=why,
+            threshold_source="override" if own else "global",
+            rival=rival,
+        )
+
+    return answer.decision, [tried(s) for s in scores]
+
+
 @router.post("/intents:test", response_model=TestResponse, responses=documented(413, 422, 503, 504))
 async def test_query(state: State, body: TestRequest) -> TestResponse:
-    """Every intent's score for a query, with the matched hint, threshold and decision."""
+    """Every intent's scores for a query, the decision users would get, and why each intent
+    is or is not in it (the admin page's try box)."""
     normalized = normalize_query(body.query, 1000).text
     snap, scores, _ = await state.catalog.match(normalized, area=body.area, everything=True)
+    config = state.catalog.calibration
+    calibrated = snap.calibrator is not None and config is not None
+    global_threshold = config.min_confidence if calibrated and config else snap.default_threshold
+    decision, intents = _explained(snap, scores, body.area, global_threshold)
     return TestResponse(
         query=body.query,
         normalized=normalized,
         default_threshold=snap.default_threshold,
         catalog_version=snap.version,
-        intents=[describe(snap, s) for s in scores],
+        decision=decision,
+        calibrated=calibrated,
+        global_threshold=global_threshold,
+        ambiguity_margin=snap.ambiguity_margin if calibrated else 0.0,
+        intents=intents,
     )

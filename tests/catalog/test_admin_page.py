@@ -260,10 +260,59 @@ def test_create_then_delete_round_trips_through_the_api(
     assert admin_api.get("/v1/admin/intents/3").status_code == 200
 
 
+VERDICT = {
+    "passed": "통과",
+    "ambiguous": "모호",
+    "below_threshold": "미달",
+    "not_shown": "미표시",
+    "hidden": "숨김",
+}
+DECIDED = {"passed": "통과", "ambiguous": "모호", "no_match": "일치 없음"}
+
+
+def test_try_box_shows_confidence_raw_scores_and_why(page: Page, admin_api: httpx.Client) -> None:
+    """For a query with a service and one without: the decision, and for each of the top rows
+    the calibrated confidence, the raw cosine and fused score, and the reason, all as the
+    admin API answers them."""
+    seen = set()
+    for query in ("해외 계좌로 돈 보내고 싶어", "오늘 저녁 김치찌개 레시피"):
+        answer = admin_api.post("/v1/admin/intents:test", json={"query": query}).json()
+        assert answer["calibrated"]
+        seen.add(answer["decision"])
+        top = answer["intents"][0]
+        page.fill("#try-query", query)
+        banner = page.locator("#try-decision")
+        expect(banner).to_have_attribute("data-decision", answer["decision"])
+        page.wait_for_function(
+            f"document.querySelector('#try-results tbody tr')?.dataset.id === '{top['id']}'"
+        )
+        assert banner.inner_text().startswith(DECIDED[answer["decision"]])
+        assert top["name"] in banner.inner_text()
+        threshold = f"{answer['global_threshold']:g}"
+        assert f"신뢰도 ≥ {threshold} (전역)" in banner.inner_text()
+        rows = page.locator("#try-results tbody tr")
+        for n, want in enumerate(answer["intents"][:4]):
+            row = rows.nth(n)
+            assert row.get_attribute("data-id") == str(want["id"])
+            assert row.locator("td.conf").inner_text() == f"{want['confidence']:.3f}"
+            assert row.locator("td.dense").inner_text() == f"{want['dense']:.3f}"
+            assert row.locator("td.fused").inner_text() == f"{want['score']:.3f}"
+            why = row.locator(".why").inner_text()
+            assert why.startswith(VERDICT[want["outcome"]] + ":")
+            if want["outcome"] in ("passed", "below_threshold", "not_shown"):
+                sign = "≥" if want["confidence"] >= want["threshold"] else "<"
+                source = "개별 설정" if want["threshold_source"] == "override" else "전역"
+                value, limit = f"{want['confidence']:.3f}", f"{want['threshold']:g}"
+                assert f"신뢰도 {value} {sign} 임계값 {limit} ({source})" in why
+            if want["outcome"] == "ambiguous":
+                assert want["rival"] in why and "둘 다 표시" in why
+    assert "no_match" in seen and seen & {"passed", "ambiguous"}
+
+
 def test_number_and_decision_cells_never_wrap_at_1366x768(page: Page, shots: Path) -> None:
-    page.fill("#try-query", "해외에 있는 가족에게 달러로 돈 보내는 방법 알려줘")
+    page.fill("#try-query", "해외 계좌로 돈 보내고 싶어")
     page.wait_for_selector("#try-results tbody tr")
-    assert page.locator("#try-results td.decision .pass").count() >= 1
+    assert page.locator("#try-results td.decision :is(.pass, .amb)").count() >= 1
     cells = page.evaluate(
         """() => [...document.querySelectorAll(
                 '#try-results td.decision > span, #try-results td.num, #try-results th')]
@@ -278,7 +327,7 @@ def test_number_and_decision_cells_never_wrap_at_1366x768(page: Page, shots: Pat
     assert len(cells) >= 15 * 3 + 5
     wrapped = [c for c in cells if c["lines"] != 1 or c["height"] > 1.5 * c["line"]]
     assert wrapped == []
-    assert {"통과", "미달"} & {c["text"] for c in cells}
+    assert {"통과", "모호", "미달"} & {c["text"] for c in cells}
     page.screenshot(path=str(shots / "try-box-1366x768.png"))
 
 

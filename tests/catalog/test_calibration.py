@@ -18,7 +18,7 @@ from chatda.catalog.calibration_fit import (
     background_queries,
     collect_examples,
 )
-from chatda.catalog.decision import Decision, decide
+from chatda.catalog.decision import Decision, Outcome, decide, outcome
 from chatda.catalog.file_format import dump_catalog, parse_catalog, read_catalog
 from chatda.catalog.service import CatalogService
 from chatda.catalog.snapshot import IntentScore
@@ -78,6 +78,32 @@ def test_decide_three_cases_and_the_raw_rule() -> None:
     # raw rule (no confidence): no ambiguity, every intent over its threshold passes
     raw = decide([score(0, 0.95, None, 0.9), score(1, 0.949, None, 0.9)], 0.1)
     assert raw.decision is Decision.PASSED and len(raw.intents) == 2
+
+
+def test_outcome_says_why_each_intent_is_or_is_not_shown() -> None:
+    """What the try box explains: shown, ambiguous, under its threshold, or over it and still
+    not shown (the top one failed; an ambiguous answer shows only two)."""
+    three = [score(0, 0.95, 0.6, 0.5), score(1, 0.94, 0.55, 0.5), score(2, 0.9, 0.52, 0.5)]
+    close = decide(three, 0.1)
+    assert [outcome(s, close) for s in three] == [
+        Outcome.AMBIGUOUS,
+        Outcome.AMBIGUOUS,
+        Outcome.NOT_SHOWN,
+    ]
+    apart = [score(0, 0.95, 0.9, 0.5), score(1, 0.9, 0.6, 0.5), score(2, 0.8, 0.1, 0.5)]
+    passed = decide(apart, 0.1)
+    assert [outcome(s, passed) for s in apart] == [
+        Outcome.PASSED,
+        Outcome.PASSED,
+        Outcome.BELOW_THRESHOLD,
+    ]
+    # the second's own threshold is lower, but the top one fails: nothing is shown
+    blocked = [score(0, 0.95, 0.3, 0.5), score(1, 0.9, 0.2, 0.15)]
+    nothing = decide(blocked, 0.02)
+    assert [outcome(s, nothing) for s in blocked] == [
+        Outcome.BELOW_THRESHOLD,
+        Outcome.NOT_SHOWN,
+    ]
 
 
 @pytest.fixture
