@@ -1,5 +1,6 @@
 """Token checks for the admin and publisher faces: one guard class, constant-time comparisons,
-and a per-address limit on wrong tokens (past it, 429 until the address is back under it).
+and a per-address limit on wrong tokens (``query.auth_failures``: past it, 429 until the
+address is back under it).
 
 A ``TokenGuard`` is a FastAPI ``HTTPBearer`` security scheme, so the OpenAPI document declares
 it and /docs can send a token; ``query.routing.ChatdaRoute`` runs it before the body is read.
@@ -13,73 +14,19 @@ import hashlib
 import hmac
 import math
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 from fastapi.security import HTTPBearer
 from pydantic import SecretStr
 
+from chatda.settings import Settings
+from query.dependencies import api_state
+
 ADMIN_COOKIE = "chatda_admin"
 ADMIN_SESSION_S = 12 * 3600
 """How long an admin page sign-in lasts (the cookie's Max-Age and the signed expiry)."""
-
-MAX_AUTH_FAILURES = 20
-AUTH_FAILURE_WINDOW_S = 60.0
-_MAX_TRACKED_ADDRESSES = 10_000
-
-
-class AuthFailures:
-    """Wrong tokens per client address over a sliding window; past the limit, 429 for a while.
-
-    Per process on purpose: with R replicas a guesser gets R x ``MAX_AUTH_FAILURES`` tries a
-    minute instead of 100 a second, which is what the limit is for (tokens are long random
-    strings; the limiter stops online guessing and log flooding, it is not the secret's only
-    defence). A shared counter (Redis, SQL) would put a network dependency and a new outage
-    mode in front of every authenticated request. While an address is over the limit even the
-    right token is refused, or the limiter would still confirm a guess. Memory is bounded: at
-    most ``_MAX_TRACKED_ADDRESSES`` addresses, the stalest forgotten first.
-    """
-
-    def __init__(
-        self, limit: int = MAX_AUTH_FAILURES, window_s: float = AUTH_FAILURE_WINDOW_S
-    ) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, address: str, now: float) -> deque[float]:
-        times = self._failures.get(address, deque())
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        return times
-
-    def retry_after_s(self, address: str) -> float | None:
-        """Seconds until ``address`` may try again, or None when it may try now."""
-        now = time.monotonic()
-        times = self._recent(address, now)
-        if len(times) < self.limit:
-            return None
-        return times[-self.limit] + self.window_s - now
-
-    def record(self, address: str) -> None:
-        now = time.monotonic()
-        times = self._recent(address, now)
-        self._failures.pop(address, None)
-        times.append(now)
-        self._failures[address] = times  # re-inserted: the dict's order is staleness
-        while len(self._failures) > _MAX_TRACKED_ADDRESSES:
-            del self._failures[next(iter(self._failures))]
-
-
-def auth_failures(request: Request) -> AuthFailures:
-    """The app's limiter (one per app, shared by every guard and the admin sign-in form)."""
-    state = request.app.state
-    limiter: AuthFailures | None = getattr(state, "auth_failures", None)
-    if limiter is None:
-        limiter = AuthFailures()
-        state.auth_failures = limiter
-    return limiter
 
 
 def client_address(request: Request) -> str:
@@ -88,7 +35,7 @@ def client_address(request: Request) -> str:
 
 def refuse_if_throttled(request: Request) -> None:
     """429 with ``Retry-After`` while this client is over its wrong-token limit."""
-    wait_s = auth_failures(request).retry_after_s(client_address(request))
+    wait_s = api_state(request).auth_failures.retry_after_s(client_address(request))
     if wait_s is not None:
         raise HTTPException(
             429,
@@ -151,18 +98,27 @@ class Refusals:
 
 
 class TokenGuard(HTTPBearer):
-    """The bearer check of one face (a ``Settings`` secret), declared as an OpenAPI scheme."""
+    """The bearer check of one face (a ``Settings`` secret), declared as an OpenAPI scheme.
+
+    Guards run before FastAPI solves a route's dependencies (``query.routing``), so they take
+    the process's state from the request through the same accessor as the ``State``
+    dependency (``query.dependencies.api_state``).
+    """
 
     def __init__(
-        self, name: str, setting: str, refusals: Refusals, session_cookie: str | None = None
+        self,
+        name: str,
+        secret: Callable[[Settings], SecretStr | None],
+        refusals: Refusals,
+        session_cookie: str | None = None,
     ) -> None:
         super().__init__(scheme_name=name, auto_error=False, description=refusals.missing_message)
-        self.setting = setting
+        self.secret = secret
         self.refusals = refusals
         self.session_cookie = session_cookie
 
     def _expected(self, request: Request) -> SecretStr | None:
-        secret: SecretStr | None = getattr(request.app.state.chatda.settings, self.setting)
+        secret = self.secret(api_state(request).settings)
         return secret if secret is not None and secret.get_secret_value() else None
 
     def check(self, request: Request) -> None:
@@ -188,7 +144,7 @@ class TokenGuard(HTTPBearer):
         refuse_if_throttled(request)
         if token_matches(self._expected(request), presented):
             return True
-        auth_failures(request).record(client_address(request))
+        api_state(request).auth_failures.record(client_address(request))
         return False
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
@@ -199,7 +155,7 @@ class TokenGuard(HTTPBearer):
 
 require_admin = TokenGuard(
     "admin",
-    "admin_token",
+    lambda settings: settings.admin_token,
     Refusals(
         disabled_status=403,
         disabled_message="admin API disabled: set CHATDA_ADMIN_TOKEN",
@@ -211,7 +167,7 @@ require_admin = TokenGuard(
 )
 require_publisher = TokenGuard(
     "publisher",
-    "publisher_token",
+    lambda settings: settings.publisher_token,
     Refusals(
         disabled_status=503,
         disabled_message="publishing is disabled: set CHATDA_PUBLISHER_TOKEN to enable it",

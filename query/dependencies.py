@@ -2,7 +2,8 @@
 
 Routes declare ``state: State`` instead of reaching into ``request.app.state``, so a reader sees
 what each route uses, and a type checker checks it; the app's lifespan (query/app.py) is the
-one place that builds what these return.
+one place that builds what these return. ``api_state`` is the one reader of ``app.state``: the
+token guards (query.auth), which run before FastAPI solves dependencies, call it directly.
 """
 
 from __future__ import annotations

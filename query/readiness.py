@@ -20,13 +20,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
 
 from chatda.process import port_accepts
 from chatda.storage.milvus_client import ping
-from query.state import ApiState
+
+if TYPE_CHECKING:  # the state holds its Readiness: query.state imports this module
+    from query.state import ApiState
 
 TTL_S = 1.0
 TIMEOUT_S = 1.0

@@ -8,26 +8,17 @@ the replica can serve (query.readiness).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from query.dependencies import State
 from query.errors import error_body
 from query.metrics_serving import refresh as refresh_serving
-from query.readiness import Readiness, as_json, failing, ready
+from query.readiness import as_json, failing, ready
+from query.routing import ChatdaRoute
 
-router = APIRouter()
-
-
-def _readiness(request: Request) -> Readiness:
-    """The app's one Readiness (one check cache for every probe), made on first use after each
-    start-up of the app."""
-    app_state = request.app.state
-    readiness: Readiness | None = getattr(app_state, "readiness", None)
-    if readiness is None or readiness.state is not app_state.chatda:
-        readiness = app_state.readiness = Readiness(app_state.chatda)
-    return readiness
+router = APIRouter(route_class=ChatdaRoute)
 
 
 @router.get("/healthz", tags=["ops"])
@@ -51,8 +42,8 @@ async def healthz(state: State) -> dict[str, object]:
     tags=["ops"],
     responses={503: {"description": "not ready: the body names each failing dependency"}},
 )
-async def readyz(request: Request) -> JSONResponse:
-    dependencies = await _readiness(request).check()
+async def readyz(state: State) -> JSONResponse:
+    dependencies = await state.readiness.check()
     if ready(dependencies):
         return JSONResponse({"status": "ready", "dependencies": as_json(dependencies)})
     down = failing(dependencies)
@@ -64,7 +55,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["ops"], include_in_schema=False)
-async def metrics(request: Request, state: State) -> Response:
-    await _readiness(request).check()  # chatda_dependency_up as of now (cached for a second)
+async def metrics(state: State) -> Response:
+    await state.readiness.check()  # chatda_dependency_up as of now (cached for a second)
     refresh_serving(state)  # catalog and served index as of now
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -294,7 +294,7 @@ def test_repeated_wrong_tokens_are_slowed_down(api) -> None:
     """Issue #23 item 7: 100 wrong admin tokens in 0.7 s were all compared."""
     from fastapi.testclient import TestClient
 
-    from query.auth import MAX_AUTH_FAILURES
+    from query.auth_failures import MAX_AUTH_FAILURES
 
     guesser = TestClient(api.app, client=("203.0.113.7", 40000))
     wrong = {"authorization": "Bearer guess"}

@@ -31,6 +31,7 @@ from chatda.text.chunker import chunk
 from chatda.text.normalize import normalize_document, normalize_query
 from ingest.config import WorkerConfig
 from ingest.worker import IngestWorker
+from query.auth_failures import AuthFailures
 from query.errors import install_error_handlers
 from query.routes import articles
 from query.services import PublisherSlot
@@ -253,14 +254,16 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30)
 
 
 def articles_app(settings: Settings) -> FastAPI:
-    """The articles router alone over the two parts of the API's state it uses (settings and
-    the publisher slot): a stand-in for ``query.state.ApiState``, built and closed by a
-    lifespan as the real app does."""
+    """The articles router alone over the three parts of the API's state it uses (settings,
+    the publisher slot and the publisher guard's wrong-token limiter): a stand-in for
+    ``query.state.ApiState``, built and closed by a lifespan as the real app does."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         slot = PublisherSlot(settings)
-        app.state.chatda = SimpleNamespace(settings=settings, publisher=slot)
+        app.state.chatda = SimpleNamespace(
+            settings=settings, publisher=slot, auth_failures=AuthFailures()
+        )
         try:
             yield
         finally:
