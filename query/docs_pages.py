@@ -13,6 +13,7 @@ menu shows Redocly's logo from their CDN); under the policy the browser never re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import fastapi_offline
@@ -41,9 +42,20 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-def _local_only(page: HTMLResponse) -> HTMLResponse:
-    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    return page
+Page = Callable[[str, str, str], HTMLResponse]
+"""A page from its OpenAPI URL, its title and the URL of the assets folder."""
+
+
+def _serve(app: FastAPI, url: str, name: str, page: Page) -> None:
+    """Serve ``page`` at ``url`` under the local-only policy. Behind a proxy that strips a
+    prefix (``root_path``), the page's links carry the prefix back."""
+
+    @app.get(url, include_in_schema=False, name=name)
+    async def serve(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        html = page(f"{root}{app.openapi_url}", f"{app.title} - {name}", f"{root}{ASSETS_URL}")
+        html.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        return html
 
 
 def install_docs(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
@@ -51,35 +63,30 @@ def install_docs(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
     oauth2_redirect_url = f"{docs_url}/oauth2-redirect"
 
-    @app.get(docs_url, include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return _local_only(
-            get_swagger_ui_html(
-                openapi_url=f"{root}{app.openapi_url}",
-                title=f"{app.title} - Swagger UI",
-                oauth2_redirect_url=oauth2_redirect_url,
-                swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-                swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-                swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
-                # a token typed into "Authorize" survives a reload of the page
-                swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
-            )
+    def swagger_ui(openapi_url: str, title: str, assets: str) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=title,
+            oauth2_redirect_url=oauth2_redirect_url,
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+            # a token typed into "Authorize" survives a reload of the page
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
         )
 
-    @app.get(oauth2_redirect_url, include_in_schema=False)
-    async def swagger_ui_redirect() -> HTMLResponse:
-        return _local_only(get_swagger_ui_oauth2_redirect_html())
-
-    @app.get(redoc_url, include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return _local_only(
-            get_redoc_html(
-                openapi_url=f"{root}{app.openapi_url}",
-                title=f"{app.title} - ReDoc",
-                redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-                redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
-                with_google_fonts=False,
-            )
+    def redoc(openapi_url: str, title: str, assets: str) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=title,
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
+            with_google_fonts=False,
         )
+
+    def swagger_ui_redirect(_openapi_url: str, _title: str, _assets: str) -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()  # links to nothing of ours
+
+    _serve(app, docs_url, "Swagger UI", swagger_ui)
+    _serve(app, oauth2_redirect_url, "Swagger UI OAuth2 redirect", swagger_ui_redirect)
+    _serve(app, redoc_url, "ReDoc", redoc)

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from playwright.sync_api import Page, Route
 
 from chatda.settings import Settings
 from query.app import create_app
+from query.docs_pages import CONTENT_SECURITY_POLICY, install_docs
 from tests.fixtures.browser import chromium, served
 
 pytestmark = pytest.mark.browser
@@ -100,3 +103,21 @@ def test_docs_pages_allow_only_their_own_origin(server: str, path: str) -> None:
     policy = response.headers["content-security-policy"]
     assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
     assert "cdn" not in response.text
+
+
+def test_docs_pages_link_through_a_proxy_prefix() -> None:
+    """Behind a proxy that strips a prefix (``root_path``), every link a page makes carries it
+    back, and every page, the OAuth2 redirect included, has the same-origin policy."""
+    app = FastAPI(title="t", docs_url=None, redoc_url=None)
+    install_docs(app)
+    client = TestClient(app, root_path="/chatda")
+    docs = client.get("/docs").text
+    assert "'/chatda/openapi.json'" in docs
+    assert '"/chatda/docs-assets/swagger-ui-bundle.js"' in docs
+    redoc = client.get("/redoc").text
+    assert '"/chatda/openapi.json"' in redoc
+    assert '"/chatda/docs-assets/redoc.standalone.js"' in redoc
+    for path in ("/docs", "/docs/oauth2-redirect", "/redoc"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, path
