@@ -23,46 +23,43 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pymilvus import AnnSearchRequest, MilvusClient, RRFRanker
 
+from chatda.articles.message import ArticleMessage
 from chatda.demo import articles_path, eval_dir
 from chatda.evaluation.metrics import first_relevant_rank, recall_from_ranks, rr_from_ranks
-from chatda.models.encoder import TorchEncoder
+from chatda.models.encoder import Encoder, TorchEncoder
 from chatda.models.registry import ModelRegistry
 from chatda.search import fusion
 from chatda.search.articles import ArticleIndex
 from chatda.search.hits import ArticleHit, collapse
-from chatda.settings import get_settings
+from chatda.settings import Settings, get_settings
 from chatda.storage.articles_schema import create_articles_collection, ensure_alias
 from chatda.storage.milvus_server import MilvusLiteServer
 from chatda.text.morphemes import default_morphemes
-from tests.search.corpus import Article, article_rows
+from ingest.pipeline import Pipeline
+from ingest.sink import batch_rows
 
 DEPTH = 40
 Ranker = Callable[[dict[str, list[ArticleHit]]], list[str]]
 
 
-def demo_articles() -> list[Article]:
-    articles = []
-    for line in articles_path().read_text(encoding="utf-8").splitlines():
-        raw = json.loads(line)
-        articles.append(
-            Article(
-                raw["post_id"],
-                raw["title"],
-                raw["body"],
-                raw.get("category") or "",
-                raw.get("series") or "",
-                list(raw.get("tags") or [])[:16],
-                datetime.fromisoformat(raw["published_at"]),
-            )
-        )
-    return articles
+def demo_rows(encoder: Encoder, settings: Settings) -> list[dict[str, Any]]:
+    """The demo articles' rows, built by the ingest worker's own pipeline and row builder."""
+    lines = articles_path().read_text(encoding="utf-8").splitlines()
+    pipeline = Pipeline(
+        encoder,
+        default_morphemes(),
+        settings.chunk_max_tokens,
+        settings.chunk_overlap_sentences,
+        settings.max_text_chars,
+    )
+    prepared = [pipeline.prepare(ArticleMessage.model_validate_json(line)) for line in lines]
+    return batch_rows(prepared, pipeline.embed(prepared), encoder.ref)
 
 
 def rrf(weights: dict[str, float]) -> Ranker:
@@ -130,7 +127,7 @@ def main() -> None:
     encoder = TorchEncoder(ModelRegistry(settings.models_dir).get(settings.model_name), "cpu")
     morphemes = default_morphemes()
     started = time.perf_counter()
-    rows = article_rows(encoder, demo_articles(), settings.chunk_max_tokens)
+    rows = demo_rows(encoder, settings)
     print(f"{len(rows)} chunks embedded in {time.perf_counter() - started:.0f}s")
     queries = [
         json.loads(line)

@@ -151,3 +151,17 @@ def article_rows(
         for c in article.chunks
     ]
     return chunk_rows(chunks, vectors, model_version)
+
+
+def batch_rows(
+    articles: Sequence[PreparedArticle], vectors: np.ndarray, model_version: str
+) -> list[dict[str, Any]]:
+    """The Milvus rows of prepared articles, with ``vectors`` as ``Pipeline.embed`` returns
+    them for ``articles`` (one row per chunk, in article then chunk order)."""
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    for article in articles:
+        count = len(article.chunks)
+        rows.extend(article_rows(article, vectors[offset : offset + count], model_version))
+        offset += count
+    return rows

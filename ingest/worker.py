@@ -47,7 +47,7 @@ from ingest.dead_letter import DeadLetters
 from ingest.decode import PoisonRecord, decode_article, isolated
 from ingest.pipeline import Pipeline, PreparedArticle
 from ingest.plan import Decoded, newest_per_post, split_stale
-from ingest.sink import ArticleSink, article_rows
+from ingest.sink import ArticleSink, batch_rows
 
 logger = logging.getLogger(__name__)
 
@@ -238,12 +238,7 @@ class IngestWorker:
             if held is not None:
                 delete_ids.extend(held.chunk_ids_from(message.post_id, len(article.chunks)))
 
-        vectors = self.pipeline.embed(prepared)
-        rows, offset = [], 0
-        for article in prepared:
-            count = len(article.chunks)
-            rows.extend(article_rows(article, vectors[offset : offset + count], self.model_version))
-            offset += count
+        rows = batch_rows(prepared, self.pipeline.embed(prepared), self.model_version)
         self.sink.write(rows, delete_ids)
         # after the write, so a replica fetching these ids reads them; a failed send fails
         # the batch, which is written again (idempotent) and announced again
