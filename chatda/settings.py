@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     intent_ambiguity_margin: float = Field(
         default=0.02, ge=0, le=1, description="top two within this confidence: ambiguous"
     )
+    intent_calibration_clicks: int = Field(
+        default=1000,
+        ge=0,
+        description="the most recent intent clicks each calibration fit reads (0: none)",
+    )
     intent_lexical_weight: float = Field(default=0.06, ge=0, le=1)
     catalog_poll_s: float = 3.0
     catalog_file: Path | None = Field(default=None, description="imported at start if store empty")

@@ -15,6 +15,7 @@ from chatda.catalog.file_format import read_catalog
 from chatda.catalog.service import CatalogService
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
+from chatda.feedback.store import FeedbackStore
 from chatda.models.encoder import open_encoder
 from chatda.models.registry import ModelRegistry
 from chatda.settings import Settings, get_settings
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.catalog_poll_s,
             EmbeddingCache.in_data_dir(settings.data_dir),
             calibration=config_from_settings(settings),
+            clicks=FeedbackStore(engine),
         )
         await catalog.start()
         search_services = await SearchServices.open(settings, catalog, batcher, engine)

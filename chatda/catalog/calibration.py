@@ -53,6 +53,8 @@ class Calibrator:
     bias: float
     n_positive: int = 0
     n_negative: int = 0
+    n_clicks: int = 0
+    """Of the examples, how many were users' clicks (the rest: hints and the background)."""
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """The confidence of each row of ``features`` (columns as in :data:`FEATURES`)."""
@@ -68,6 +70,7 @@ class Calibrator:
         out["bias"] = round(self.bias - float(np.sum(self.weights * self.mean / self.scale)), 4)
         out["positives"] = self.n_positive
         out["negatives"] = self.n_negative
+        out["clicks"] = self.n_clicks
         return out
 
 

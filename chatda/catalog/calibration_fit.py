@@ -11,6 +11,12 @@
   lacks, next to the services it has.
 - **Negatives, background**: everyday Korean questions no app's service answers
   (``data/background_ko.txt``, written for chatda).
+- **Clicks**, when there are some: a query a user typed and the intent they clicked in its
+  answer (``search_events``, the most recent ``CHATDA_INTENT_CALIBRATION_CLICKS``), matched
+  against the whole catalog; labelled 1 when the clicked intent comes out on top, 0 when
+  another does. They are in-scope examples like the held-out hints, only real. An impression
+  without a click is no example: a shown intent nobody clicked may still have been right (the
+  answer was enough, a document was clicked instead, the user left), so it is no label.
 
 The catalog's hints are embedded as queries already, so the hint-as-query similarities are
 one product of the snapshot matrix with itself; the lexical leg reuses the snapshot's BM25 (a
@@ -26,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib.resources import files
 
@@ -73,7 +79,48 @@ class Examples:
     features: np.ndarray
     labels: np.ndarray
     kinds: np.ndarray
-    """0 = held-out hint, 1 = held-out intent, 2 = background."""
+    """0 = held-out hint, 1 = held-out intent, 2 = background, 3 = click."""
+
+
+HINT, INTENT_OUT, BACKGROUND, CLICK = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Clicks:
+    """Distinct ``(query, clicked intent)`` pairs, embedded and analysed as queries."""
+
+    vectors: np.ndarray
+    terms: Sequence[Sequence[str]]
+    intents: np.ndarray
+    """The clicked intent's index in the snapshot."""
+
+
+def intent_clicks(
+    rows: Sequence[tuple[str, str]], intent_ids: Sequence[int]
+) -> list[tuple[str, int]]:
+    """Of ``(query, clicked id)`` rows, the distinct ``(query, intent id)`` pairs on those
+    intents, in the rows' order: a query clicked a hundred times counts once per intent, so
+    one popular query does not outweigh every other."""
+    ids = {str(i): i for i in intent_ids}
+    return list(dict.fromkeys((q, ids[c]) for q, c in rows if c in ids))
+
+
+def embedded_clicks(
+    snap: CatalogSnapshot,
+    pairs: Sequence[tuple[str, int]],
+    vectors: dict[str, np.ndarray],
+    terms: dict[str, list[str]],
+) -> Clicks | None:
+    """``pairs`` on the snapshot's open intents, with their queries' vectors and terms."""
+    index = {intent.id: n for n, intent in enumerate(snap.intents) if intent.open}
+    kept = [(q, index[i]) for q, i in pairs if i in index]
+    if not kept:
+        return None
+    return Clicks(
+        vectors=np.stack([vectors[q] for q, _ in kept]),
+        terms=[terms[q] for q, _ in kept],
+        intents=np.array([n for _, n in kept], dtype=np.int64),
+    )
 
 
 def _family(snap: CatalogSnapshot) -> list[np.ndarray]:
@@ -155,8 +202,9 @@ def collect_examples(
     background_vectors: np.ndarray,
     background_terms: Sequence[Sequence[str]],
     options: FitOptions,
+    clicks: Clicks | None = None,
 ) -> Examples:
-    """The three kinds of examples of one snapshot (see the module docstring)."""
+    """The examples of one snapshot, of each kind (see the module docstring)."""
     rng = np.random.default_rng(0)
     scorer = _Scorer(snap)
     texts = snap.row_texts
@@ -185,19 +233,24 @@ def collect_examples(
             scorer.matrix[held], [terms[texts[r]] for r in held], [m for _, m in loho]
         )
         ok = top >= 0
-        parts.append((f[ok], (top[ok] == snap.row_intent[held][ok]).astype(float), 0))
+        parts.append((f[ok], (top[ok] == snap.row_intent[held][ok]).astype(float), HINT))
     if lolo_rows:
         held = np.array(lolo_rows)
         f, top = scorer.top1(scorer.matrix[held], [terms[texts[r]] for r in held], lolo_masks)
         ok = top >= 0
-        parts.append((f[ok], np.zeros(int(ok.sum())), 1))
+        parts.append((f[ok], np.zeros(int(ok.sum())), INTENT_OUT))
     if len(background_vectors):
         empty = np.zeros(0, dtype=np.int64)
         f, top = scorer.top1(
             background_vectors, background_terms, [empty] * len(background_vectors)
         )
         ok = top >= 0
-        parts.append((f[ok], np.zeros(int(ok.sum())), 2))
+        parts.append((f[ok], np.zeros(int(ok.sum())), BACKGROUND))
+    if clicks is not None:
+        empty = np.zeros(0, dtype=np.int64)
+        f, top = scorer.top1(clicks.vectors, clicks.terms, [empty] * len(clicks.intents))
+        ok = top >= 0
+        parts.append((f[ok], (top[ok] == clicks.intents[ok]).astype(float), CLICK))
     if not parts:
         return Examples(np.zeros((0, len(FEATURES))), np.zeros(0), np.zeros(0, dtype=np.int64))
     return Examples(
@@ -208,18 +261,19 @@ def collect_examples(
 
 
 def example_weights(examples: Examples, options: FitOptions) -> np.ndarray:
-    """Positives weigh as much as negatives; among negatives, the two kinds by the option."""
+    """In-scope examples weigh as much as out-of-scope ones; among out-of-scope ones, the two
+    kinds by the option."""
     y, kinds = examples.labels, examples.kinds
     w = np.zeros(len(y))
     groups = {
-        "pos": y > 0.5,
-        "neg_hint": (y <= 0.5) & (kinds == 0),
-        "intent_out": kinds == 1,
-        "background": kinds == 2,
+        "in_scope": (kinds == HINT) | (kinds == CLICK),
+        "intent_out": kinds == INTENT_OUT,
+        "background": kinds == BACKGROUND,
     }
-    # a held-out hint whose own intent lost is a negative of the in-scope kind: it keeps its
-    # natural proportion against the positives
-    in_scope = groups["pos"] | groups["neg_hint"]
+    # a held-out hint (or a clicked query) whose intent lost is a negative of the in-scope
+    # kind: it keeps its natural proportion against the positives, and a click weighs as much
+    # as a hint
+    in_scope = groups["in_scope"]
     if in_scope.any():
         w[in_scope] = 1.0 / in_scope.sum()
     share = options.intent_out_share
@@ -240,13 +294,14 @@ def fit_snapshot(
     background_vectors: np.ndarray,
     background_terms: Sequence[Sequence[str]],
     options: FitOptions | None = None,
+    clicks: Clicks | None = None,
 ) -> Calibrator | None:
     """The snapshot's calibrator, or ``None`` when its hints give too few positives."""
     options = options or FitOptions()
     if snap.size < 2:
         return None
-    examples = collect_examples(snap, terms, background_vectors, background_terms, options)
-    positives = int((examples.kinds == 0).sum())
+    examples = collect_examples(snap, terms, background_vectors, background_terms, options, clicks)
+    positives = int((examples.kinds == HINT).sum())
     if positives < MIN_POSITIVES or examples.labels.min(initial=1.0) > 0.5:
         log.warning(
             "catalog v%s: %d leave-one-hint-out examples (< %d): no calibration, raw rule",
@@ -257,13 +312,14 @@ def fit_snapshot(
         return None
     if examples.labels.max(initial=0.0) < 0.5:
         return None
-    return fit_logistic(
+    fitted = fit_logistic(
         examples.features,
         examples.labels,
         example_weights(examples, options),
         l2=options.l2,
         use=options.use,
     )
+    return replace(fitted, n_clicks=int((examples.kinds == CLICK).sum()))
 
 
 @dataclass(frozen=True)
@@ -274,6 +330,8 @@ class CalibrationConfig:
     min_confidence: float
     ambiguity_margin: float
     options: FitOptions = FitOptions()
+    max_clicks: int = 0
+    """How many of the most recent intent clicks the fit reads (0: none)."""
 
 
 def calibrate(
@@ -282,13 +340,16 @@ def calibrate(
     terms: dict[str, list[str]],
     background_vectors: np.ndarray,
     background_terms: Sequence[Sequence[str]],
+    clicks: Clicks | None = None,
 ) -> None:
     """Fit ``snap``'s calibrator and move its thresholds onto the confidence, before it serves.
 
     Without enough positives the snapshot keeps the raw rule at its global raw threshold: a
     per-intent override is a confidence now, and read as a cosine it would mean something else.
     """
-    calibrator = fit_snapshot(snap, terms, background_vectors, background_terms, config.options)
+    calibrator = fit_snapshot(
+        snap, terms, background_vectors, background_terms, config.options, clicks
+    )
     if calibrator is None:
         snap.thresholds = np.full(snap.size, snap.default_threshold, dtype=np.float32)
         return
@@ -305,4 +366,8 @@ def config_from_settings(settings: Settings) -> CalibrationConfig | None:
     """``CHATDA_INTENT_DECISION=calibrated`` (the default) → the config; ``raw`` → ``None``."""
     if settings.intent_decision != "calibrated":
         return None
-    return CalibrationConfig(settings.intent_min_confidence, settings.intent_ambiguity_margin)
+    return CalibrationConfig(
+        settings.intent_min_confidence,
+        settings.intent_ambiguity_margin,
+        max_clicks=settings.intent_calibration_clicks,
+    )

@@ -16,11 +16,18 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from chatda.batching.batcher import DynamicBatcher
-from chatda.catalog.calibration_fit import CalibrationConfig, background_queries, calibrate
+from chatda.catalog.calibration_fit import (
+    CalibrationConfig,
+    background_queries,
+    calibrate,
+    embedded_clicks,
+    intent_clicks,
+)
 from chatda.catalog.embedding_cache import EmbeddingCache
-from chatda.catalog.models import Area
+from chatda.catalog.models import Area, Intent
 from chatda.catalog.snapshot import (
     CatalogSnapshot,
     IntentScore,
@@ -29,6 +36,7 @@ from chatda.catalog.snapshot import (
     intent_texts,
 )
 from chatda.catalog.store import CatalogStore
+from chatda.feedback.store import FeedbackStore
 from chatda.models.encoder import Encoder
 from chatda.polling import Poller
 from chatda.text.morphemes import Morphemes
@@ -51,10 +59,13 @@ class CatalogService:
         poll_s: float = 3.0,
         embedding_cache: EmbeddingCache | None = None,
         calibration: CalibrationConfig | None = None,
+        clicks: FeedbackStore | None = None,
     ) -> None:
         self.store = store
         self.calibration = calibration
         """Issue #27: fit a calibrated decision per snapshot; ``None`` keeps the raw rule."""
+        self.clicks = clicks
+        """Where the fit reads users' intent clicks (``None``: hints and background only)."""
         self.embedding_cache = embedding_cache
         self.batcher = batcher
         self.morphemes = morphemes
@@ -119,7 +130,8 @@ class CatalogService:
         # empty catalog has nothing to calibrate, and its process need not queue them ahead
         # of its first requests
         background = list(background_queries()) if self.calibration and intents else []
-        texts = list(dict.fromkeys([*catalog_texts, *background]))
+        clicked = await self._clicked(intents)
+        texts = list(dict.fromkeys([*catalog_texts, *background, *(q for q, _ in clicked)]))
         missing = [t for t in texts if t not in vectors]
         cache = self.embedding_cache
         if cache is not None and missing:
@@ -164,6 +176,7 @@ class CatalogService:
                 self._terms,
                 np.stack([vectors[t] for t in background]),
                 [self._terms[t] for t in background],
+                embedded_clicks(snapshot, clicked, vectors, self._terms),
             )
         log.info(
             "catalog snapshot v%s (%s): %d intents, %d texts (%d embedded) in %.2fs",
@@ -175,6 +188,24 @@ class CatalogService:
             time.perf_counter() - started,
         )
         return snapshot
+
+    async def _clicked(self, intents: list[Intent]) -> list[tuple[str, int]]:
+        """Issue #27: the recent clicks on these intents, as distinct ``(query, intent id)``.
+
+        Read when a snapshot is built; the catalog serves without them if they cannot be read.
+        """
+        config = self.calibration
+        if config is None or self.clicks is None or not intents or config.max_clicks <= 0:
+            return []
+        ids = [i.id for i in intents]
+        try:
+            rows = await asyncio.to_thread(
+                self.clicks.recent_clicks, [str(i) for i in ids], config.max_clicks
+            )
+        except SQLAlchemyError as exc:
+            log.warning("intent clicks unavailable, calibrating without them: %s", exc)
+            return []
+        return intent_clicks(rows, ids)
 
     async def match(
         self,

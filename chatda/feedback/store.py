@@ -1,4 +1,4 @@
-"""Feedback in the SQL store: idempotent writes, and the click pairs retraining reads.
+"""Feedback in the SQL store: idempotent writes, and the clicks retraining and calibration read.
 
 Writes skip event ids already stored (``ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL), so
 at-least-once delivery from Kafka, a consumer restart, or a Kafka-then-SQL fallback in the API
@@ -7,7 +7,7 @@ never counts an event twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import Engine, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -52,6 +52,25 @@ class FeedbackStore:
             )
             .group_by(search_events.c.query, search_events.c.clicked_id)
             .order_by(clicks.desc(), search_events.c.query)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(row[0], row[1]) for row in conn.execute(statement)]
+
+    def recent_clicks(self, clicked: Collection[str], limit: int) -> list[tuple[str, str]]:
+        """The ``limit`` most recent clicks on one of the ids ``clicked`` whose query text is
+        known, newest first, as ``(query, clicked id)``: what the intent calibration learns
+        from (``chatda.catalog.calibration_fit``)."""
+        if not clicked or limit <= 0:
+            return []
+        statement = (
+            select(search_events.c.query, search_events.c.clicked_id)
+            .where(
+                search_events.c.type == "click",
+                search_events.c.query.is_not(None),
+                search_events.c.clicked_id.in_(sorted(clicked)),
+            )
+            .order_by(search_events.c.received_at.desc(), search_events.c.id.desc())
             .limit(limit)
         )
         with self.engine.connect() as conn:
