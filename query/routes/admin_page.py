@@ -20,6 +20,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from chatda.settings import Settings
 from query.auth import (
     ADMIN_COOKIE,
     ADMIN_SESSION_S,
@@ -42,6 +43,14 @@ ASSETS = {
 """The page's own files, named one by one: nothing else under ``static`` is served from here."""
 
 
+def _threshold(settings: Settings) -> str:
+    """The global threshold of the rule in force (issue #27); a catalog too small to calibrate
+    is served on the raw one, which the try box's rule line shows."""
+    if settings.intent_decision == "calibrated":
+        return f"신뢰도 임계값 {settings.intent_min_confidence}"
+    return f"기본 임계값 {settings.intent_threshold}"
+
+
 @router.get("/admin", response_class=HTMLResponse)
 async def admin(request: Request, state: State, q: str | None = None) -> Response:
     try:
@@ -53,7 +62,7 @@ async def admin(request: Request, state: State, q: str | None = None) -> Respons
         "admin.html",
         {
             "q": q or "",
-            "default_threshold": state.settings.intent_threshold,
+            "threshold": _threshold(state.settings),
             "model": state.encoder.ref,
         },
     )

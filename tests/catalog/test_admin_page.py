@@ -290,6 +290,7 @@ def test_try_box_shows_confidence_raw_scores_and_why(page: Page, admin_api: http
         assert top["name"] in banner.inner_text()
         threshold = f"{answer['global_threshold']:g}"
         assert f"신뢰도 ≥ {threshold} (전역)" in banner.inner_text()
+        assert f"신뢰도 임계값 {threshold}" in page.inner_text("header .meta")
         rows = page.locator("#try-results tbody tr")
         for n, want in enumerate(answer["intents"][:4]):
             row = rows.nth(n)
