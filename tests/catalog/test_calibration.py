@@ -115,7 +115,7 @@ def test_outcome_says_why_each_intent_is_or_is_not_shown() -> None:
 @pytest.fixture
 async def calibrated(encoder, store):
     store.import_intents(parse_catalog(demo_families()))
-    batcher = DynamicBatcher(encoder)
+    batcher = DynamicBatcher(encoder, default_timeout_s=60)  # a loaded box: no 2 s deadline
     service = CatalogService(
         store, batcher, default_morphemes(), 0.92, 0.06, calibration=CalibrationConfig(0.25, 0.02)
     )
@@ -142,6 +142,12 @@ async def test_held_out_hints_score_above_background_and_served_confidence(calib
     assert held_out_right.size >= 100 and background_p.size == len(background)
     assert np.median(held_out_right) > np.median(background_p)
     assert np.mean(held_out_right[:, None] > background_p[None, :]) > 0.9
+    # the fit scores a query as serving does: a background query's top intent gets, served,
+    # the confidence its fit example has (the fit re-implements the fusion with rows masked,
+    # so a change to serving's dense or lexical leg must be mirrored in calibration_fit)
+    for query, fitted in list(zip(background, background_p, strict=True))[:8]:
+        _, served, _ = await calibrated.match(query, top_k=2)
+        assert served[0].confidence == pytest.approx(fitted, abs=1e-3), query
 
     _, related, _ = await calibrated.match("해외 계좌로 돈 보내고 싶어", top_k=3)
     _, unrelated, _ = await calibrated.match("오늘 저녁 김치찌개 레시피", top_k=3)
