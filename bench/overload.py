@@ -164,6 +164,20 @@ async def gather(*loads: Coroutine[Any, Any, LoadResult]) -> list[LoadResult]:
     return list(await asyncio.gather(*loads))
 
 
+@contextmanager
+def demo_stack() -> Iterator[dict[str, str]]:
+    """The local stack with the demo articles indexed; yields the API's environment."""
+    settings = get_settings()
+    with local_stack() as stack:
+        lines = articles_path().read_text(encoding="utf-8").splitlines()
+        with Publisher(stack.bootstrap, settings.articles_topic, settings.article_partitions) as p:
+            p.publish_many([ArticleMessage.model_validate(json.loads(x)) for x in lines if x])
+        with ingest_worker(stack.env):
+            stack.wait_indexed(900)
+        # the stack's env raises the queue deadline for indexing; serve with the defaults
+        yield {**stack.env, "CHATDA_REQUEST_TIMEOUT_MS": "2000"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000, help="requests per endpoint (no --seconds)")
@@ -188,16 +202,8 @@ def main() -> None:
     )
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
-    settings = get_settings()
     rows: list[dict] = []
-    with local_stack() as stack:
-        lines = articles_path().read_text(encoding="utf-8").splitlines()
-        with Publisher(stack.bootstrap, settings.articles_topic, settings.article_partitions) as p:
-            p.publish_many([ArticleMessage.model_validate(json.loads(x)) for x in lines if x])
-        with ingest_worker(stack.env):
-            stack.wait_indexed(900)
-        # the stack's env raises the queue deadline for indexing; serve with the defaults
-        env = {**stack.env, "CHATDA_REQUEST_TIMEOUT_MS": "2000"}
+    with demo_stack() as env:
         print(ROW_HEADER, flush=True)
         if args.before:
             with worktree(args.before) as tree:
