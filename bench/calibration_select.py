@@ -1,11 +1,14 @@
 """Select the calibrated decision's hyper-parameters on open-set split A (issue #27).
 
-`python -m bench.calibration_select DIR [--split a]` reads ``DIR/{split}_corpus.jsonl`` and
-``DIR/{split}_queries.jsonl`` (``bench.open_set``), matches every query once, then fits the
-calibrator for each option set and scores each (threshold, margin) rule without matching again:
-only the fit changes between rules. Prints one JSON line per option set, best last, ranked by
-the mean of in-scope accuracy (an ambiguous answer holding the right intent counts half: the
-user still has to pick) and out-of-scope rejection.
+`python -m bench.calibration_select DIR [--split a] [--lexical-weights 0.03,0.06]` reads
+``DIR/{split}_corpus.jsonl`` and ``DIR/{split}_queries.jsonl`` (``bench.open_set``), matches
+every query once (every intent's dense and lexical score), then for each lexical weight fuses
+the two again, refits the calibrator on the snapshot with that weight for each option set and
+scores each (threshold, margin) rule without matching again. Per weight it prints the fused
+ranking (recall@1, MRR@10 of the in-scope queries), the rule at the current settings with the
+threshold-free curves of its confidence and of the raw score, and the best option sets last,
+ranked by the mean of in-scope accuracy (an ambiguous answer holding the right intent counts
+half: the user still has to pick) and out-of-scope rejection.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import itertools
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +37,11 @@ from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.evaluation.data import CorpusItem, EvalQuery, read_jsonl
 from chatda.evaluation.intents_eval import corpus_to_intents
+from chatda.evaluation.metrics import summarise
+from chatda.evaluation.open_set import auroc
 from chatda.models.encoder import TorchEncoder
 from chatda.models.registry import ModelRegistry
-from chatda.settings import get_settings
+from chatda.settings import Settings, get_settings
 from chatda.text.morphemes import default_morphemes
 from chatda.text.normalize import normalize_query
 
@@ -75,22 +81,22 @@ async def _collect(directory: Path, split: str) -> dict[str, Any]:
                         )
                     )
                 )
-            rows = []
-            for q, (_, scores, _) in zip(queries, matched, strict=True):
-                fused = np.array([s.score for s in scores])
-                dense = np.array([s.dense for s in scores])
-                all_dense = dense
-                feats = candidate_features(
-                    fused[:2], dense[:2], float(all_dense.mean()), float(all_dense.std())
-                )
-                top_ids = [corpus[snap.intents[s.index].id - 1].id for s in scores[:2]]
-                rows.append((q, feats, top_ids, float(fused[0])))
+            n = snap.size
+            dense = np.zeros((len(queries), n), dtype=np.float32)
+            lexical = np.zeros((len(queries), n), dtype=np.float32)
+            for q, (_, scores, _) in enumerate(matched):
+                for sc in scores:
+                    dense[q, sc.index] = sc.dense
+                    lexical[q, sc.index] = sc.lexical
             return {
                 "snap": snap,
                 "terms": service._terms,
                 "bg_vectors": np.asarray(bg.embeddings),
                 "bg_terms": morphemes.terms_batch(background),
-                "rows": rows,
+                "queries": queries,
+                "intent_ids": [corpus[i.id - 1].id for i in snap.intents],
+                "dense": dense,
+                "lexical": lexical,
             }
         finally:
             await batcher.close()
@@ -134,19 +140,52 @@ def _raw(rows: list, threshold: float) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("--split", default="a")
-    args = parser.parse_args()
-    data = asyncio.run(_collect(args.directory, args.split))
-    rows = data["rows"]
-    print(json.dumps({"raw@0.92": _raw(rows, 0.92)}))
+def _rows(data: dict[str, Any], weight: float) -> tuple[list, dict[str, float]]:
+    """Per query at this lexical weight: (query, top-two features, top-two ids, top fused);
+    and the fused ranking's recall@1 and MRR@10 over the in-scope queries."""
+    fused = data["dense"] + weight * data["lexical"]
+    order = np.argsort(-fused, axis=1, kind="stable")
+    ids = data["intent_ids"]
+    rows = []
+    for q, query in enumerate(data["queries"]):
+        top = order[q, :2]
+        dense = data["dense"][q]
+        feats = candidate_features(
+            fused[q, top], dense[top], float(dense.mean()), float(dense.std())
+        )
+        rows.append((query, feats, [ids[i] for i in top], float(fused[q, top[0]])))
+    ranking = summarise(
+        [[ids[i] for i in o[:10]] for o in order], [set(q.relevant) for q in data["queries"]]
+    )
+    return rows, {"recall@1": ranking["recall@1"], "mrr@10": ranking["mrr@10"]}
+
+
+def _curve(rows: list, score: np.ndarray) -> dict[str, float | None]:
+    """Threshold-free: AUROC of in-scope-and-right against out-of-scope, and the in-scope
+    accuracy where 90 % / 95 % of out-of-scope queries are rejected (as the eval reports)."""
+    in_scope = np.array([bool(q.relevant) for q, *_ in rows])
+    right = np.array([bool(q.relevant) and t[0] in q.relevant for q, _, t, _ in rows])
+    auc = auroc(score[in_scope & right], score[~in_scope])
+    out: dict[str, float | None] = {"auroc": round(auc, 4) if auc is not None else None}
+    for rejection in (90, 95):
+        cut = float(np.quantile(score[~in_scope], rejection / 100, method="higher"))
+        accepted = in_scope & right & (score > cut)
+        out[f"at_{rejection}"] = round(float(accepted.sum() / in_scope.sum()), 4)
+    return out
+
+
+def _select(data: dict[str, Any], weight: float, settings: Settings) -> None:
+    """Print one weight's ranking, its rule at the current settings, and its best rules."""
+    rows, summary = _rows(data, weight)
+    top_score = np.array([r[3] for r in rows])
+    print(json.dumps({"lexical_weight": weight, **summary, "raw@0.92": _raw(rows, 0.92)}))
     feats = np.array([r[1][0] for r in rows])
     feats2 = np.array([r[1][1] if len(r[1]) > 1 else r[1][0] for r in rows])
+    snap = replace(data["snap"], lexical_weight=weight)
     examples = collect_examples(
-        data["snap"], data["terms"], data["bg_vectors"], data["bg_terms"], FitOptions()
+        snap, data["terms"], data["bg_vectors"], data["bg_terms"], FitOptions()
     )
+    current = FitOptions()
     results = []
     for share, l2, use in itertools.product(SHARES, L2, FEATURE_SETS):
         options = FitOptions(intent_out_share=share, l2=l2, use=use)
@@ -154,14 +193,49 @@ def main() -> None:
             examples.features, examples.labels, example_weights(examples, options), l2, use
         )
         p1, p2 = cal.probability(feats), cal.probability(feats2)
+        if options == current:
+            m = _metrics(
+                rows, p1, p2, settings.intent_min_confidence, settings.intent_ambiguity_margin
+            )
+            curve = {"confidence_curve": _curve(rows, p1), "raw_curve": _curve(rows, top_score)}
+            print(json.dumps({"lexical_weight": weight, "at_current_settings": m, **curve}))
         for tau, margin in itertools.product(THRESHOLDS, MARGINS):
             m = _metrics(rows, p1, p2, tau, margin)
             results.append(
-                {"share": share, "l2": l2, "use": use, "tau": tau, "margin": margin, **m}
+                {
+                    "lexical_weight": weight,
+                    "share": share,
+                    "l2": l2,
+                    "use": use,
+                    "tau": tau,
+                    "margin": margin,
+                    **m,
+                }
             )
     results.sort(key=lambda r: r["objective"])
-    for r in results[-25:]:
+    for r in results[-10:]:
         print(json.dumps(r))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--split", default="a")
+    parser.add_argument(
+        "--lexical-weights",
+        default=None,
+        help="comma-separated weights to compare (default: CHATDA_INTENT_LEXICAL_WEIGHT)",
+    )
+    args = parser.parse_args()
+    settings = get_settings()
+    weights = (
+        [float(w) for w in args.lexical_weights.split(",")]
+        if args.lexical_weights
+        else [settings.intent_lexical_weight]
+    )
+    data = asyncio.run(_collect(args.directory, args.split))
+    for weight in weights:
+        _select(data, weight, settings)
 
 
 if __name__ == "__main__":
