@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 # The per-device data caps of the recipe: on CPU a seeded subset so a run ends in about half an
-# hour on 2 shared cores (the full recipe takes about 2 hours there); with CUDA, everything.
+# hour (29 min on one thread of 2 heavily shared cores; the full recipe takes about 2 hours
+# there, BENCHMARKS § 6); with CUDA, everything.
 DATA_CAPS: dict[str, dict[str, int | None]] = {
     "cpu": {"max_triplets": 512, "max_paraphrases": 320, "max_sts": 800},
     "cuda": {"max_triplets": None, "max_paraphrases": None, "max_sts": None},
