@@ -4,15 +4,9 @@ and the JSON carries the metrics the data dictates."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from typer.testing import CliRunner
 
-from chatda.settings import get_settings
-from cli.main import app
+from tests.evaluation.conftest import EvalRun
 
 CORPUS = [
     {
@@ -54,44 +48,11 @@ QUERIES = [
 METRIC_KEYS = {"recall@1", "recall@5", "recall@20", "mrr@10", "ndcg@10"}
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    return path
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, models_dir: Path, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.setenv("CHATDA_MODELS_DIR", str(models_dir))
-    monkeypatch.setenv("CHATDA_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("CHATDA_DEVICE", "cpu")
-    monkeypatch.setenv("CHATDA_CPU_THREADS", "1")
-    # no engines configured: the evaluation starts its own, as on a fresh machine
-    monkeypatch.delenv("CHATDA_KAFKA_BOOTSTRAP", raising=False)
-    monkeypatch.delenv("CHATDA_MILVUS_URI", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 @pytest.mark.slow
 def test_eval_documents_cli_indexes_a_private_corpus_and_reports_the_data(
-    cli_env: None, tmp_path: Path
+    run_eval: EvalRun,
 ) -> None:
-    out = tmp_path / "result.json"
-    args = [
-        "eval",
-        "--mode",
-        "documents",
-        "--corpus",
-        str(_write_jsonl(tmp_path / "corpus.jsonl", CORPUS)),
-        "--queries",
-        str(_write_jsonl(tmp_path / "queries.jsonl", QUERIES)),
-        "--json",
-        str(out),
-    ]
-    run = CliRunner().invoke(app, args)
-    assert run.exit_code == 0, run.output
-    result = json.loads(out.read_text("utf-8"))
+    result = run_eval("documents", CORPUS, QUERIES)
 
     assert set(result) == {
         "mode",

@@ -4,30 +4,26 @@ the concurrent run giving exactly the numbers of matching the queries one by one
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from prometheus_client import REGISTRY
-from typer.testing import CliRunner
 
 from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.service import CatalogService
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
-from chatda.demo import catalog_path, eval_dir
-from chatda.evaluation.data import CorpusItem, EvalQuery, read_jsonl
+from chatda.evaluation.data import CorpusItem, EvalQuery
 from chatda.evaluation.intents_eval import METHODS, corpus_to_intents, evaluate_intents
 from chatda.evaluation.metrics import summarise
 from chatda.evaluation.window import QUEUE_TIMEOUT_S
 from chatda.models.encoder import Encoder
-from chatda.settings import Settings, get_settings
+from chatda.settings import Settings
 from chatda.text.morphemes import default_morphemes
 from chatda.text.normalize import normalize_query
-from cli.main import app
+from tests.evaluation.conftest import EvalRun
+from tests.evaluation.demo_set import demo_set
 
 CORPUS = [
     {"id": "transfer", "title": "송금", "text": "다른 계좌로 돈을 보내는 기능. 계좌이체를 합니다."},
@@ -49,48 +45,18 @@ QUERIES = [
 METRIC_KEYS = {"recall@1", "recall@5", "recall@20", "mrr@10", "ndcg@10"}
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    return path
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, models_dir: Path, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.setenv("CHATDA_MODELS_DIR", str(models_dir))
-    monkeypatch.setenv("CHATDA_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("CHATDA_DEVICE", "cpu")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("threshold", "no_match_rejected"), [(0.0, 0.0), (1.0, 1.0)])
 def test_eval_intents_cli_reports_the_data(
-    cli_env: None,
+    run_eval: EvalRun,
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     threshold: float,
     no_match_rejected: float,
 ) -> None:
     """A name matches itself with dense 1 plus the full lexical nudge, so it passes even a
     threshold of 1; the unrelated query passes 0 and cannot reach 1."""
     monkeypatch.setenv("CHATDA_INTENT_THRESHOLD", str(threshold))
-    out = tmp_path / "result.json"
-    args = [
-        "eval",
-        "--mode",
-        "intents",
-        "--corpus",
-        str(_write_jsonl(tmp_path / "corpus.jsonl", CORPUS)),
-        "--queries",
-        str(_write_jsonl(tmp_path / "queries.jsonl", QUERIES)),
-        "--json",
-        str(out),
-    ]
-    run = CliRunner().invoke(app, args)
-    assert run.exit_code == 0, run.output
-    result = json.loads(out.read_text("utf-8"))
+    result = run_eval("intents", CORPUS, QUERIES)
 
     assert set(result) == {
         "mode",
@@ -128,22 +94,6 @@ def test_eval_intents_cli_reports_the_data(
     assert decision["old_rule"]["out_of_scope_rejected"] == no_match_rejected
     assert decision["served"]["ambiguous_share"] == 0.0
     assert result["model"].startswith("e5-small-ko@")
-
-
-def _demo_set() -> tuple[list[CorpusItem], list[EvalQuery]]:
-    """The demo catalog as a corpus (name, and its first hint as text) and its eval queries,
-    plus queries that match nothing."""
-    intents = yaml.safe_load(catalog_path().read_text("utf-8"))["intents"]
-    corpus = [
-        CorpusItem(id=str(i["id"]), title=i["name"], text=(i.get("hints") or [""])[0])
-        for i in intents
-    ]
-    queries = read_jsonl(eval_dir() / "intents_queries.jsonl", EvalQuery)
-    queries += [
-        EvalQuery(id=f"none-{n}", text=text)
-        for n, text in enumerate(["오늘 저녁 메뉴 추천해줘", "주말에 비 온대", "고양이 사료"])
-    ]
-    return corpus, queries
 
 
 async def _one_by_one(
@@ -196,7 +146,7 @@ def _passes() -> float:
 
 @pytest.mark.slow
 def test_concurrent_evaluation_equals_matching_one_by_one(encoder: Encoder) -> None:
-    corpus, queries = _demo_set()
+    corpus, queries = demo_set()
     settings = Settings(intent_threshold=0.86, intent_lexical_weight=0.06)
     expected = asyncio.run(_one_by_one(encoder, corpus, queries, settings))
 
