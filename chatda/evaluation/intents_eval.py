@@ -4,8 +4,9 @@ Each corpus line becomes one intent: name = title, hints = the text itself (capp
 its sentences — the importer's rule, so a description paragraph yields both its gist and its
 specific phrasings. Rankings are produced by the same batcher and snapshot scorer that serve
 queries, with a window of queries in flight so they share model passes as concurrent requests
-do (:mod:`chatda.evaluation.window`); ``latency_ms`` is measured on the first queries, matched
-one at a time.
+do (:mod:`chatda.evaluation.window`), each method ranked to the depth the metrics read
+(:mod:`chatda.evaluation.intent_ranking`); ``latency_ms`` is measured on the first queries,
+matched one at a time.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from chatda.catalog.calibration_fit import config_from_settings
 from chatda.catalog.decision import decide
 from chatda.catalog.models import MAX_HINT_CHARS, MAX_HINTS, IntentIn
 from chatda.catalog.service import CatalogService
-from chatda.catalog.snapshot import IntentScore
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.evaluation.data import CorpusItem, EvalQuery
+from chatda.evaluation.intent_ranking import MethodRanker, MethodRanks
 from chatda.evaluation.metrics import latency_summary, summarise
 from chatda.evaluation.open_set import OpenSetOutcome, open_set_report
 from chatda.evaluation.window import LATENCY_SAMPLE, QUEUE_TIMEOUT_S, WINDOW_BATCHES, map_windowed
@@ -73,34 +74,47 @@ class _Matched:
 
 
 async def _match(
-    service: CatalogService, ids: list[str], raw_threshold: float, query: EvalQuery
+    service: CatalogService,
+    ranker: MethodRanker,
+    ids: list[str],
+    raw_threshold: float,
+    query: EvalQuery,
 ) -> _Matched:
-    """The API's path for one query: normalise, then the service's batched embed-and-score."""
+    """The API's path for one query (normalise, morphemes, the batched embed-and-score, as
+    ``CatalogService.match``), scored by ``ranker`` so each method's ranking comes with it."""
     started = time.perf_counter()
-    snap, scores, _ = await service.match(normalize_query(query.text, 1000).text, everything=True)
-    latency_ms = (time.perf_counter() - started) * 1000
-
-    def corpus_ids(ranked: list[IntentScore]) -> list[str]:
-        return [ids[snap.intents[s.index].id - 1] for s in ranked]
-
-    shown = next((s for s in scores if s.score >= raw_threshold), None)
-    answer = decide(scores, snap.ambiguity_margin)
-    outcome = OpenSetOutcome(
-        top=corpus_ids(scores[:1])[0] if scores else None,
-        raw=scores[0].score if scores else 0.0,
-        confidence=scores[0].confidence if scores else None,
-        decision=answer.decision,
-        shown=corpus_ids(answer.intents),
+    text = normalize_query(query.text, 1000).text
+    snap = ranker.snapshot
+    context = ranker.context(snap.lexical_scores(service.morphemes.terms(text)))
+    encoded = await service.batcher.submit(
+        [text], "query", post_step=ranker, context=context, encoder=snap.encoder
     )
+    latency_ms = (time.perf_counter() - started) * 1000
+    assert encoded.extras is not None
+    ranks: MethodRanks = encoded.extras[0]
+
+    def corpus_ids(indexes: list[int]) -> list[str]:
+        return [ids[snap.intents[i].id - 1] for i in indexes]
+
+    scores = ranks.served
+    answer = decide(scores, snap.ambiguity_margin)
+    # scores are best first, so only the top one can be the first to pass the raw threshold
+    shown = scores[0].index if scores and scores[0].score >= raw_threshold else None
     return _Matched(
         ranked={
-            "dense": corpus_ids(sorted(scores, key=lambda s: -s.dense)),
-            "lexical": corpus_ids(sorted(scores, key=lambda s: -s.lexical)),
-            "fused": corpus_ids(scores),
+            "dense": corpus_ids(ranks.dense),
+            "lexical": corpus_ids(ranks.lexical),
+            "fused": corpus_ids(ranks.fused),
         },
-        shown=corpus_ids([shown])[0] if shown else None,
+        shown=corpus_ids([shown])[0] if shown is not None else None,
         latency_ms=latency_ms,
-        outcome=outcome,
+        outcome=OpenSetOutcome(
+            top=corpus_ids(ranks.fused[:1])[0] if scores else None,
+            raw=scores[0].score if scores else 0.0,
+            confidence=scores[0].confidence if scores else None,
+            decision=answer.decision,
+            shown=corpus_ids([s.index for s in answer.intents]),
+        ),
     )
 
 
@@ -134,10 +148,11 @@ async def _run(
         )
         try:
             await service.refresh()
-            calibrator = service.snapshot.calibrator
+            ranker = MethodRanker(service.snapshot)
+            calibrator = ranker.snapshot.calibrator
             ids = [item.id for item in corpus]
             matched = await map_windowed(
-                functools.partial(_match, service, ids, threshold),
+                functools.partial(_match, service, ranker, ids, threshold),
                 queries,
                 window=WINDOW_BATCHES * settings.batch_max_size,
                 alone=latency_sample,

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 
 CUTOFFS = (1, 5, 20)
+RANK_DEPTH = max(*CUTOFFS, 10)
+"""The deepest rank any metric here reads (recall@20; MRR and nDCG at 10): a ranking cut at
+this depth gives the same numbers as the whole ranking."""
 
 
 def first_relevant_rank(ranked: Sequence[str], relevant: set[str]) -> float:

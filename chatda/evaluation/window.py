@@ -23,8 +23,10 @@ from tqdm import tqdm
 T = TypeVar("T")
 R = TypeVar("R")
 
-LATENCY_SAMPLE = 200
-"""Items run alone before the window opens: enough for a stable p50/p95, a few seconds long."""
+LATENCY_SAMPLE = 100
+"""Items run alone before the window opens: p50 and p95 (the fifth slowest) of 100 single
+queries. Each costs a whole model pass, so on a loaded 2-core box 200 of them took longer than
+the thousands that follow them through the window (issue #24)."""
 WINDOW_BATCHES = 4
 """Queries in flight, in batches of the batcher's size: the next batches wait while one runs."""
 QUEUE_TIMEOUT_S = 600.0
