@@ -14,7 +14,7 @@ import time
 
 from bench.loadgen import HEADER, run_load, summary
 from bench.server import api_server
-from chatda.models.encoder import TorchEncoder
+from chatda.models.encoder import open_encoder
 from chatda.models.registry import ModelRegistry
 from chatda.settings import get_settings
 
@@ -27,7 +27,9 @@ def query(i: int) -> str:
 
 def roofline(seconds: float = 4.0) -> tuple[int, float, dict[int, float]]:
     settings = get_settings()
-    encoder = TorchEncoder(ModelRegistry(settings.models_dir).get(settings.model_name), "auto")
+    # the backend the server runs (CHATDA_ENCODER_BACKEND; auto: int8 ONNX on a CPU)
+    version = ModelRegistry(settings.models_dir).get(settings.model_name, settings.model_version)
+    encoder = open_encoder(version, settings)
     rates: dict[int, float] = {}
     for bs in (1, 16, 32, 64, 128):
         ids = encoder.tokenize([query(i) for i in range(bs)], "query")

@@ -48,6 +48,13 @@ def prepare(
             state = "built" if built else "already prepared"
             typer.echo(f"{version.manifest.ref} {state} at {version.path}")
     typer.echo(f"serving {settings.model_name}@{prepared.serving}")
+    from chatda.models.encoder import backend_for
+
+    serving = _registry().get(settings.model_name, prepared.serving)
+    if backend_for(serving, settings) == "onnx-int8":  # made once, here, not at first start
+        from chatda.models.onnx_encoder import export
+
+        typer.echo(f"{serving.manifest.ref} int8 ONNX at {export(serving)}")
 
 
 @app.command("list")

@@ -127,11 +127,28 @@ class TorchEncoder(Encoder):
         return self.model(features)["sentence_embedding"]
 
 
+def backend_for(version: ModelVersion, settings: Settings) -> EncoderBackend:
+    """``auto``: ``onnx-int8`` on the CPU, where it serves 2.7x Infinity's embeddings against
+    torch's 0.2x on shared cores (BENCHMARKS § 1), and ``torch`` on a GPU. A CPU registry that
+    holds no int8 model and cannot take one (a read-only image built without it) serves torch,
+    with a warning, rather than not starting."""
+    if settings.encoder_backend != "auto":
+        return settings.encoder_backend
+    if resolve_device(settings.device) != "cpu":
+        return "torch"
+    from chatda.models.onnx_encoder import int8_derivable
+
+    if int8_derivable(version):
+        return "onnx-int8"
+    log.warning("no int8 model for %s and its registry is read-only: torch", version.manifest.ref)
+    return "torch"
+
+
 def open_encoder(version: ModelVersion, settings: Settings) -> Encoder:
     """The encoder the settings ask for (device, threads, backend): the one place services turn
     settings into an encoder. ``onnx-int8`` is a CPU backend: it refuses ``device=cuda`` rather
     than silently serving a GPU machine from its CPU."""
-    device, backend = settings.device, settings.encoder_backend
+    device, backend = settings.device, backend_for(version, settings)
     if backend == "torch":
         return TorchEncoder(version, device, settings.cpu_threads)
     if device not in ("auto", "cpu"):

@@ -54,6 +54,18 @@ def onnx_dir(version: ModelVersion) -> Path:
     return version.path.parent / ".onnx" / version.manifest.version
 
 
+def int8_derivable(version: ModelVersion) -> bool:
+    """Whether the int8 model is there or can be made where :func:`export` makes it."""
+    target = onnx_dir(version)
+    if (target / INT8).is_file():
+        return True
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(target.parent, os.W_OK)
+
+
 def ffn_output_nodes(model_file: Path, layers: int) -> list[str]:
     """The FFN down-projection MatMuls by their exported names; one per layer or it fails loudly,
     since a renamed graph would otherwise be quantised whole without a word."""
@@ -137,6 +149,9 @@ class OnnxEncoder(Encoder):
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
+        # no busy-waiting between ops: the cores are shared with the event loop and, on a small
+        # box, other processes; spinning threads steal the time the others need (BENCHMARKS § 1)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         super().__init__(version, "cpu", AutoTokenizer.from_pretrained(str(version.path)))
         log.info(

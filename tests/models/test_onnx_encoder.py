@@ -3,14 +3,24 @@ tolerance the unquantised FFN outputs are needed for) and serves the API when se
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
-from chatda.models.encoder import Encoder, TorchEncoder, encoder_loader, open_encoder
+from chatda.models.encoder import (
+    Encoder,
+    TorchEncoder,
+    backend_for,
+    encoder_loader,
+    open_encoder,
+)
 from chatda.models.onnx_encoder import (
     FP32,
     INT8,
@@ -20,7 +30,7 @@ from chatda.models.onnx_encoder import (
     onnx_dir,
 )
 from chatda.models.registry import ModelRegistry, ModelVersion
-from chatda.settings import EncoderBackend, Settings
+from chatda.settings import EncoderBackendSetting, Settings
 from query.app import create_app
 from tests.fixtures.model import link_model
 
@@ -38,7 +48,7 @@ PASSAGES = [
 ]
 
 
-def cpu_settings(device: str, backend: EncoderBackend) -> Settings:
+def cpu_settings(device: str, backend: EncoderBackendSetting) -> Settings:
     return Settings(device=device, cpu_threads=1, encoder_backend=backend)
 
 
@@ -125,3 +135,48 @@ def test_api_serves_the_int8_backend(
 def test_backend_setting_is_validated() -> None:
     with pytest.raises(ValueError, match="encoder_backend"):
         Settings(encoder_backend="tensorrt")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="device auto is the GPU here")
+def test_auto_serves_int8_on_the_cpu(base_model: ModelVersion, int8: OnnxEncoder) -> None:
+    for device in ("auto", "cpu"):
+        assert backend_for(base_model, cpu_settings(device, "auto")) == "onnx-int8"
+        assert isinstance(open_encoder(base_model, cpu_settings(device, "auto")), OnnxEncoder)
+    assert backend_for(base_model, cpu_settings("cpu", "torch")) == "torch"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_auto_serves_torch_on_a_gpu(base_model: ModelVersion) -> None:
+    for device in ("auto", "cuda"):
+        assert backend_for(base_model, cpu_settings(device, "auto")) == "torch"
+
+
+def test_auto_serves_torch_from_a_registry_that_cannot_take_int8(
+    base_model: ModelVersion, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    link_model(registry, base_model, "elsewhere")
+    (tmp_path / "e5-small-ko" / ".onnx").write_text("")  # as read-only: nothing can be made
+    version = registry.get("e5-small-ko", "elsewhere")
+    assert backend_for(version, cpu_settings("cpu", "auto")) == "torch"
+    assert isinstance(open_encoder(version, cpu_settings("cpu", "auto")), TorchEncoder)
+    with pytest.raises(RuntimeError, match="chatda train export-onnx"):
+        open_encoder(version, cpu_settings("cpu", "onnx-int8"))
+
+
+def test_model_prepare_makes_the_int8_model_the_default_serves(
+    models_dir: Path, base_model: ModelVersion, int8: OnnxEncoder
+) -> None:
+    env = {
+        **os.environ,
+        "CHATDA_MODELS_DIR": str(models_dir),
+        "CHATDA_ENCODER_BACKEND": "auto",
+        "CHATDA_DEVICE": "cpu",
+    }
+    command = [sys.executable, "-m", "cli.main", "model", "prepare", "--no-tuned"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"e5-small-ko@base int8 ONNX at {onnx_dir(base_model)}" in done.stdout
+    env["CHATDA_ENCODER_BACKEND"] = "torch"
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "int8" not in done.stdout, done.stdout + done.stderr
