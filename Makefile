@@ -23,10 +23,11 @@ model: install
 
 # Retrain the LoRA adapter committed in chatda/models/adapters/ (the NLI/STS recipe: all data on
 # a GPU, a seeded subset on CPU) and record in its manifest whether the evaluation gate prefers
-# it over base; `make model` then builds and serves it. Needs ../shared/data (docs/training.md).
+# it over base; `make model` then builds it (serving it only if so). Needs ../shared/data.
 adapter: model
 	$(BIN)/chatda train adapter
-	$(BIN)/chatda train adapter-gate
+	$(BIN)/python -m bench.open_set $(CHATDA_DATA_DIR)/open-set
+	$(BIN)/chatda train adapter-gate --open-set $(CHATDA_DATA_DIR)/open-set
 
 # Debian chromium + Korean fonts for the admin-page browser tests (never a browser download).
 browser:

@@ -369,25 +369,31 @@ def adapter_gate_command(
     ),
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    open_set: Path | None = typer.Option(
+        None,
+        help="folder written by `python -m bench.open_set`: its split A's ranking and decision "
+        "metrics join the gates",
+    ),
 ) -> None:
     """Evaluate base and base + adapter (KorQuAD, demo intents, decision) and record in the
     adapter's manifest whether `chatda model prepare` serves the tuned model by default."""
     from chatda.models.encoder import resolve_device
     from chatda.models.prepare import BASE_VERSION
     from chatda.models.tuned import DEFAULT_ADAPTER
-    from train.adapter_gate import INTENT_GATES, LABELS, run_gate
+    from train.adapter_gate import run_gate
     from train.evaluate import EvalSuite, markdown
+    from train.promotion import GATES
 
     registry = _registry()
     base = _resolve(registry, f"@{BASE_VERSION}")
     folder = adapter or DEFAULT_ADAPTER
     suite = EvalSuite.load(_data_dir(data_dir))
-    recorded = run_gate(registry, base, folder, suite, resolve_device(device))
+    recorded = run_gate(registry, base, folder, suite, resolve_device(device), open_set)
     evaluation, gate = recorded["evaluation"], recorded["gate"]
     before, after = evaluation["parent_metrics"], evaluation["metrics"]
     typer.echo(markdown({evaluation["parent"]: before, f"{recorded['name']}@tuned": after}))
-    for name in INTENT_GATES:
-        typer.echo(f"  {LABELS[name]}: {before.get(name)} → {after.get(name)}")
+    for name in gate["gates"][len(GATES) :]:
+        typer.echo(f"  {name}: {before.get(name)} → {after.get(name)}")
     for reason in gate["reasons"]:
         typer.echo(f"  {reason}")
     state = "served by default" if gate["preferred"] else "not preferred: base stays the default"

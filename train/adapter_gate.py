@@ -24,7 +24,7 @@ from typing import Any
 from chatda.models.registry import ModelRegistry, ModelVersion
 from chatda.models.tuned import MANIFEST, build_tuned
 from train.evaluate import LABELS as EVAL_LABELS
-from train.evaluate import SPLITS, EvalSuite, evaluate, metrics_of
+from train.evaluate import METRICS, SPLITS, EvalSuite, evaluate, metrics_of
 from train.promotion import GATES, meets_gates
 
 INTENT_GATES = (
@@ -35,12 +35,17 @@ INTENT_GATES = (
     "decision_auroc",
 )
 ALL_GATES = (*GATES, *INTENT_GATES)
+OPEN_SET_PREFIX = "open_set_a_"
+WHAT = {
+    "intents_fused_r1": "intents fused recall@1",
+    "intents_fused_mrr10": "intents fused MRR@10",
+    "decision_in_scope_correct": "decision: in-scope answered correctly",
+    "decision_out_of_scope_rejected": "decision: out-of-scope rejected",
+    "decision_auroc": "decision: AUROC",
+}
 LABELS = {
-    "intents_fused_r1": "demo intents fused recall@1",
-    "intents_fused_mrr10": "demo intents fused MRR@10",
-    "decision_in_scope_correct": "demo decision: in-scope answered correctly",
-    "decision_out_of_scope_rejected": "demo decision: out-of-scope rejected",
-    "decision_auroc": "demo decision: AUROC",
+    **{name: f"demo {what}" for name, what in WHAT.items()},
+    **{OPEN_SET_PREFIX + name: f"open-set split A {what}" for name, what in WHAT.items()},
 }
 
 
@@ -75,16 +80,17 @@ def intent_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 
 def _start_intents_eval(
-    models_dir: Path, data_dir: Path, ref: str, corpus: Path
+    models_dir: Path, data_dir: Path, ref: str, corpus: Path, queries: Path | None
 ) -> tuple[subprocess.Popen[bytes], Path]:
     """``chatda eval --mode intents`` in its own process (the command users run, unchanged),
     started so it runs beside the KorQuAD table; :func:`_result` waits for it."""
     from chatda.demo import eval_dir
 
+    data_dir.mkdir(parents=True, exist_ok=True)
     out = data_dir / f"intents-{ref.replace('@', '-')}.json"
     env = {**os.environ, "CHATDA_MODELS_DIR": str(models_dir), "CHATDA_DATA_DIR": str(data_dir)}
     command = [sys.executable, "-m", "cli.main", "eval", "--mode", "intents", "--corpus"]
-    command += [str(corpus), "--queries", str(eval_dir() / "intents_queries.jsonl")]
+    command += [str(corpus), "--queries", str(queries or eval_dir() / "intents_queries.jsonl")]
     return subprocess.Popen([*command, "--model", ref, "--json", str(out)], env=env), out
 
 
@@ -96,34 +102,62 @@ def _result(started: tuple[subprocess.Popen[bytes], Path]) -> dict[str, Any]:
 
 
 def run_gate(
-    registry: ModelRegistry, base: ModelVersion, adapter_dir: Path, suite: EvalSuite, device: str
+    registry: ModelRegistry,
+    base: ModelVersion,
+    adapter_dir: Path,
+    suite: EvalSuite,
+    device: str,
+    open_set: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate base and base + adapter, decide, and write ``evaluation`` and ``gate`` into the
-    adapter's manifest. Base's KorQuAD table comes from ``registry``'s cache when it has one."""
+    adapter's manifest. Base's KorQuAD table comes from ``registry``'s cache when it has one, and
+    the tuned one from the manifest when this adapter was already gated (a retrain writes a new
+    manifest), so re-gating with another intents set costs only the intents evals.
+
+    ``open_set``: a folder written by ``python -m bench.open_set`` whose split A (the selection
+    split, ``a_corpus.jsonl`` / ``a_queries.jsonl``) adds its ranking and decision metrics, under
+    an ``open_set_a_`` prefix, to the gates: ten out-of-scope demo queries alone cannot show a
+    decision getting worse.
+    """
     from chatda.models.encoder import TorchEncoder
 
+    recorded = json.loads((adapter_dir / MANIFEST).read_text())
+    sets: dict[str, tuple[Path | None, Path | None]] = {"": (None, None)}
+    if open_set is not None:
+        sets[OPEN_SET_PREFIX] = (open_set / "a_corpus.jsonl", open_set / "a_queries.jsonl")
     with tempfile.TemporaryDirectory(prefix="chatda-gate-") as scratch:
         root = Path(scratch)
         private = ModelRegistry(root / "models")
         tuned, _ = build_tuned(private, base, adapter_dir)
-        corpus = demo_corpus(root / "demo_corpus.jsonl")
+        demo = demo_corpus(root / "demo_corpus.jsonl")
         started = {
-            ref: _start_intents_eval(models_dir, root, ref, corpus)
+            (ref, prefix): _start_intents_eval(
+                models_dir, root / (prefix or "demo"), ref, corpus or demo, queries
+            )
+            for prefix, (corpus, queries) in sets.items()
             for ref, models_dir in (
                 (base.manifest.ref, registry.root),
                 (tuned.manifest.ref, private.root),
             )
         }
+        known = (recorded.get("evaluation") or {}).get("metrics") or {}
         tables = {
             base.manifest.ref: metrics_of(registry, base, suite, device),
-            tuned.manifest.ref: evaluate(TorchEncoder(tuned, device=device), suite),
+            tuned.manifest.ref: {k: known[k] for k in METRICS}
+            if all(k in known for k in METRICS)
+            else evaluate(TorchEncoder(tuned, device=device), suite),
         }
-        rows = {ref: {**tables[ref], **intent_metrics(_result(s))} for ref, s in started.items()}
+        rows = {ref: dict(table) for ref, table in tables.items()}
+        for (ref, prefix), process in started.items():
+            rows[ref] |= {prefix + k: v for k, v in intent_metrics(_result(process)).items()}
     base_row, tuned_row = rows[base.manifest.ref], rows[tuned.manifest.ref]
+    gates = (*ALL_GATES, *(OPEN_SET_PREFIX + g for g in INTENT_GATES if open_set is not None))
     preferred, reasons = meets_gates(
-        tuned_row, base_row, gates=ALL_GATES, labels={**EVAL_LABELS, **LABELS}
+        tuned_row,
+        base_row,
+        gates=gates,
+        labels={**EVAL_LABELS, **LABELS},
     )
-    recorded = json.loads((adapter_dir / MANIFEST).read_text())
     recorded["evaluation"] = {
         "metrics": tuned_row,
         "parent": base.manifest.ref,
@@ -132,8 +166,13 @@ def run_gate(
             **SPLITS,
             "intents": "chatda/demo/catalog.yaml (120 intents) vs "
             "chatda/demo/eval/intents_queries.jsonl (60 in-scope, 10 out-of-scope)",
+            **(
+                {"open_set_a": "split A of `python -m bench.open_set` (BENCHMARKS § 2)"}
+                if open_set
+                else {}
+            ),
         },
     }
-    recorded["gate"] = {"preferred": preferred, "gates": list(ALL_GATES), "reasons": reasons}
+    recorded["gate"] = {"preferred": preferred, "gates": list(gates), "reasons": reasons}
     (adapter_dir / MANIFEST).write_text(json.dumps(recorded, ensure_ascii=False, indent=2) + "\n")
     return recorded
