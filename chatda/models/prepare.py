@@ -126,8 +126,7 @@ def prepare_models(
     recorded = None
     if adapter_dir is not None and (adapter_dir / ADAPTER_MANIFEST).is_file():
         recorded = read_manifest(adapter_dir)
-    if recorded is not None and recorded.get("name") == name:
-        assert adapter_dir is not None
+    if adapter_dir is not None and recorded is not None and recorded.get("name") == name:
         try:
             tuned, tuned_built = build_tuned(registry, base, adapter_dir)
         except TunedModelRefused:
