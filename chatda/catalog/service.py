@@ -138,13 +138,7 @@ class CatalogService:
             vectors.update(await asyncio.to_thread(cache.get, encoder, "query", missing))
             missing = [t for t in missing if t not in vectors]
         # one pass's worth at a time: a model switch re-embeds the whole catalog while the
-        # process serves, and live queries must never queue behind more than one pass of it.
-        # Fewest tokens first, so that texts of like length share a pass: a pass pads every
-        # text to its longest (in store order, 2,253 catalog texts made 1.7x their tokens).
-        if missing:
-            ids = await asyncio.to_thread(encoder.tokenize, missing, "query")
-            tokens = {text: len(row) for text, row in zip(missing, ids, strict=True)}
-            missing.sort(key=tokens.__getitem__)
+        # process serves, and live queries must never queue behind more than one pass of it
         step = self.batcher.max_batch_size
         for start in range(0, len(missing), step):
             self.progress = f"embedded {start} of {len(missing)} texts ({len(texts)} in all)"
