@@ -10,8 +10,6 @@ it. Starting those processes is the CLI's: the evaluation library only receives 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -25,26 +23,25 @@ from chatda.articles.message import ArticleMessage
 from chatda.articles.progress import wait_until_indexed
 from chatda.articles.publisher import Publisher
 from chatda.models.encoder import Encoder
+from chatda.process import ManagedProcess
 from chatda.search.articles import ArticleIndex
 from chatda.settings import Settings
 
 
-def _start_worker(env: dict[str, str], topic: str, group: str, alias: str) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "cli.main",
-        "ingest",
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--alias",
-        alias,
-        "--dead-letter-topic",
-        f"{topic}-dlq",
-    ]
-    return subprocess.Popen(cmd, env=env)
+def _start_worker(
+    env: dict[str, str], topic: str, group: str, alias: str, log: Path
+) -> ManagedProcess:
+    """The run's ingest worker, stopped by the kernel too if this process dies first."""
+    argv = [
+        sys.executable, "-m", "cli.main", "ingest",
+        "--topic", topic,
+        "--group", group,
+        "--alias", alias,
+        "--dead-letter-topic", f"{topic}-dlq",
+    ]  # fmt: skip
+    worker = ManagedProcess("eval-ingest", argv, log_path=log, env=env, die_with_parent=True)
+    worker.spawn()
+    return worker
 
 
 @contextmanager
@@ -78,14 +75,20 @@ def private_index(
         }
         with Publisher(bootstrap, topic, settings.article_partitions) as publisher:
             publisher.publish_many(messages)
-        worker = _start_worker(env, topic, group, alias)
+        worker = _start_worker(env, topic, group, alias, tmp / "ingest.log")
         probe = MilvusClient(uri=milvus_uri)
         stack.callback(probe.close)
         try:
             wait_until_indexed(bootstrap, probe, group, alias, topic, timeout_s)
+        except BaseException:
+            if worker.returncode is not None:
+                tail = (tmp / "ingest.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(
+                    f"the eval's ingest worker exited with {worker.returncode}:\n{tail}"
+                ) from None
+            raise
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=60)
+            worker.stop(timeout_s=60)  # SIGTERM: the worker finishes its batch and commits
 
         index = ArticleIndex(milvus_uri, tmp, alias)
         if not index.connect():
