@@ -37,11 +37,7 @@ from bench.embeddings_load import query
 from bench.loadgen import LoadResult, run_load
 from bench.search_load import QUERIES
 from bench.server import api_server
-from bench.stack import ingest_worker, local_stack
-from chatda.articles.message import ArticleMessage
-from chatda.articles.publisher import Publisher
-from chatda.demo import articles_path
-from chatda.settings import get_settings
+from bench.stack import demo_indexed_stack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,15 +162,9 @@ async def gather(*loads: Coroutine[Any, Any, LoadResult]) -> list[LoadResult]:
 
 @contextmanager
 def demo_stack() -> Iterator[dict[str, str]]:
-    """The local stack with the demo articles indexed; yields the API's environment."""
-    settings = get_settings()
-    with local_stack() as stack:
-        lines = articles_path().read_text(encoding="utf-8").splitlines()
-        with Publisher(stack.bootstrap, settings.articles_topic, settings.article_partitions) as p:
-            p.publish_many([ArticleMessage.model_validate(json.loads(x)) for x in lines if x])
-        with ingest_worker(stack.env):
-            stack.wait_indexed(900)
-        # the stack's env raises the queue deadline for indexing; serve with the defaults
+    """The demo-indexed stack's environment for the API, with the default queue deadline (the
+    stack's env raises it for indexing)."""
+    with demo_indexed_stack() as stack:
         yield {**stack.env, "CHATDA_REQUEST_TIMEOUT_MS": "2000"}
 
 

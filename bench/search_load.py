@@ -21,10 +21,7 @@ from urllib.parse import quote
 from bench.embeddings_load import roofline
 from bench.loadgen import HEADER, run_load
 from bench.server import api_server
-from bench.stack import ingest_worker, local_stack
-from chatda.articles.message import ArticleMessage
-from chatda.articles.publisher import Publisher
-from chatda.demo import articles_path
+from bench.stack import demo_indexed_stack
 from chatda.search.profiles import DOCUMENT_LEGS, load_profiles
 from chatda.settings import get_settings
 
@@ -77,24 +74,21 @@ def main() -> None:
         else:
             runs.append((name, name))
     extra = json.dumps({n: p.model_dump(mode="json") for n, p in milvus_copies.items()})
-    with local_stack() as stack:
-        lines = articles_path().read_text(encoding="utf-8").splitlines()
-        with Publisher(stack.bootstrap, settings.articles_topic, settings.article_partitions) as p:
-            p.publish_many([ArticleMessage.model_validate(json.loads(x)) for x in lines if x])
-        with ingest_worker(stack.env):
-            stack.wait_indexed(900)
-        with api_server({**stack.env, "CHATDA_PROFILES": extra}) as base:
-            wait_ready(base)
-            for label, profile in runs:
-                paths = [f"/v1/search?profile={profile}&q={quote(q)}" for q in QUERIES]
+    with (
+        demo_indexed_stack() as stack,
+        api_server({**stack.env, "CHATDA_PROFILES": extra}) as base,
+    ):
+        wait_ready(base)
+        for label, profile in runs:
+            paths = [f"/v1/search?profile={profile}&q={quote(q)}" for q in QUERIES]
 
-                def request(i: int, paths: list[str] = paths) -> tuple[str, None]:
-                    return paths[i % len(paths)], None
+            def request(i: int, paths: list[str] = paths) -> tuple[str, None]:
+                return paths[i % len(paths)], None
 
-                asyncio.run(run_load(base, 100, 16, request))  # warm-up
-                for n, c in ((args.n, args.c), (min(args.n, 500), 1)):
-                    result = asyncio.run(run_load(base, n, c, request))
-                    rows.append(result.row(f"/v1/search {label}"))
+            asyncio.run(run_load(base, 100, 16, request))  # warm-up
+            for n, c in ((args.n, args.c), (min(args.n, 500), 1)):
+                result = asyncio.run(run_load(base, n, c, request))
+                rows.append(result.row(f"/v1/search {label}"))
     print(HEADER)
     print("\n".join(rows))
     print(f"\nencoder roofline in the same run: {best_rate:,.0f} texts/s at batch {best_bs}")

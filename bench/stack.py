@@ -1,8 +1,10 @@
-"""The local stack a benchmark runs against: Tansu, milvus-lite, the demo catalog, and the
-environment every process it starts reads (a worker, the API, ``chatda index …``)."""
+"""The local stack a benchmark runs against: Tansu, milvus-lite, the demo catalog (and, from
+``demo_indexed_stack``, the demo articles indexed), and the environment every process it
+starts reads (a worker, the API, ``chatda index …``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,9 +16,11 @@ from pathlib import Path
 
 from pymilvus import MilvusClient
 
+from chatda.articles.message import ArticleMessage
 from chatda.articles.progress import wait_until_indexed
+from chatda.articles.publisher import Publisher
 from chatda.broker.tansu import TansuBroker
-from chatda.demo import catalog_path
+from chatda.demo import articles_path, catalog_path
 from chatda.settings import get_settings
 from chatda.storage.milvus_server import MilvusLiteServer
 
@@ -64,6 +68,19 @@ def local_stack() -> Iterator[Stack]:
                 "CHATDA_REQUEST_TIMEOUT_MS": "60000",
             },
         )
+
+
+@contextmanager
+def demo_indexed_stack() -> Iterator[Stack]:
+    """The local stack with the demo articles published and indexed (the worker stopped)."""
+    settings = get_settings()
+    with local_stack() as stack:
+        lines = articles_path().read_text(encoding="utf-8").splitlines()
+        with Publisher(stack.bootstrap, settings.articles_topic, settings.article_partitions) as p:
+            p.publish_many([ArticleMessage.model_validate(json.loads(x)) for x in lines if x])
+        with ingest_worker(stack.env):
+            stack.wait_indexed(900)
+        yield stack
 
 
 @contextmanager
