@@ -63,6 +63,16 @@ class IntentScore:
         return self.value - self.threshold
 
 
+@dataclass(frozen=True)
+class IntentTensors:
+    """A batch's per-intent scores on the device, (batch, intents) each, before visibility
+    and top-k: the best cosine over the intent's texts, its lexical score, and the fused sum."""
+
+    dense: torch.Tensor
+    lexical: torch.Tensor
+    fused: torch.Tensor
+
+
 @dataclass
 class CatalogSnapshot:
     version: int
@@ -116,8 +126,16 @@ class CatalogSnapshot:
         self, embeddings: torch.Tensor, contexts: Sequence[MatchContext]
     ) -> list[list[IntentScore]]:
         """The batcher post-step: score a batch of query embeddings against every intent."""
+        return self.score(embeddings, contexts)[0]
+
+    def score(
+        self, embeddings: torch.Tensor, contexts: Sequence[MatchContext]
+    ) -> tuple[list[list[IntentScore]], IntentTensors | None]:
+        """The served answers and the per-intent tensors they were cut from (``None`` for an
+        empty catalog): ``chatda eval`` ranks each method from the same tensors instead of a
+        second pass over the catalog."""
         if self.size == 0:
-            return [[] for _ in contexts]
+            return [[] for _ in contexts], None
         t = self._tensors()
         device = self.matrix.device
         sims = (embeddings.to(self.matrix.dtype) @ self.matrix.T).float()  # (B, R)
@@ -192,7 +210,7 @@ class CatalogSnapshot:
                 for v, p in zip(shown.T, confidence, strict=True)
             ]
             results.append(row[:limit])
-        return results
+        return results, IntentTensors(dense, lexical, fused)
 
 
 _BELOW_ANY_COSINE = -2.0

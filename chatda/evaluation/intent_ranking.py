@@ -40,17 +40,14 @@ class MethodRanks:
 class MethodRanker:
     """A batcher post-step: the snapshot's own scoring, plus the dense and lexical orders.
 
-    The per-intent dense score is the snapshot's (the best cosine over the intent's texts) and
-    the fused one its ``dense + lexical_weight × lexical``, computed with the same operations on
-    the same batch, so the orders agree with the served scores to the bit.
+    The dense, lexical and fused scores are the very tensors the snapshot cut its served answer
+    from (``CatalogSnapshot.score``), so the orders agree with the served scores to the bit and
+    the catalog is multiplied once per batch.
     """
 
     def __init__(self, snapshot: CatalogSnapshot, depth: int = RANK_DEPTH) -> None:
         self.snapshot = snapshot
         self.depth = depth
-        self._row_intent = torch.as_tensor(
-            snapshot.row_intent, device=snapshot.matrix.device, dtype=torch.long
-        )
 
     def context(self, lexical: np.ndarray) -> MatchContext:
         """A query's context as the API builds it (no area), asking for the top ``depth``."""
@@ -59,22 +56,10 @@ class MethodRanker:
     def __call__(
         self, embeddings: torch.Tensor, contexts: Sequence[MatchContext]
     ) -> list[MethodRanks]:
-        snap = self.snapshot
-        served = snap(embeddings, contexts)
-        if snap.size == 0:
+        served, scores = self.snapshot.score(embeddings, contexts)
+        if scores is None:
             return [MethodRanks(s, [], []) for s in served]
-        device = snap.matrix.device
-        sims = (embeddings.to(snap.matrix.dtype) @ snap.matrix.T).float()
-        batch, n_rows = sims.shape
-        index = self._row_intent.expand(batch, n_rows)
-        dense = torch.full((batch, snap.size), float("-inf"), device=device)
-        dense = dense.scatter_reduce(1, index, sims, reduce="amax", include_self=True)
-        lexical = torch.zeros((batch, snap.size), device=device)
-        for i, ctx in enumerate(contexts):
-            if ctx.lexical is not None:
-                lexical[i] = torch.as_tensor(ctx.lexical, device=device)
-        fused = dense + snap.lexical_weight * lexical
-        by_fused = torch.sort(fused, dim=1, descending=True, stable=True).indices
+        by_fused = torch.sort(scores.fused, dim=1, descending=True, stable=True).indices
 
         def top(values: torch.Tensor) -> list[list[int]]:
             in_fused_order = values.gather(1, by_fused)
@@ -83,5 +68,5 @@ class MethodRanker:
 
         return [
             MethodRanks(s, d, lex)
-            for s, d, lex in zip(served, top(dense), top(lexical), strict=True)
+            for s, d, lex in zip(served, top(scores.dense), top(scores.lexical), strict=True)
         ]
