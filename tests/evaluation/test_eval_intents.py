@@ -4,24 +4,17 @@ the concurrent run giving exactly the numbers of matching the queries one by one
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
-from chatda.batching.batcher import DynamicBatcher
-from chatda.catalog.service import CatalogService
-from chatda.catalog.store import CatalogStore
-from chatda.db.engine import make_engine, upgrade
 from chatda.evaluation.data import CorpusItem, EvalQuery
-from chatda.evaluation.intents_eval import METHODS, corpus_to_intents, evaluate_intents
+from chatda.evaluation.intents_eval import METHODS, evaluate_intents
 from chatda.evaluation.metrics import summarise
-from chatda.evaluation.window import QUEUE_TIMEOUT_S
 from chatda.models.encoder import Encoder
 from chatda.settings import Settings
-from chatda.text.morphemes import default_morphemes
 from chatda.text.normalize import normalize_query
+from tests.evaluation.catalog_over import catalog_over
 from tests.evaluation.conftest import EvalRun
 from tests.evaluation.demo_set import demo_set
 
@@ -100,36 +93,19 @@ async def _one_by_one(
     encoder: Encoder, corpus: list[CorpusItem], queries: list[EvalQuery], settings: Settings
 ) -> dict:
     """The oracle: ``CatalogService.match`` awaited for each query in turn."""
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'oracle.db'}")
-        upgrade(engine)
-        store = CatalogStore(engine)
-        store.import_intents(corpus_to_intents(corpus))
-        batcher = DynamicBatcher(encoder, default_timeout_s=QUEUE_TIMEOUT_S)  # no SLA here
-        service = CatalogService(
-            store,
-            batcher,
-            default_morphemes(),
-            settings.intent_threshold,
-            settings.intent_lexical_weight,
-        )
-        rankings: dict[str, list[list[str]]] = {m: [] for m in METHODS}
-        shown: list[str | None] = []
-        try:
-            await service.refresh()
-            for q in queries:
-                snap, scores, _ = await service.match(
-                    normalize_query(q.text, 1000).text, everything=True
-                )
-                name = {s.index: corpus[snap.intents[s.index].id - 1].id for s in scores}
-                rankings["fused"].append([name[s.index] for s in scores])
-                for method in ("dense", "lexical"):
-                    ranked = sorted(scores, key=lambda s, m=method: -getattr(s, m))
-                    rankings[method].append([name[s.index] for s in ranked])
-                shown.append(next((name[s.index] for s in scores if s.passed), None))
-        finally:
-            await batcher.close()
-            engine.dispose()
+    rankings: dict[str, list[list[str]]] = {m: [] for m in METHODS}
+    shown: list[str | None] = []
+    async with catalog_over(encoder, corpus, settings) as (service, _):
+        for q in queries:
+            snap, scores, _ = await service.match(
+                normalize_query(q.text, 1000).text, everything=True
+            )
+            name = {s.index: corpus[snap.intents[s.index].id - 1].id for s in scores}
+            rankings["fused"].append([name[s.index] for s in scores])
+            for method in ("dense", "lexical"):
+                ranked = sorted(scores, key=lambda s, m=method: -getattr(s, m))
+                rankings[method].append([name[s.index] for s in ranked])
+            shown.append(next((name[s.index] for s in scores if s.passed), None))
     relevants = [set(q.relevant) for q in queries]
     labelled = [(s, q) for s, q in zip(shown, queries, strict=True) if q.relevant]
     unlabelled = [s for s, q in zip(shown, queries, strict=True) if not q.relevant]

@@ -5,26 +5,18 @@ the metrics read."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.calibration_fit import config_from_settings
 from chatda.catalog.decision import decide
-from chatda.catalog.service import CatalogService
 from chatda.catalog.snapshot import IntentScore
-from chatda.catalog.store import CatalogStore
-from chatda.db.engine import make_engine, upgrade
 from chatda.evaluation.intent_ranking import MethodRanker, MethodRanks
-from chatda.evaluation.intents_eval import corpus_to_intents
 from chatda.evaluation.metrics import RANK_DEPTH
-from chatda.evaluation.window import QUEUE_TIMEOUT_S
 from chatda.models.encoder import Encoder
 from chatda.settings import Settings
-from chatda.text.morphemes import default_morphemes
 from chatda.text.normalize import normalize_query
+from tests.evaluation.catalog_over import catalog_over
 from tests.evaluation.demo_set import demo_set
 
 DEPTHS = (RANK_DEPTH, 3)
@@ -34,38 +26,22 @@ async def _both(encoder: Encoder) -> list[tuple[list[IntentScore], dict[int, Met
     """Per demo query: the full scored list (``everything=True``) and the rankers' answers."""
     corpus, queries = demo_set()
     settings = Settings()
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'ranking.db'}")
-        upgrade(engine)
-        store = CatalogStore(engine)
-        store.import_intents(corpus_to_intents(corpus))
-        batcher = DynamicBatcher(encoder, default_timeout_s=QUEUE_TIMEOUT_S)
-        service = CatalogService(
-            store,
-            batcher,
-            default_morphemes(),
-            settings.intent_threshold,
-            settings.intent_lexical_weight,
-            calibration=config_from_settings(settings),
-        )
-        try:
-            await service.refresh()
-            rankers = [MethodRanker(service.snapshot, depth) for depth in DEPTHS]
-            pairs = []
-            for q in queries:
-                text = normalize_query(q.text, 1000).text
-                terms = service.morphemes.terms(text)
-                _, everything, _ = await service.match(text, everything=True, terms=terms)
-                cut = {}
-                for ranker in rankers:
-                    context = ranker.context(ranker.snapshot.lexical_scores(terms))
-                    encoded = await batcher.submit([text], post_step=ranker, context=context)
-                    assert encoded.extras is not None
-                    cut[ranker.depth] = encoded.extras[0]
-                pairs.append((everything, cut))
-        finally:
-            await batcher.close()
-            engine.dispose()
+    async with catalog_over(
+        encoder, corpus, settings, calibration=config_from_settings(settings)
+    ) as (service, batcher):
+        rankers = [MethodRanker(service.snapshot, depth) for depth in DEPTHS]
+        pairs = []
+        for q in queries:
+            text = normalize_query(q.text, 1000).text
+            terms = service.morphemes.terms(text)
+            _, everything, _ = await service.match(text, everything=True, terms=terms)
+            cut = {}
+            for ranker in rankers:
+                context = ranker.context(ranker.snapshot.lexical_scores(terms))
+                encoded = await batcher.submit([text], post_step=ranker, context=context)
+                assert encoded.extras is not None
+                cut[ranker.depth] = encoded.extras[0]
+            pairs.append((everything, cut))
     return pairs
 
 
