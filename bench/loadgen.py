@@ -52,7 +52,7 @@ HEADER = (
 )
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     status_line = await reader.readline()
     status = int(status_line.split()[1])
     length = 0
@@ -116,7 +116,7 @@ async def run_load(
                 )
                 t0 = time.perf_counter()
                 writer.write(head.encode() + data)
-                status, body = await _read_response(reader)
+                status, body = await read_response(reader)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 statuses.append(status)
                 if status >= 300:

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from bench.loadgen import _read_response, run_load
+from bench.loadgen import read_response, run_load
 from bench.overload import demo_stack, search_request
 from bench.server import api_server
 
@@ -62,7 +62,7 @@ async def tagged_load(
             i += c
             t0 = time.perf_counter()
             writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            status, body = await _read_response(reader)
+            status, body = await read_response(reader)
             records.append(((time.perf_counter() - t0) * 1000, status, fresh))
             fresh = False
             if status == 429:
