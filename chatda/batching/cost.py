@@ -6,11 +6,15 @@ one of 64 long catalog hints (here ~50 ms and ~2.7 s): priced per pass, the long
 every short request look late; priced per token, a burst of short queries looked free, then
 the first small pass made the next burst look ten times dearer than it was. So both parts are
 fitted, by least squares over recent passes with exponential forgetting, which follows a
-machine that slows down or speeds up within a few dozen passes. When recent passes are too
-alike to separate the parts, the whole cost is put on the pass, not the token: that errs
-towards admitting a larger burst (whose deadline timer still holds), where pricing the
-burst per token from tiny passes would refuse it, and a refused burst never runs the large
-pass that would correct the fit.
+machine that slows down or speeds up within a few dozen passes.
+
+The fit starts from a prior it never forgets: two imaginary passes, an empty one and a long
+one, priced by the constructor's defaults and weighing half a real pass each. Recent real
+passes of many sizes outweigh them some twenty to one. Real passes all of one size (queries
+of 8 and 9 tokens, for minutes) fix the cost near that size and leave the per-token part to
+the prior: read off the noise between 8 and 9 tokens, it once priced a 1,088-token catalog
+pass at 21 s (it took 0.5 s), and every search behind it was refused for a pass that was
+almost over.
 """
 
 from __future__ import annotations
@@ -20,12 +24,22 @@ import math
 FORGET = 0.95
 """Weight of the past at each new pass: an observation's half-life is about 14 passes."""
 
+PRIOR_WEIGHT = 0.5
+"""Weight of each imaginary pass, against 1 for each real one (~20 recent ones count)."""
+
+PRIOR_TOKENS = 1024
+"""Padded tokens of the long imaginary pass: about one full batch of catalog hints."""
+
 
 class PassCost:
     def __init__(self, overhead_s: float = 0.01, token_s: float = 0.0005) -> None:
         self.overhead_s = overhead_s
         self.token_s = token_s
         self._w = self._x = self._y = self._xx = self._xy = 0.0
+        self._prior = [
+            (0.0, overhead_s),
+            (float(PRIOR_TOKENS), overhead_s + token_s * PRIOR_TOKENS),
+        ]
 
     def observe(self, padded_tokens: int, seconds: float) -> None:
         """One finished pass of ``padded_tokens`` (rows x longest row) that took ``seconds``."""
@@ -35,13 +49,16 @@ class PassCost:
         self._y = FORGET * self._y + y
         self._xx = FORGET * self._xx + x * x
         self._xy = FORGET * self._xy + x * y
-        spread = self._w * self._xx - self._x * self._x
-        slope = (self._w * self._xy - self._x * self._y) / spread if spread > 1e-9 else -1.0
-        intercept = (self._y - slope * self._x) / self._w
-        if slope < 0:  # passes too alike (or too noisy) to see a per-token part: all per pass
-            slope, intercept = 0.0, self._y / self._w
+        w, sx, sy, sxx, sxy = self._w, self._x, self._y, self._xx, self._xy
+        for px, py in self._prior:
+            w, sx, sy = w + PRIOR_WEIGHT, sx + PRIOR_WEIGHT * px, sy + PRIOR_WEIGHT * py
+            sxx, sxy = sxx + PRIOR_WEIGHT * px * px, sxy + PRIOR_WEIGHT * px * py
+        slope = (w * sxy - sx * sy) / (w * sxx - sx * sx)
+        intercept = (sy - slope * sx) / w
+        if slope < 0:  # the passes say longer is cheaper (noise, a machine speeding up): per pass
+            slope, intercept = 0.0, sy / w
         elif intercept < 0:
-            slope, intercept = self._xy / self._xx, 0.0
+            slope, intercept = sxy / sxx, 0.0
         self.token_s, self.overhead_s = slope, intercept
 
     def seconds(self, tokens: int, passes: int) -> float:
