@@ -39,7 +39,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -49,7 +48,7 @@ import numpy as np
 
 from bench.embeddings_load import query
 from bench.loadgen import HEADER, LoadResult, run_load
-from bench.server import api_server, free_port
+from bench.server import api_server, free_port, serving
 from chatda.models.registry import ModelRegistry, ModelVersion
 from chatda.settings import get_settings
 
@@ -116,21 +115,6 @@ def st3_folder(version: ModelVersion, target: Path) -> Path:
     return target
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited early with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not become healthy in {timeout_s:.0f} s")
-        time.sleep(0.5)
-
-
 @contextmanager
 def infinity_server(
     executable: Path, folder: Path, batch_size: int, timeout_s: float = 300
@@ -161,15 +145,8 @@ def infinity_server(
         env={**os.environ, "DO_NOT_TRACK": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"},
     )
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(f"{base}/health", proc, timeout_s, "Infinity")
+    with serving(proc, f"{base}/health", timeout_s, "Infinity"):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 Request = Callable[[int], tuple[str, dict]]

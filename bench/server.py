@@ -1,4 +1,5 @@
-"""Start ``chatda serve`` as a separate process for a benchmark and wait until it answers."""
+"""Start a server (``chatda serve``, or another for comparison) as a separate process for a
+benchmark, wait until it answers, stop it afterwards."""
 
 from __future__ import annotations
 
@@ -39,20 +40,28 @@ def api_server(
         cwd=checkout,
     )
     base = f"http://127.0.0.1:{port}"
+    with serving(proc, f"{base}/healthz", timeout_s, "API"):
+        yield base
+
+
+@contextmanager
+def serving(proc: subprocess.Popen, health_url: str, timeout_s: float, what: str) -> Iterator[None]:
+    """Wait until the server ``proc`` answers ``health_url`` with 200; stop it on leaving
+    (terminate, then kill after 20 s), whether the wait or the benchmark failed."""
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"API exited early with {proc.returncode}")
+                raise RuntimeError(f"{what} exited early with {proc.returncode}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(health_url, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError("API did not become healthy")
+                raise TimeoutError(f"{what} did not become healthy in {timeout_s:.0f} s")
             time.sleep(0.3)
-        yield base
+        yield
     finally:
         proc.terminate()
         try:
