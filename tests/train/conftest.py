@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,20 +71,25 @@ def tmp_registry(tmp_path: Path) -> ModelRegistry:
     return ModelRegistry(tmp_path / "models")
 
 
+def tiny_train_config(**overrides: Any) -> TrainConfig:
+    """A few steps at a high learning rate: enough for the loss to move, seconds on a CPU."""
+    fields: dict[str, Any] = {
+        "device": "cpu",
+        "seed": 7,
+        "epochs": 4,
+        "batch_size": 4,
+        "learning_rate": 1e-4,
+        "warmup_ratio": 0.0,
+        "max_seq_length": 32,
+        "eval_steps": 0,
+        "logging_steps": 1,
+    }
+    return TrainConfig(**{**fields, **overrides})
+
+
 @pytest.fixture
 def tiny_config() -> TrainConfig:
-    """A few steps at a high learning rate: enough for the loss to move, seconds on a CPU."""
-    return TrainConfig(
-        device="cpu",
-        seed=7,
-        epochs=4,
-        batch_size=4,
-        learning_rate=1e-4,
-        warmup_ratio=0.0,
-        max_seq_length=32,
-        eval_steps=0,
-        logging_steps=1,
-    )
+    return tiny_train_config()
 
 
 @pytest.fixture

@@ -27,9 +27,8 @@ from chatda.models.tuned import (
     build_tuned,
 )
 from tests.fixtures.model import MODEL_NAME, link_model
-from tests.train.conftest import PAIRS, PARAPHRASES, TRIPLETS
+from tests.train.conftest import PAIRS, PARAPHRASES, TRIPLETS, tiny_train_config
 from train import adapter, nli_sts
-from train.runner import TrainConfig
 
 TEXTS = [
     "송금하는 방법 알려줘",
@@ -42,18 +41,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def trained(base_model: ModelVersion, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four steps at a rate high enough that the adapter's B matrices leave zero."""
-    config = TrainConfig(
-        device="cpu",
-        seed=7,
-        epochs=1,
-        sts_epochs=1,
-        batch_size=4,
-        learning_rate=5e-3,
-        warmup_ratio=0.0,
-        max_seq_length=32,
-        eval_steps=0,
-        logging_steps=1,
-    )
+    config = tiny_train_config(epochs=1, sts_epochs=1, learning_rate=5e-3)
     d = nli_sts.NliStsData(
         triplets=TRIPLETS[:4], sts_train=PAIRS[:4], sts_dev=PAIRS[4:], paraphrases=PARAPHRASES[:4]
     )
