@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         ge=0,
         description="the most recent intent clicks each calibration fit reads (0: none)",
     )
+    intent_calibration_refit_clicks: int = Field(
+        default=200,
+        ge=0,
+        description="refit once this many new intent clicks arrived (0: on catalog changes only)",
+    )
     intent_lexical_weight: float = Field(default=0.06, ge=0, le=1)
     catalog_poll_s: float = 3.0
     catalog_file: Path | None = Field(default=None, description="imported at start if store empty")

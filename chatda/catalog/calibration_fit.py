@@ -332,6 +332,9 @@ class CalibrationConfig:
     options: FitOptions = FitOptions()
     max_clicks: int = 0
     """How many of the most recent intent clicks the fit reads (0: none)."""
+    refit_clicks: int = 0
+    """Refit once this many clicks on the catalog's intents arrived since the last fit (0:
+    only when the catalog or the model changes)."""
 
 
 def calibrate(
@@ -370,4 +373,5 @@ def config_from_settings(settings: Settings) -> CalibrationConfig | None:
         settings.intent_min_confidence,
         settings.intent_ambiguity_margin,
         max_clicks=settings.intent_calibration_clicks,
+        refit_clicks=settings.intent_calibration_refit_clicks,
     )

@@ -43,6 +43,10 @@ from chatda.text.morphemes import Morphemes
 
 log = logging.getLogger(__name__)
 
+CLICKS_CHECK_S = 30.0
+"""How often a replica counts the intent clicks that arrived since its snapshot's fit: one
+indexed count query, but over every intent id, so not at every catalog poll."""
+
 
 class CatalogNotReady(RuntimeError):
     pass
@@ -76,6 +80,9 @@ class CatalogService:
         self._vectors: dict[str, np.ndarray] = {}
         self._terms: dict[str, list[str]] = {}
         self._lock = asyncio.Lock()
+        self._click_mark = 0
+        """The newest click the serving snapshot's fit could read (``FeedbackStore``'s row id)."""
+        self._clicks_checked = 0.0
         self._poller = Poller("catalog refresh", self.refresh, poll_s)
         self.progress = "loading"
         """What the current build is doing, for people waiting on it (``/readyz``)."""
@@ -98,14 +105,46 @@ class CatalogService:
         await self._poller.close()
 
     async def refresh(self) -> bool:
-        """Rebuild if the store moved on; returns whether a new snapshot serves."""
+        """Rebuild if the store moved on, or enough users' clicks arrived to refit the
+        calibration; returns whether a new snapshot serves."""
         async with self._lock:
             version = await asyncio.to_thread(self.store.version)
             current = self._snapshot
-            if current and current.version == version and current.encoder is self.encoder:
+            if (
+                current
+                and current.version == version
+                and current.encoder is self.encoder
+                and not await self._clicks_arrived(current)
+            ):
                 return False
             self._snapshot = await self._build(version, self.encoder, self._vectors)
             return True
+
+    async def _clicks_arrived(self, current: CatalogSnapshot) -> bool:
+        """Issue #27: whether ``refit_clicks`` clicks on the catalog's intents arrived since
+        the serving snapshot's fit read them. Checked at most every ``CLICKS_CHECK_S`` (the
+        first poll after a build checks at once); a store that cannot answer means no."""
+        config = self.calibration
+        if (
+            config is None
+            or self.clicks is None
+            or min(config.refit_clicks, config.max_clicks) <= 0
+        ):
+            return False
+        now = time.monotonic()
+        if now < self._clicks_checked + CLICKS_CHECK_S:
+            return False
+        self._clicks_checked = now
+        ids = [str(intent.id) for intent in current.intents]
+        try:
+            arrived = await asyncio.to_thread(self.clicks.clicks_since, self._click_mark, ids)
+        except SQLAlchemyError as exc:
+            log.warning("intent clicks unavailable, not refitting: %s", exc)
+            return False
+        if arrived >= config.refit_clicks:
+            log.info("catalog v%s: %d new intent clicks, refitting", current.version, arrived)
+            return True
+        return False
 
     async def switch(self, encoder: Encoder) -> None:
         """Re-embed the whole catalog with ``encoder`` off to the side, then serve it.
@@ -199,12 +238,14 @@ class CatalogService:
             return []
         ids = [i.id for i in intents]
         try:
+            mark = await asyncio.to_thread(self.clicks.click_mark)  # before the read: none missed
             rows = await asyncio.to_thread(
                 self.clicks.recent_clicks, [str(i) for i in ids], config.max_clicks
             )
         except SQLAlchemyError as exc:
             log.warning("intent clicks unavailable, calibrating without them: %s", exc)
             return []
+        self._click_mark, self._clicks_checked = mark, 0.0
         return intent_clicks(rows, ids)
 
     async def match(

@@ -57,6 +57,26 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             return [(row[0], row[1]) for row in conn.execute(statement)]
 
+    def click_mark(self) -> int:
+        """The row id of the newest stored click (0: none), where ``clicks_since`` counts
+        from: rows only ever get larger ids."""
+        statement = select(func.max(search_events.c.id)).where(search_events.c.type == "click")
+        with self.engine.connect() as conn:
+            return int(conn.execute(statement).scalar() or 0)
+
+    def clicks_since(self, mark: int, clicked: Collection[str]) -> int:
+        """Clicks on one of the ids ``clicked``, with a known query, stored after ``mark``."""
+        if not clicked:
+            return 0
+        statement = select(func.count()).where(
+            search_events.c.id > mark,
+            search_events.c.type == "click",
+            search_events.c.query.is_not(None),
+            search_events.c.clicked_id.in_(sorted(clicked)),
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(statement).scalar() or 0)
+
     def recent_clicks(self, clicked: Collection[str], limit: int) -> list[tuple[str, str]]:
         """The ``limit`` most recent clicks on one of the ids ``clicked`` whose query text is
         known, newest first, as ``(query, clicked id)``: what the intent calibration learns

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from chatda.batching.batcher import DynamicBatcher
+from chatda.catalog import service as service_module
 from chatda.catalog.calibration import FEATURES, fit_logistic
 from chatda.catalog.calibration_fit import (
     CalibrationConfig,
@@ -373,5 +374,41 @@ async def test_clicks_enter_the_fit_and_raise_the_clicked_intents_confidence(
         # +0.04; the fit is one model for every query, so a query can also move a hair down
         assert np.mean(rises) > 0.01 and np.mean(np.array(rises) > 0) >= 0.8
 
+    finally:
+        await batcher.close()
+
+
+async def test_enough_new_intent_clicks_refit_without_a_catalog_edit(
+    encoder, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clicks keep arriving while the catalog stays the same: once ``refit_clicks`` of them
+    landed on its intents since the last fit, the next poll refits. Clicks on articles and
+    clicks whose query the server did not know do not count."""
+    monkeypatch.setattr(service_module, "CLICKS_CHECK_S", 0.0)  # count at every poll here
+    store.import_intents(parse_catalog(demo_families()))
+    batcher = DynamicBatcher(encoder, default_timeout_s=60)
+    feedback = FeedbackStore(store.engine)
+    config = CalibrationConfig(0.25, 0.02, max_clicks=1000, refit_clicks=len(CLICKED))
+    service = CatalogService(
+        store, batcher, default_morphemes(), 0.92, 0.06, calibration=config, clicks=feedback
+    )
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        assert await service.refresh()
+        first = service.snapshot
+        assert first.calibrator is not None and first.calibrator.n_clicks == 0
+        on_intents = [
+            click(q, str(i), start + timedelta(seconds=n)) for n, (q, i) in enumerate(CLICKED)
+        ]
+        others = [click("환율 뉴스", "a-0001", start), click(None, "101", start)]
+        feedback.save([*on_intents[:-1], *others])
+        assert not await service.refresh()  # one intent click short, the others do not count
+        assert service.snapshot is first
+        feedback.save(on_intents[-1:])
+        assert await service.refresh()
+        refit = service.snapshot
+        assert refit is not first and refit.version == first.version
+        assert refit.calibrator is not None and refit.calibrator.n_clicks == len(CLICKED)
+        assert not await service.refresh()  # counted from the refit's read: nothing new
     finally:
         await batcher.close()
