@@ -58,6 +58,7 @@ search_events = Table(
     Column("known_query", Boolean, nullable=False),
     Column("shown", JSON, nullable=True),
     Column("clicked_id", String(256), nullable=True),
+    Column("clicked_kind", String(8), nullable=True),
     Column("position", Integer, nullable=True),
     Column("dwell_ms", Integer, nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=False, index=True),

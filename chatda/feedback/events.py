@@ -68,6 +68,11 @@ class Click(BaseModel):
     clicked_id: ResultId
     position: Position
     dwell_ms: Annotated[int, Field(ge=0, le=MAX_DWELL_MS), NOT_A_BOOLEAN] | None = None
+    kind: Literal["intent", "article"] | None = Field(
+        default=None,
+        description="what was clicked; omitted: not said (an id can name an intent and an "
+        "article alike, so an unsaid click counts for both)",
+    )
 
 
 FeedbackEvent = Annotated[Impression | Click, Field(discriminator="type")]
@@ -124,6 +129,7 @@ class FeedbackRecord(BaseModel):
                 **common,
                 "shown": shown,
                 "clicked_id": None,
+                "clicked_kind": None,
                 "position": None,
                 "dwell_ms": None,
             }
@@ -131,6 +137,7 @@ class FeedbackRecord(BaseModel):
             **common,
             "shown": None,
             "clicked_id": event.clicked_id,
+            "clicked_kind": event.kind,
             "position": event.position,
             "dwell_ms": event.dwell_ms,
         }

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import Engine, Insert, func, select
+from sqlalchemy import ColumnElement, Engine, Insert, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatda.db.tables import search_events
 from chatda.feedback.events import FeedbackRecord
+
+
+def _clicked(kind: str) -> ColumnElement[bool]:
+    """Clicks on a ``kind`` of result: those that said so, and those that said nothing
+    (clients before the ``kind`` field), whose id may name either."""
+    column = search_events.c.clicked_kind
+    return or_(column.is_(None), column == kind)
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:
@@ -49,6 +56,7 @@ class FeedbackStore:
                 search_events.c.type == "click",
                 search_events.c.query.is_not(None),
                 search_events.c.clicked_id.is_not(None),
+                _clicked("article"),
             )
             .group_by(search_events.c.query, search_events.c.clicked_id)
             .order_by(clicks.desc(), search_events.c.query)
@@ -73,6 +81,7 @@ class FeedbackStore:
             search_events.c.type == "click",
             search_events.c.query.is_not(None),
             search_events.c.clicked_id.in_(sorted(clicked)),
+            _clicked("intent"),
         )
         with self.engine.connect() as conn:
             return int(conn.execute(statement).scalar() or 0)
@@ -89,6 +98,7 @@ class FeedbackStore:
                 search_events.c.type == "click",
                 search_events.c.query.is_not(None),
                 search_events.c.clicked_id.in_(sorted(clicked)),
+                _clicked("intent"),
             )
             .order_by(search_events.c.received_at.desc(), search_events.c.id.desc())
             .limit(limit)

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -287,8 +288,10 @@ CLICKED = [
 """Queries users typed into search and the intent each clicked in its answer."""
 
 
-def click(query: str | None, clicked: str, at: datetime) -> FeedbackRecord:
-    event = Click(type="click", query_id=uuid.uuid4(), clicked_id=clicked, position=1)
+def click(
+    query: str | None, clicked: str, at: datetime, kind: Literal["intent", "article"] | None = None
+) -> FeedbackRecord:
+    event = Click(type="click", query_id=uuid.uuid4(), clicked_id=clicked, position=1, kind=kind)
     return FeedbackRecord(
         event_id=uuid.uuid4(),
         received_at=at,
@@ -310,18 +313,26 @@ def test_recent_clicks_are_capped_newest_first_and_only_on_intents(store) -> Non
             click("환율 뉴스", "a-0001", minutes[3]),  # an article
             click(None, "3", minutes[4]),  # a query id nobody knew
             click("카드", "3", minutes[5]),
+            click("3월 카드 뉴스", "3", minutes[5], kind="article"),  # an article whose id is 3
+            click("카드 분실", "3", minutes[5], kind="intent"),
         ]
     )
     ids = ["1", "2022", "3"]
     assert feedback.recent_clicks(ids, 10) == [
+        ("카드 분실", "3"),
         ("카드", "3"),
         ("적금", "2022"),
         ("송금", "1"),
         ("송금", "1"),
     ]
-    assert feedback.recent_clicks(ids, 2) == [("카드", "3"), ("적금", "2022")]
+    assert feedback.recent_clicks(ids, 2) == [("카드 분실", "3"), ("카드", "3")]
+    # retraining's query -> document pairs: clicks said or not to be on articles
+    pairs = feedback.click_pairs(100)
+    assert ("3월 카드 뉴스", "3") in pairs and ("환율 뉴스", "a-0001") in pairs
+    assert ("카드 분실", "3") not in pairs
     # a query clicked twice on one intent is one example
     assert intent_clicks(feedback.recent_clicks(ids, 10), [1, 2022, 3]) == [
+        ("카드 분실", 3),
         ("카드", 3),
         ("적금", 2022),
         ("송금", 1),

@@ -59,6 +59,7 @@ def test_impression_and_click_go_to_sql_without_a_broker(bare_client: TestClient
             "clicked_id": "fx-fee",
             "position": 1,
             "dwell_ms": 5300,
+            "kind": "article",
         },
     )
     assert shown.status_code == clicked.status_code == 202
@@ -72,6 +73,7 @@ def test_impression_and_click_go_to_sql_without_a_broker(bare_client: TestClient
     row = stored(engine, clicked.json()["event_id"])
     assert row is not None
     assert (row["clicked_id"], row["position"], row["dwell_ms"]) == ("fx-fee", 1, 5300)
+    assert row["clicked_kind"] == "article"
 
 
 def test_unknown_query_id_is_accepted_and_flagged(bare_client: TestClient) -> None:
@@ -119,6 +121,13 @@ def test_unknown_query_id_is_accepted_and_flagged(bare_client: TestClient) -> No
         },
         {"type": "impression", "query_id": str(uuid.uuid4()), "shown": "fx-fee"},
         {"type": "click", "query_id": str(uuid.uuid4()), "clicked_id": "a", "position": True},
+        {
+            "type": "click",
+            "query_id": str(uuid.uuid4()),
+            "clicked_id": "a",
+            "position": 1,
+            "kind": "suggestion",
+        },
         {
             "type": "click",
             "query_id": str(uuid.uuid4()),
