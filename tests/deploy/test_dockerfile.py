@@ -130,6 +130,17 @@ def test_int8_onnx_model_is_an_opt_in_build_step() -> None:
     assert export < prepare.index("chmod -R a+rX")
 
 
+def test_tuned_model_is_an_opt_in_build_step() -> None:
+    """Base serves (the adapter's gate kept it), so @tuned's 465 MB are built on request."""
+    build, _ = stages()
+    assert arg_default("TUNED") == "false"
+    run = " ".join(next(a for k, a in build if k == "RUN" and "chatda model prepare" in a).split())
+    assert run.startswith(
+        'if [ "${TUNED}" = "true" ]; then chatda model prepare; '
+        "else chatda model prepare --no-tuned; fi"
+    )
+
+
 def test_runtime_env_names_are_real_settings() -> None:
     for stage in stages():
         chatda = {k for k in env_values(stage) if k.startswith("CHATDA_")}
