@@ -5,8 +5,9 @@ Zipf vocabulary of 30,000, a category, a tag or two, a date), one batch of 64 qu
 terms each. The tier's pass: dense scores (one matrix product), filter masks for a quarter
 of the queries, top-40 per query, BM25Okapi over the posting lists, hits built for the top
 results. The floor: the same matrix product in numpy plus ``argpartition`` for the top 40,
-nothing else. Medians of ``--repeat`` runs; memory is the tier's own account and the
-process RSS growth while building it.
+nothing else. Medians of ``--repeat`` runs; memory is the tier's own account, the process
+RSS growth while building it, and what the view cached while scoring (term weights, its
+score arrays).
 Usage: python -m bench.tier_scoring [--chunks 100000] [--batch 64] [--repeat 15]
 """
 
@@ -112,6 +113,7 @@ def main() -> None:
         f"built in {built_s:.1f}s; tier account {columns.nbytes / 2**20:.0f} MiB; "
         f"RSS growth {rss_after - rss_before:.0f} MiB"
     )
+    print(f"view caches after scoring: {view.cache_nbytes / 2**20:.0f} MiB")
     print(
         "| pass (median ms) | floor: numpy matmul + argpartition | tier dense only | "
         "tier dense + BM25 + masks + top-k | tier / floor |"
