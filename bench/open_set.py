@@ -16,6 +16,11 @@ Each split is the demo catalog (``chatda/demo/catalog.yaml``, hand-written for c
 
 The families held out differ between the splits, so A's in-scope services are partly B's
 out-of-scope ones: what is selected on A is the rule, not the answers.
+
+``{a,b}_clicks.jsonl`` (for ``chatda eval --clicks``): users' clicks to measure what clicks do
+to the decision. A split's clicks are the other split's in-scope demo queries (the other
+parity of ids, never one of its own queries) whose intent this split keeps, each clicked on
+that intent.
 """
 
 from __future__ import annotations
@@ -59,8 +64,8 @@ def _chatbot_questions() -> list[str]:
     return unique
 
 
-def build_split(split: str) -> tuple[list[dict], list[dict]]:
-    """The corpus and queries of one split (``a`` or ``b``)."""
+def build_split(split: str) -> tuple[list[dict], list[dict], list[dict]]:
+    """The corpus, queries and clicks of one split (``a`` or ``b``)."""
     index = SPLITS[split]
     intents = read_catalog(catalog_path())
     families = _families(intents)
@@ -85,29 +90,34 @@ def build_split(split: str) -> tuple[list[dict], list[dict]]:
             queries.append({"id": f"hint-{intent.id}", "text": asked, "relevant": [intent.id]})
         corpus.append({"id": intent.id, "title": intent.name, "text": "\n".join(hints)})
     demo: list[EvalQuery] = read_jsonl(eval_dir() / "intents_queries.jsonl", EvalQuery)
+    clicks: list[dict] = []
     for q in demo:
         number = int(q.id.lstrip("q"))
-        if number % 2 != index:
-            continue
         relevant = [r for r in q.relevant if int(r) not in held]
+        if number % 2 != index:
+            clicks.extend({"text": q.text, "clicked": r} for r in relevant[:1])
+            continue
         kind = "demo-in" if relevant else ("demo-lack" if q.relevant else "demo-off")
         queries.append({"id": f"{kind}-{q.id}", "text": q.text, "relevant": relevant})
     chat = _chatbot_questions()[index * OFF_DOMAIN : (index + 1) * OFF_DOMAIN]
     queries.extend({"id": f"chat-{n}", "text": t, "relevant": []} for n, t in enumerate(chat))
-    return corpus, queries
+    return corpus, queries, clicks
 
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        corpus, queries = build_split(split)
-        for name, rows in (("corpus", corpus), ("queries", queries)):
+        corpus, queries, clicks = build_split(split)
+        for name, rows in (("corpus", corpus), ("queries", queries), ("clicks", clicks)):
             path = out / f"{split}_{name}.jsonl"
             path.write_text(
                 "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8"
             )
         n_in = sum(1 for q in queries if q["relevant"])
-        print(f"{split}: {len(corpus)} intents, {n_in} in-scope, {len(queries) - n_in} out")
+        print(
+            f"{split}: {len(corpus)} intents, {n_in} in-scope, {len(queries) - n_in} out, "
+            f"{len(clicks)} clicks"
+        )
 
 
 if __name__ == "__main__":

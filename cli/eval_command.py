@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from chatda.evaluation.data import CorpusItem, EvalQuery, read_jsonl
+from chatda.evaluation.data import CorpusItem, EvalClick, EvalQuery, read_jsonl
 from chatda.settings import get_settings
 
 
@@ -32,11 +32,19 @@ def eval_command(
     profile: str = typer.Option("default", help="SLA profile (documents mode)"),
     model: str | None = typer.Option(None, help="model ref (default: the serving version)"),
     json_out: Path | None = typer.Option(None, "--json", help="write the result object here"),
+    clicks: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="JSONL {text,clicked}: users' clicks the intent calibration reads (intents mode)",
+    ),
 ) -> None:
     """Recall@1/5/20, MRR@10 and nDCG@10 for each scoring method, plus latency."""
     from chatda.models.encoder import open_encoder
     from chatda.models.registry import ModelRegistry, parse_ref
 
+    if clicks and mode != "intents":
+        raise typer.BadParameter("--clicks is for the intents mode")
     settings = get_settings()
     docs = read_jsonl(corpus, CorpusItem)
     qs = read_jsonl(queries, EvalQuery)
@@ -45,7 +53,8 @@ def eval_command(
     if mode == "intents":
         from chatda.evaluation.intents_eval import evaluate_intents
 
-        result = evaluate_intents(encoder, docs, qs, settings)
+        clicked = read_jsonl(clicks, EvalClick) if clicks else []
+        result = evaluate_intents(encoder, docs, qs, settings, clicks=clicked)
     elif mode == "documents":
         from chatda.evaluation.documents_eval import evaluate_documents
         from cli.eval_index import private_index

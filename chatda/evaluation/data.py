@@ -23,6 +23,15 @@ class EvalQuery(BaseModel):
     relevant: list[str] = []
 
 
+class EvalClick(BaseModel):
+    """A user's query and the corpus item they clicked in its answer: what the intent
+    calibration learns from besides the hints (issue #27), given to an evaluation so the
+    effect of clicks on the decision can be measured."""
+
+    text: str
+    clicked: str
+
+
 def _coerce_ids(raw: dict) -> dict:
     if "id" in raw and not isinstance(raw["id"], str):
         raw["id"] = str(raw["id"])

@@ -18,7 +18,9 @@ import asyncio
 import functools
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,13 @@ from chatda.catalog.models import MAX_HINT_CHARS, MAX_HINTS, IntentIn
 from chatda.catalog.service import CatalogService
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
-from chatda.evaluation.data import CorpusItem, EvalQuery
+from chatda.evaluation.data import CorpusItem, EvalClick, EvalQuery
 from chatda.evaluation.intent_ranking import MethodRanker, MethodRanks
 from chatda.evaluation.metrics import latency_summary, summarise
 from chatda.evaluation.open_set import OpenSetOutcome, open_set_report
 from chatda.evaluation.window import LATENCY_SAMPLE, QUEUE_TIMEOUT_S, WINDOW_BATCHES, map_windowed
+from chatda.feedback.events import Click, FeedbackRecord
+from chatda.feedback.store import FeedbackStore
 from chatda.models.encoder import Encoder
 from chatda.settings import Settings
 from chatda.text.morphemes import default_morphemes
@@ -122,12 +126,38 @@ async def _match(
     )
 
 
+def click_records(corpus: list[CorpusItem], clicks: list[EvalClick]) -> list[FeedbackRecord]:
+    """The clicks as the API stores them: on the intent the clicked corpus item became, with
+    the normalised query the server would have known."""
+    intent_ids = {item.id: n for n, item in enumerate(corpus, 1)}  # as corpus_to_intents
+    at = datetime.now(UTC)
+    records = []
+    for click in clicks:
+        if click.clicked not in intent_ids:
+            raise ValueError(f"a click names {click.clicked!r}, which is not in the corpus")
+        event = Click(
+            type="click",
+            query_id=uuid.uuid4(),
+            clicked_id=str(intent_ids[click.clicked]),
+            position=1,
+            kind="intent",
+        )
+        query = normalize_query(click.text, 1000).text
+        records.append(
+            FeedbackRecord(
+                event_id=uuid.uuid4(), received_at=at, query=query, known_query=True, event=event
+            )
+        )
+    return records
+
+
 async def _run(
     encoder: Encoder,
     corpus: list[CorpusItem],
     queries: list[EvalQuery],
     settings: Settings,
     latency_sample: int,
+    clicks: list[EvalClick],
 ) -> dict[str, Any]:
     threshold = settings.intent_threshold
     cache = EmbeddingCache.in_data_dir(settings.data_dir)
@@ -136,6 +166,8 @@ async def _run(
         upgrade(engine)
         store = CatalogStore(engine)
         store.import_intents(corpus_to_intents(corpus))
+        feedback = FeedbackStore(engine)
+        feedback.save(click_records(corpus, clicks))
         batcher = DynamicBatcher(
             encoder,
             settings.batch_max_size,
@@ -151,6 +183,7 @@ async def _run(
             settings.intent_lexical_weight,
             calibration=config_from_settings(settings),
             embedding_cache=cache,
+            clicks=feedback,
         )
         try:
             await service.refresh()
@@ -203,10 +236,12 @@ def evaluate_intents(
     queries: list[EvalQuery],
     settings: Settings,
     latency_sample: int = LATENCY_SAMPLE,
+    clicks: list[EvalClick] | None = None,
 ) -> dict[str, Any]:
     """The intents evaluation with the serving settings (threshold, lexical weight, batching).
+    ``clicks``: users' clicks the calibration reads, as the API's fit reads the SQL store's.
 
     The first ``latency_sample`` queries are matched one at a time and give ``latency_ms``;
     the rest go through the window (see :mod:`chatda.evaluation.window`).
     """
-    return asyncio.run(_run(encoder, corpus, queries, settings, latency_sample))
+    return asyncio.run(_run(encoder, corpus, queries, settings, latency_sample, clicks or []))

@@ -4,11 +4,12 @@ the concurrent run giving exactly the numbers of matching the queries one by one
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
-from chatda.evaluation.data import CorpusItem, EvalQuery
+from chatda.evaluation.data import CorpusItem, EvalClick, EvalQuery
 from chatda.evaluation.intents_eval import METHODS, evaluate_intents
 from chatda.evaluation.metrics import summarise
 from chatda.models.encoder import Encoder
@@ -140,9 +141,9 @@ def _passes() -> float:
 
 
 @pytest.mark.slow
-def test_concurrent_evaluation_equals_matching_one_by_one(encoder: Encoder) -> None:
+def test_concurrent_evaluation_equals_matching_one_by_one(encoder: Encoder, tmp_path: Path) -> None:
     corpus, queries = demo_set()
-    settings = Settings(intent_threshold=0.86, intent_lexical_weight=0.06)
+    settings = Settings(intent_threshold=0.86, intent_lexical_weight=0.06, data_dir=tmp_path)
     expected = asyncio.run(_one_by_one(encoder, corpus, queries, settings))
 
     before = _passes()
@@ -156,3 +157,25 @@ def test_concurrent_evaluation_equals_matching_one_by_one(encoder: Encoder) -> N
     assert result["thresholds"]["no_match_rejected"] == expected["no_match_rejected"]
     assert result["thresholds"]["no_match_queries"] == sum(not q.relevant for q in queries)
     assert result["n_queries"] == len(queries)
+
+
+@pytest.mark.slow
+def test_clicks_given_to_the_evaluation_enter_the_calibration(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    """``--clicks``: the evaluation's catalog reads users' clicks as the API's does, so their
+    effect on the decision can be measured. Each query is clicked on its own labelled item,
+    twice (one example each); a click on an id the corpus lacks is refused."""
+    corpus, queries = demo_set()
+    labelled = [q for q in queries if q.relevant][:12]
+    clicks = [EvalClick(text=q.text, clicked=q.relevant[0]) for q in labelled for _ in range(2)]
+    settings = Settings(data_dir=tmp_path)
+    without = evaluate_intents(encoder, corpus, queries, settings, latency_sample=0)
+    with_clicks = evaluate_intents(encoder, corpus, queries, settings, 0, clicks)
+    assert without["decision"]["served"]["calibrator"]["clicks"] == 0
+    assert with_clicks["decision"]["served"]["calibrator"]["clicks"] == len(labelled)
+    assert with_clicks["methods"] == without["methods"]  # the ranking does not learn from them
+    with pytest.raises(ValueError, match="not in the corpus"):
+        evaluate_intents(
+            encoder, corpus, queries, settings, 0, [EvalClick(text="송금", clicked="no-such-id")]
+        )
