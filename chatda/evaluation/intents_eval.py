@@ -20,7 +20,6 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +125,13 @@ async def _match(
     )
 
 
-def click_records(corpus: list[CorpusItem], clicks: list[EvalClick]) -> list[FeedbackRecord]:
-    """The clicks as the API stores them: on the intent the clicked corpus item became, with
-    the normalised query the server would have known."""
-    intent_ids = {item.id: n for n, item in enumerate(corpus, 1)}  # as corpus_to_intents
-    at = datetime.now(UTC)
+def click_records(
+    corpus: list[CorpusItem], intents: list[IntentIn], clicks: list[EvalClick]
+) -> list[FeedbackRecord]:
+    """The clicks as the API stores them: on the intent the clicked corpus item became
+    (``intents``, from :func:`corpus_to_intents`), with the normalised query the server would
+    have known."""
+    intent_ids = {item.id: intent.id for item, intent in zip(corpus, intents, strict=True)}
     records = []
     for click in clicks:
         if click.clicked not in intent_ids:
@@ -142,12 +143,7 @@ def click_records(corpus: list[CorpusItem], clicks: list[EvalClick]) -> list[Fee
             position=1,
             kind="intent",
         )
-        query = normalize_query(click.text, 1000).text
-        records.append(
-            FeedbackRecord(
-                event_id=uuid.uuid4(), received_at=at, query=query, known_query=True, event=event
-            )
-        )
+        records.append(FeedbackRecord.accepted(event, normalize_query(click.text, 1000).text))
     return records
 
 
@@ -165,9 +161,10 @@ async def _run(
         engine = make_engine(f"sqlite:///{Path(tmp) / 'eval.db'}")
         upgrade(engine)
         store = CatalogStore(engine)
-        store.import_intents(corpus_to_intents(corpus))
+        intents = corpus_to_intents(corpus)
+        store.import_intents(intents)
         feedback = FeedbackStore(engine)
-        feedback.save(click_records(corpus, clicks))
+        feedback.save(click_records(corpus, intents, clicks))
         batcher = DynamicBatcher(
             encoder,
             settings.batch_max_size,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import (
     AfterValidator,
@@ -111,6 +111,18 @@ class FeedbackRecord(BaseModel):
     query: StoredText | None = Field(description="the normalised query, when the id was known")
     known_query: bool
     event: FeedbackEvent
+
+    @classmethod
+    def accepted(cls, event: Impression | Click, query: str | None) -> FeedbackRecord:
+        """``event`` as the server accepts it now, with the normalised query it issued the
+        event's ``query_id`` for (``None``: it does not know the id)."""
+        return cls(
+            event_id=uuid4(),
+            received_at=datetime.now(UTC),
+            query=query,
+            known_query=query is not None,
+            event=event,
+        )
 
     def row(self) -> dict[str, Any]:
         """The record as a ``search_events`` row."""

@@ -9,7 +9,6 @@ data towards fresh sessions.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body
@@ -38,14 +37,7 @@ class FeedbackAccepted(BaseModel):
 )
 async def feedback(state: State, event: Annotated[FeedbackEvent, Body()]) -> FeedbackAccepted:
     services = state.search
-    query = services.recent.get(event.query_id)
-    record = FeedbackRecord(
-        event_id=uuid.uuid4(),
-        received_at=datetime.now(UTC),
-        query=query,
-        known_query=query is not None,
-        event=event,
-    )
+    record = FeedbackRecord.accepted(event, services.recent.get(event.query_id))
     destination = await services.feedback.send(record)
     return FeedbackAccepted(
         event_id=record.event_id, known_query=record.known_query, stored_via=destination
