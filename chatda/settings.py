@@ -15,8 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatda.redaction import MASK, mask_url_passwords, url_password
 
-EncoderBackend = Literal["torch", "onnx-int8"]
-EncoderBackendSetting = Literal["auto", "torch", "onnx-int8"]
+EncoderBackend = Literal["torch", "onnx", "onnx-int8"]
+EncoderBackendSetting = Literal["auto", "torch", "onnx", "onnx-int8"]
 
 
 class Settings(BaseSettings):
@@ -43,9 +43,10 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", description="auto | cpu | cuda")
     cpu_threads: int = Field(default=0, description="torch/onnxruntime CPU threads; 0 = all cores")
     encoder_backend: EncoderBackendSetting = Field(
-        default="torch",
-        description="torch | onnx-int8 (CPU only; 2.7x Infinity's /v1/embeddings, -0.56 KorSTS "
-        "with @tuned: BENCHMARKS § 1, § 6) | auto (onnx-int8 on a CPU, torch on a GPU)",
+        default="auto",
+        description="auto (onnx on a CPU, torch on a GPU) | torch | onnx (fp32 ONNX, CPU only: "
+        "torch's numbers without its GIL stalls under load, BENCHMARKS § 8) | onnx-int8 (CPU "
+        "only; 2.7x Infinity's /v1/embeddings, -0.56 KorSTS with @tuned: BENCHMARKS § 1, § 6)",
     )
     max_seq_length: int = 512
 

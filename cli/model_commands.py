@@ -51,10 +51,11 @@ def prepare(
     from chatda.models.encoder import backend_for
 
     serving = _registry().get(settings.model_name, prepared.serving)
-    if backend_for(serving, settings) == "onnx-int8":  # made once, here, not at first start
-        from chatda.models.onnx_encoder import export
+    backend = backend_for(serving, settings)
+    if backend != "torch":  # made once, here, not at first start
+        from chatda.models.onnx_encoder import derive
 
-        typer.echo(f"{serving.manifest.ref} int8 ONNX at {export(serving)}")
+        typer.echo(f"{serving.manifest.ref} {backend} model at {derive(serving, backend)}")
 
 
 @app.command("list")

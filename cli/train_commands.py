@@ -285,12 +285,12 @@ def merge_command(
 def export_onnx_command(
     model: str | None = typer.Option(None, "--model", help="name@version; default: serving"),
 ) -> None:
-    """Export a version to ONNX (fp32 + int8 dynamic quantisation) for the CPU backend."""
-    from chatda.models.onnx_encoder import export
+    """Export a version to ONNX for the CPU backends: fp32 (``onnx``) and int8 (``onnx-int8``)."""
+    from chatda.models.onnx_encoder import derive
 
-    registry = _registry()
-    folder = export(_resolve(registry, model))
-    typer.echo(f"exported to {folder}")
+    version = _resolve(_registry(), model)
+    for backend in ("onnx", "onnx-int8"):
+        typer.echo(f"{backend}: {derive(version, backend)}")
 
 
 @app.command("adapter")

@@ -3,7 +3,7 @@
 Prompts (``query: `` / ``passage: ``) come from the model's manifest and are applied here and
 nowhere else: callers say *what* a text is, never how the model wants it prefixed. The backends
 share tokenisation and batching (``Encoder``) and differ only in the forward pass: torch
-(``TorchEncoder``, CPU or GPU) or int8 onnxruntime (``chatda.models.onnx_encoder``, CPU).
+(``TorchEncoder``, CPU or GPU) or onnxruntime, fp32 or int8 (``chatda.models.onnx_encoder``, CPU).
 """
 
 from __future__ import annotations
@@ -128,26 +128,27 @@ class TorchEncoder(Encoder):
 
 
 def backend_for(version: ModelVersion, settings: Settings) -> EncoderBackend:
-    """``auto``: ``onnx-int8`` on the CPU, where it serves 2.7x Infinity's embeddings against
-    torch's 0.2x on shared cores (BENCHMARKS § 1), and ``torch`` on a GPU. A CPU registry that
-    holds no int8 model and cannot take one (a read-only image built without it) serves torch,
-    with a warning, rather than not starting."""
+    """``auto``: fp32 ``onnx`` on the CPU and ``torch`` on a GPU. On a CPU torch loses most of
+    its passes to the GIL once the event loop is busy (7x slower beside one busy Python thread,
+    BENCHMARKS § 8) while onnxruntime computes the same floats in one GIL-free call. A CPU
+    registry that holds no ONNX model and cannot take one (a read-only image built without it)
+    serves torch, with a warning, rather than not starting."""
     if settings.encoder_backend != "auto":
         return settings.encoder_backend
     if resolve_device(settings.device) != "cpu":
         return "torch"
-    from chatda.models.onnx_encoder import int8_derivable
+    from chatda.models.onnx_encoder import derivable
 
-    if int8_derivable(version):
-        return "onnx-int8"
-    log.warning("no int8 model for %s and its registry is read-only: torch", version.manifest.ref)
+    if derivable(version, "onnx"):
+        return "onnx"
+    log.warning("no ONNX model for %s and its registry is read-only: torch", version.manifest.ref)
     return "torch"
 
 
 def open_encoder(version: ModelVersion, settings: Settings) -> Encoder:
     """The encoder the settings ask for (device, threads, backend): the one place services turn
-    settings into an encoder. ``onnx-int8`` is a CPU backend: it refuses ``device=cuda`` rather
-    than silently serving a GPU machine from its CPU."""
+    settings into an encoder. The ONNX backends run on the CPU: they refuse ``device=cuda``
+    rather than silently serving a GPU machine from its CPU."""
     device, backend = settings.device, backend_for(version, settings)
     if backend == "torch":
         return TorchEncoder(version, device, settings.cpu_threads)
@@ -155,7 +156,7 @@ def open_encoder(version: ModelVersion, settings: Settings) -> Encoder:
         raise ValueError(f"encoder backend {backend!r} runs on the CPU; got device {device!r}")
     from chatda.models.onnx_encoder import OnnxEncoder
 
-    return OnnxEncoder(version, settings.cpu_threads)
+    return OnnxEncoder(version, backend, settings.cpu_threads)
 
 
 def encoder_loader(registry: ModelRegistry, settings: Settings) -> Callable[[str], Encoder]:

@@ -1,24 +1,34 @@
-"""The ``onnx-int8`` encoder backend: the registered model as ONNX, int8 dynamically quantised.
+"""The ONNX encoder backends: the registered model on onnxruntime's CPU provider, as exported
+(``onnx``, fp32: the CPU default) or int8 dynamically quantised (``onnx-int8``).
+
+Why fp32 ONNX is the CPU default (BENCHMARKS § 8): torch runs a forward pass as a few hundred
+Python-dispatched ops, and each takes the GIL back between kernels. Beside a busy event loop
+(the API under load) every hand-back waits for the loop's switch interval, and a pass of 64
+short queries took 1.07 s instead of 0.14 s; onnxruntime releases the GIL once for the whole
+pass (0.11 s beside the same loop, 0.07 s alone). Same weights, same floats (cosine to torch
+> 0.9999999), so every evaluation reads the same.
 
 sentence-transformers' own route (``backend="onnx"``, ``export_dynamic_quantized_onnx_model``)
 needs ``optimum-onnx``, whose only release pins transformers < 4.58 while this project pins 5.24;
 so the transformer is exported with ``torch.onnx`` and quantised with onnxruntime's
 ``quantize_dynamic`` directly. Pooling (mean over the mask, prompt included) and normalisation
 are the registered model's and run in numpy. Versions are immutable, so the ONNX files are
-derived once, on first use, beside them in ``<models_dir>/<name>/.onnx/<version>/``.
+derived once, on first use (for the serving version: by ``chatda model prepare``), beside them
+in ``<models_dir>/<name>/.onnx/<version>/``; int8 is derived from the fp32 file.
 
-Each layer's FFN down-projection (``layer.N/output/dense``) stays fp32. Its input is the GELU
-output, whose few large activations (the outliers known from BERT quantisation studies) leave
-a dynamic per-tensor uint8 scale too coarse for the rest: quantising it costs 0.5 KorSTS
-points on base, keeping it costs 0.2, for a third of the layer's MatMul work left in fp32.
+Each layer's FFN down-projection (``layer.N/output/dense``) stays fp32 in the int8 model. Its
+input is the GELU output, whose few large activations (the outliers known from BERT
+quantisation studies) leave a dynamic per-tensor uint8 scale too coarse for the rest:
+quantising it costs 0.5 KorSTS points on base, keeping it costs 0.2, for a third of the layer's
+MatMul work left in fp32.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,10 +64,14 @@ def onnx_dir(version: ModelVersion) -> Path:
     return version.path.parent / ".onnx" / version.manifest.version
 
 
-def int8_derivable(version: ModelVersion) -> bool:
-    """Whether the int8 model is there or can be made where :func:`export` makes it."""
+FILES: dict[str, str] = {"onnx": FP32, "onnx-int8": INT8}
+"""The file each ONNX backend serves."""
+
+
+def derivable(version: ModelVersion, backend: EncoderBackend) -> bool:
+    """Whether ``backend``'s file is there or can be made where :func:`derive` makes it."""
     target = onnx_dir(version)
-    if (target / INT8).is_file():
+    if (target / FILES[backend]).is_file():
         return True
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -78,74 +92,91 @@ def ffn_output_nodes(model_file: Path, layers: int) -> list[str]:
     return nodes
 
 
-def export(version: ModelVersion) -> Path:
-    """Write ``model.onnx`` (fp32) and the int8 model once; returns their folder. Two processes
-    starting together may both export: the first to finish wins, the other's copy is dropped."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def derive(version: ModelVersion, backend: EncoderBackend) -> Path:
+    """``backend``'s model file, made once if missing (the fp32 export first, int8 from it).
+
+    Each file is written under a temporary name and renamed into place, so a reader never
+    sees half a model; two processes starting together may both derive it, the last rename
+    wins with the same bytes.
+    """
+    target = onnx_dir(version)
+    path = target / FILES[backend]
+    if path.is_file():
+        return path
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        writable = os.access(target, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise RuntimeError(
+            f"{path} is missing and {target} cannot be written: run `chatda model prepare` "
+            "or `chatda train export-onnx` where the registry is writable"
+        )
+    tmp = target / f".tmp-{uuid.uuid4().hex[:8]}-{path.name}"
+    try:
+        if backend == "onnx":
+            _export_fp32(version, tmp)
+        else:
+            _quantise(derive(version, "onnx"), tmp, version)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _export_fp32(version: ModelVersion, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    target = onnx_dir(version)
-    if (target / INT8).is_file():
-        return target
-    tmp = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as exc:
-        raise RuntimeError(
-            f"{target / INT8} is missing and {target.parent} is not writable: run `chatda train "
-            "export-onnx` where the registry is writable (the image: --build-arg ONNX_INT8=true)"
-        ) from exc
-    try:
-        bert: Any = SentenceTransformer(str(version.path), device="cpu")[0].auto_model
-        bert.eval()
-        ids = torch.ones((2, 16), dtype=torch.long)
-        with torch.no_grad():
-            torch.onnx.export(
-                _LastHidden(bert),
-                (ids, torch.ones_like(ids)),
-                str(tmp / FP32),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["last_hidden_state"],
-                dynamic_axes={
-                    "input_ids": {0: "batch", 1: "sequence"},
-                    "attention_mask": {0: "batch", 1: "sequence"},
-                    "last_hidden_state": {0: "batch", 1: "sequence"},
-                },
-                opset_version=OPSET,
-                dynamo=False,
-            )
-        # Per-channel weight scales: cosine to fp32 ≈ 0.995 vs ≈ 0.988 per-tensor (measured);
-        # with the FFN outputs left fp32, ≈ 0.999.
-        quantize_dynamic(
-            tmp / FP32,
-            tmp / INT8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            nodes_to_exclude=ffn_output_nodes(tmp / FP32, bert.config.num_hidden_layers),
+    bert: Any = SentenceTransformer(str(version.path), device="cpu")[0].auto_model
+    bert.eval()
+    ids = torch.ones((2, 16), dtype=torch.long)
+    with torch.no_grad():
+        torch.onnx.export(
+            _LastHidden(bert),
+            (ids, torch.ones_like(ids)),
+            str(out),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "last_hidden_state": {0: "batch", 1: "sequence"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
         )
-        if not (target / INT8).is_file():
-            shutil.rmtree(target, ignore_errors=True)  # an earlier recipe's files: derived
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not (target / INT8).is_file():
-                    raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+
+def _quantise(fp32: Path, out: Path, version: ModelVersion) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Per-channel weight scales: cosine to fp32 ≈ 0.995 vs ≈ 0.988 per-tensor (measured);
+    # with the FFN outputs left fp32, ≈ 0.999.
+    quantize_dynamic(
+        fp32,
+        out,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        nodes_to_exclude=ffn_output_nodes(fp32, _layers(version)),
+    )
+
+
+def _layers(version: ModelVersion) -> int:
+    return int(json.loads((version.path / "config.json").read_text())["num_hidden_layers"])
 
 
 class OnnxEncoder(Encoder):
-    """The int8 model on onnxruntime's CPU provider; pooling and normalisation in numpy."""
+    """The model on onnxruntime's CPU provider; pooling and normalisation in numpy."""
 
-    backend: EncoderBackend = "onnx-int8"
-
-    def __init__(self, version: ModelVersion, cpu_threads: int = 0, model_file: str = INT8) -> None:
+    def __init__(
+        self, version: ModelVersion, backend: EncoderBackend = "onnx", cpu_threads: int = 0
+    ) -> None:
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
-        path = export(version) / model_file
+        self.backend = backend
+        path = derive(version, backend)
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
@@ -153,6 +184,11 @@ class OnnxEncoder(Encoder):
         # box, other processes; spinning threads steal the time the others need (BENCHMARKS § 1)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # the arena keeps the largest pass's buffers for good: one batch of 16 x 512 tokens left
+        # the process at 2.1 GB instead of 1.1 (torch's); handing them back after each pass
+        # costs ~10 % on such a pass and nothing measurable on short queries
+        self._run_options = ort.RunOptions()
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         super().__init__(version, "cpu", AutoTokenizer.from_pretrained(str(version.path)))
         log.info(
             "loaded %s from %s (threads=%s)", self.ref, path.name, options.intra_op_num_threads
@@ -160,7 +196,8 @@ class OnnxEncoder(Encoder):
 
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
         input_ids, mask = self.padded(ids)
-        (hidden,) = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        (hidden,) = self.session.run(None, feeds, self._run_options)
         summed = (hidden * mask[:, :, None]).sum(axis=1)
         pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)

@@ -125,8 +125,8 @@ def test_int8_onnx_model_is_an_opt_in_build_step() -> None:
     run = next(a for k, a in build if k == "RUN" and "chatda model prepare" in a)
     prepare = " ".join(run.split())
     export = prepare.index('if [ "${ONNX_INT8}" = "true" ]; then chatda train export-onnx')
-    # only the fp32 reference is dropped, and before the registry is opened to the service user
-    assert "rm /models/*/.onnx/*/model.onnx;" in prepare
+    # before the registry is opened to the service user; the fp32 model stays (the CPU default)
+    assert "rm " not in prepare
     assert export < prepare.index("chmod -R a+rX")
 
 
