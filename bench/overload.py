@@ -22,10 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import subprocess
 import tempfile
-from collections.abc import Coroutine, Iterator
+import urllib.request
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -51,6 +54,46 @@ def embeddings_request(i: int) -> tuple[str, dict]:
 
 
 ENDPOINTS = {"search": search_request, "embeddings": embeddings_request}
+ROUTES = {"search": ("GET", "/v1/search"), "embeddings": ("POST", "/v1/embeddings")}
+BUDGET_S = {"search": 0.15, "embeddings": 2.0}
+"""What an admitted answer is owed: the default profile's budget, the encoder queue's deadline."""
+
+HISTOGRAM = re.compile(
+    r"chatda_http_request_duration_seconds_bucket"
+    r'\{le="([^"]+)",method="([^"]+)",route="([^"]+)"\} (\S+)'
+)
+
+
+def scrape(base: str) -> str:
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as answer:
+        return answer.read().decode()
+
+
+def in_app(metrics: str, method: str, route: str) -> dict[float, float]:
+    """Cumulative counts of the API's own latency histogram for one route, by upper bound (s):
+    time inside the app, which the load generator's own lag (one Python process driving
+    hundreds of connections) does not inflate. Refused requests are not in it (they match no
+    route)."""
+    return {
+        float(le): float(count)
+        for le, m, r, count in HISTOGRAM.findall(metrics)
+        if (m, r) == (method, route)
+    }
+
+
+def in_app_summary(before: dict[float, float], after: dict[float, float], budget_s: float) -> dict:
+    """Admitted answers in a run, the share inside the first bucket at or past ``budget_s``, and
+    the bucket bound that holds 99 % of them."""
+    bounds = sorted(after)
+    delta = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = delta[-1] if delta else 0.0
+    within = next((d for b, d in zip(bounds, delta, strict=True) if b >= budget_s), 0.0)
+    p99 = next((b for b, d in zip(bounds, delta, strict=True) if d >= 0.99 * total), None)
+    return {
+        "in_app_admitted": int(total),
+        "in_app_within_budget": round(within / total, 3) if total else None,
+        "in_app_p99_le_s": p99,
+    }
 
 
 def api_process(base: str) -> psutil.Process:
@@ -72,7 +115,9 @@ def rss_mib(proc: psutil.Process) -> tuple[float, float]:
     )
 
 
-def describe(code: str, endpoint: str, result: LoadResult, rss: tuple[float, float]) -> dict:
+def describe(
+    code: str, endpoint: str, result: LoadResult, rss: tuple[float, float], app: dict
+) -> dict:
     assert result.statuses is not None
     served = result.latencies_ms[result.statuses == 200]
     others = {
@@ -99,23 +144,30 @@ def describe(code: str, endpoint: str, result: LoadResult, rss: tuple[float, flo
         "max_ms": round(float(result.latencies_ms.max()), 1),
         "rss_mib": round(rss[0]),
         "peak_rss_mib": round(rss[1]),
+        **app,
     }
 
 
 ROW_HEADER = (
     "| code | endpoint | requests | c | 429 share | served (200) | served/s | partial | "
-    "other errors | served p50 ms | served p99 ms | max ms | RSS MiB (peak) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "other errors | served p50 ms | served p99 ms | max ms | RSS MiB (peak) | "
+    "in the app: admitted, within budget, p99 ≤ s |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def row(r: dict) -> str:
+    app = (
+        f"{r['in_app_admitted']}, {r['in_app_within_budget']:.1%}, {r['in_app_p99_le_s']}"
+        if r["in_app_admitted"]
+        else "0"
+    )
     return (
         f"| {r['code']} | {r['endpoint']} | {r['requests']} | {r['concurrency']} | "
         f"{r['share_429']:.1%} | {r['served']} | {r['served_per_s']} | {r['partial']} | "
         f"{r['other_errors'] or '-'} | "
         f"{r['served_p50_ms']} | {r['served_p99_ms']} | {r['max_ms']} | "
-        f"{r['rss_mib']} ({r['peak_rss_mib']}) |"
+        f"{r['rss_mib']} ({r['peak_rss_mib']}) | {app} |"
     )
 
 
@@ -144,14 +196,36 @@ def measure(
 
         for endpoint in args.endpoints:  # warm-up, under capacity
             asyncio.run(run_load(base, 100, 8, ENDPOINTS[endpoint]))
+
+        def timed(
+            endpoints: list[str], run: Callable[[], list[LoadResult]]
+        ) -> list[tuple[str, LoadResult, dict]]:
+            before = scrape(base)
+            results = run()
+            after = scrape(base)
+            return [
+                (
+                    e,
+                    result,
+                    in_app_summary(
+                        in_app(before, *ROUTES[e]), in_app(after, *ROUTES[e]), BUDGET_S[e]
+                    ),
+                )
+                for e, result in zip(endpoints, results, strict=True)
+            ]
+
+        def alone(endpoint: str) -> list[LoadResult]:
+            return [asyncio.run(load(endpoint))]
+
         if args.together:
-            results = asyncio.run(gather(*(load(e) for e in args.endpoints)))
-            runs = list(zip(args.endpoints, results, strict=True))
+            runs = timed(
+                args.endpoints, lambda: asyncio.run(gather(*(load(e) for e in args.endpoints)))
+            )
         else:
-            runs = [(e, asyncio.run(load(e))) for e in args.endpoints]
-        for endpoint, result in runs:
+            runs = [r for e in args.endpoints for r in timed([e], partial(alone, e))]
+        for endpoint, result, app in runs:
             label = f"{endpoint} (together)" if args.together else endpoint
-            rows.append(describe(code, label, result, rss_mib(proc)))
+            rows.append(describe(code, label, result, rss_mib(proc), app))
             print(row(rows[-1]), flush=True)
     return rows
 

@@ -29,19 +29,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from bench.loadgen import read_response, run_load
-from bench.overload import demo_stack, search_request
+from bench.overload import demo_stack, in_app, scrape, search_request
 from bench.server import api_server
-
-HISTOGRAM = re.compile(
-    r"chatda_http_request_duration_seconds_bucket"
-    r'\{le="([^"]+)",method="GET",route="([^"]+)"\} (\S+)'
-)
 
 
 async def tagged_load(
@@ -81,18 +75,6 @@ def _load_share(job: tuple[str, int, float, bool, int]) -> list[tuple[float, int
     """One client process's share of the load (``--procs``)."""
     base, c, seconds, keep, first = job
     return asyncio.run(tagged_load(base, c, seconds, keep, first))
-
-
-def in_app(metrics: str) -> dict[str, float]:
-    """Cumulative bucket counts of ``/v1/search`` from a /metrics page, by upper bound."""
-    return {
-        le: float(count) for le, route, count in HISTOGRAM.findall(metrics) if route == "/v1/search"
-    }
-
-
-def scrape(base: str) -> str:
-    with urllib.request.urlopen(base + "/metrics", timeout=30) as answer:
-        return answer.read().decode()
 
 
 def side(base: str, seconds: float) -> None:
@@ -164,7 +146,7 @@ def main() -> None:
         return
     with demo_stack() as env, api_server(env, checkout=None) as base:
         asyncio.run(run_load(base, 100, 8, search_request))  # warm-up, under capacity
-        before = in_app(scrape(base))
+        before = in_app(scrape(base), "GET", "/v1/search")
         probe = subprocess.Popen(
             [
                 sys.executable,
@@ -185,7 +167,7 @@ def main() -> None:
         with multiprocessing.Pool(args.procs) as pool:
             records = [r for part in pool.map(_load_share, jobs) for r in part]
         probes = [json.loads(line) for line in probe.communicate()[0].splitlines()]
-        after = in_app(scrape(base))
+        after = in_app(scrape(base), "GET", "/v1/search")
     served = [(ms, fresh) for ms, status, fresh in records if status == 200]
     refused = [ms for ms, status, _ in records if status == 429]
     side_statuses = {str(p[2]): sum(1 for q in probes if q[2] == p[2]) for p in probes}
@@ -200,8 +182,8 @@ def main() -> None:
         ("side probe: /healthz, kept connection", [p[3] for p in probes]),
     ):
         print(f"{label}: n {len(values)}, p50 {pct(values, 50)} ms, p99 {pct(values, 99)} ms")
-    total = after.get("+Inf", 0.0) - before.get("+Inf", 0.0)
-    for le in ("0.15", "0.5", "2.5"):
+    total = after.get(float("inf"), 0.0) - before.get(float("inf"), 0.0)
+    for le in (0.15, 0.5, 2.5):
         share = (after.get(le, 0.0) - before.get(le, 0.0)) / total if total else float("nan")
         print(f"in the app ≤ {le} s: {share:.1%} of {total:.0f} admitted searches")
 
