@@ -80,8 +80,6 @@ class CatalogService:
         self._vectors: dict[str, np.ndarray] = {}
         self._terms: dict[str, list[str]] = {}
         self._lock = asyncio.Lock()
-        self._click_mark = 0
-        """The newest click the serving snapshot's fit could read (``FeedbackStore``'s row id)."""
         self._clicks_checked = 0.0
         self._poller = Poller("catalog refresh", self.refresh, poll_s)
         self.progress = "loading"
@@ -117,8 +115,12 @@ class CatalogService:
                 and not await self._clicks_arrived(current)
             ):
                 return False
-            self._snapshot = await self._build(version, self.encoder, self._vectors)
+            self._serve(await self._build(version, self.encoder, self._vectors))
             return True
+
+    def _serve(self, snapshot: CatalogSnapshot) -> None:
+        """From now on requests read ``snapshot``; the next poll checks its clicks at once."""
+        self._snapshot, self._clicks_checked = snapshot, 0.0
 
     async def _clicks_arrived(self, current: CatalogSnapshot) -> bool:
         """Issue #27: whether ``refit_clicks`` clicks on the catalog's intents arrived since
@@ -137,7 +139,7 @@ class CatalogService:
         self._clicks_checked = now
         ids = [str(intent.id) for intent in current.intents]
         try:
-            arrived = await asyncio.to_thread(self.clicks.clicks_since, self._click_mark, ids)
+            arrived = await asyncio.to_thread(self.clicks.clicks_since, current.click_mark, ids)
         except SQLAlchemyError as exc:
             log.warning("intent clicks unavailable, not refitting: %s", exc)
             return False
@@ -156,7 +158,8 @@ class CatalogService:
             version = await asyncio.to_thread(self.store.version)
             vectors: dict[str, np.ndarray] = {}
             snapshot = await self._build(version, encoder, vectors)
-            self.encoder, self._vectors, self._snapshot = encoder, vectors, snapshot
+            self.encoder, self._vectors = encoder, vectors
+            self._serve(snapshot)
 
     async def _build(
         self, version: int, encoder: Encoder, vectors: dict[str, np.ndarray]
@@ -169,7 +172,7 @@ class CatalogService:
         # empty catalog has nothing to calibrate, and its process need not queue them ahead
         # of its first requests
         background = list(background_queries()) if self.calibration and intents else []
-        clicked = await self._clicked(intents)
+        click_mark, clicked = await self._clicked(intents)
         texts = list(dict.fromkeys([*catalog_texts, *background, *(q for q, _ in clicked)]))
         missing = [t for t in texts if t not in vectors]
         cache = self.embedding_cache
@@ -206,6 +209,7 @@ class CatalogService:
             self.lexical_weight,
             encoder,
         )
+        snapshot.click_mark = click_mark
         if self.calibration is not None and background:  # issue #27, off the event loop
             self.progress = f"calibrating {snapshot.size} intents"
             await asyncio.to_thread(
@@ -228,25 +232,27 @@ class CatalogService:
         )
         return snapshot
 
-    async def _clicked(self, intents: list[Intent]) -> list[tuple[str, int]]:
-        """Issue #27: the recent clicks on these intents, as distinct ``(query, intent id)``.
+    async def _clicked(self, intents: list[Intent]) -> tuple[int, list[tuple[str, int]]]:
+        """Issue #27: the click store's mark, then the recent clicks on these intents as
+        distinct ``(query, intent id)``.
 
         Read when a snapshot is built; the catalog serves without them if they cannot be read.
+        The mark is taken before the read, so no click is missed between them; it becomes the
+        snapshot's only if the build succeeds.
         """
         config = self.calibration
         if config is None or self.clicks is None or not intents or config.max_clicks <= 0:
-            return []
+            return 0, []
         ids = [i.id for i in intents]
         try:
-            mark = await asyncio.to_thread(self.clicks.click_mark)  # before the read: none missed
+            mark = await asyncio.to_thread(self.clicks.click_mark)
             rows = await asyncio.to_thread(
                 self.clicks.recent_clicks, [str(i) for i in ids], config.max_clicks
             )
         except SQLAlchemyError as exc:
             log.warning("intent clicks unavailable, calibrating without them: %s", exc)
-            return []
-        self._click_mark, self._clicks_checked = mark, 0.0
-        return intent_clicks(rows, ids)
+            return 0, []
+        return mark, intent_clicks(rows, ids)
 
     async def match(
         self,

@@ -93,6 +93,9 @@ class CatalogSnapshot:
     # issue #27: the calibrated decision (chatda.catalog.calibration); None keeps the raw rule
     calibrator: Calibrator | None = None
     ambiguity_margin: float = 0.0
+    click_mark: int = 0
+    """The newest stored click its calibration could read (``FeedbackStore.click_mark``):
+    clicks after it count toward the next refit."""
     _device_state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property

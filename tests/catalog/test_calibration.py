@@ -420,6 +420,42 @@ async def test_enough_new_intent_clicks_refit_without_a_catalog_edit(
         refit = service.snapshot
         assert refit is not first and refit.version == first.version
         assert refit.calibrator is not None and refit.calibrator.n_clicks == len(CLICKED)
+        assert refit.click_mark == feedback.click_mark() > first.click_mark
         assert not await service.refresh()  # counted from the refit's read: nothing new
+    finally:
+        await batcher.close()
+
+
+async def test_a_failed_build_keeps_the_serving_snapshots_click_mark(
+    encoder, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clicks a refit is owed stay owed when the build fails: the mark belongs to the
+    snapshot that was fitted, not to the attempt."""
+    monkeypatch.setattr(service_module, "CLICKS_CHECK_S", 0.0)
+    store.import_intents(parse_catalog(demo_families()))
+    batcher = DynamicBatcher(encoder, default_timeout_s=60)
+    feedback = FeedbackStore(store.engine)
+    config = CalibrationConfig(0.25, 0.02, max_clicks=1000, refit_clicks=len(CLICKED))
+    service = CatalogService(
+        store, batcher, default_morphemes(), 0.92, 0.06, calibration=config, clicks=feedback
+    )
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        assert await service.refresh()
+        first = service.snapshot
+        feedback.save(
+            [click(q, str(i), start + timedelta(seconds=n)) for n, (q, i) in enumerate(CLICKED)]
+        )
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("calibration failed")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(service_module, "calibrate", broken)
+            with pytest.raises(RuntimeError, match="calibration failed"):
+                await service.refresh()
+        assert service.snapshot is first and first.click_mark < feedback.click_mark()
+        assert await service.refresh()  # the clicks still count: the refit happens now
+        assert service.snapshot.calibrator.n_clicks == len(CLICKED)  # type: ignore[union-attr]
     finally:
         await batcher.close()
