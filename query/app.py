@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -82,6 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             search=search_services,
             publisher=publisher,
         )
+        # Everything loaded so far (torch, transformers, the model, the routes: some 380,000
+        # objects) lives as long as the process. Left to the cycle collector, each full
+        # collection walked all of it: 190-330 ms with every thread stopped, about once a
+        # second under load, which made a tenth of admitted searches miss their budget
+        # (BENCHMARKS § 8). Frozen, it is never walked again; what requests allocate is
+        # collected as before.
+        gc.freeze()
         try:
             yield
         finally:
