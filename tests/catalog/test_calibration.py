@@ -4,6 +4,7 @@ the three decisions, and catalog files whose thresholds predate calibration."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -389,48 +390,12 @@ async def test_clicks_enter_the_fit_and_raise_the_clicked_intents_confidence(
         await batcher.close()
 
 
-async def test_enough_new_intent_clicks_refit_without_a_catalog_edit(
+@pytest.fixture
+async def refitting(
     encoder, store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Clicks keep arriving while the catalog stays the same: once ``refit_clicks`` of them
-    landed on its intents since the last fit, the next poll refits. Clicks on articles and
-    clicks whose query the server did not know do not count."""
-    monkeypatch.setattr(service_module, "CLICKS_CHECK_S", 0.0)  # count at every poll here
-    store.import_intents(parse_catalog(demo_families()))
-    batcher = DynamicBatcher(encoder, default_timeout_s=60)
-    feedback = FeedbackStore(store.engine)
-    config = CalibrationConfig(0.25, 0.02, max_clicks=1000, refit_clicks=len(CLICKED))
-    service = CatalogService(
-        store, batcher, default_morphemes(), 0.92, 0.06, calibration=config, clicks=feedback
-    )
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    try:
-        assert await service.refresh()
-        first = service.snapshot
-        assert first.calibrator is not None and first.calibrator.n_clicks == 0
-        on_intents = [
-            click(q, str(i), start + timedelta(seconds=n)) for n, (q, i) in enumerate(CLICKED)
-        ]
-        others = [click("환율 뉴스", "a-0001", start), click(None, "101", start)]
-        feedback.save([*on_intents[:-1], *others])
-        assert not await service.refresh()  # one intent click short, the others do not count
-        assert service.snapshot is first
-        feedback.save(on_intents[-1:])
-        assert await service.refresh()
-        refit = service.snapshot
-        assert refit is not first and refit.version == first.version
-        assert refit.calibrator is not None and refit.calibrator.n_clicks == len(CLICKED)
-        assert refit.click_mark == feedback.click_mark() > first.click_mark
-        assert not await service.refresh()  # counted from the refit's read: nothing new
-    finally:
-        await batcher.close()
-
-
-async def test_a_failed_build_keeps_the_serving_snapshots_click_mark(
-    encoder, store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The clicks a refit is owed stay owed when the build fails: the mark belongs to the
-    snapshot that was fitted, not to the attempt."""
+) -> AsyncIterator[tuple[CatalogService, FeedbackStore]]:
+    """The demo catalog behind a service that refits once ``CLICKED``'s count of intent clicks
+    arrived, counting them at every poll, and the click store it reads."""
     monkeypatch.setattr(service_module, "CLICKS_CHECK_S", 0.0)
     store.import_intents(parse_catalog(demo_families()))
     batcher = DynamicBatcher(encoder, default_timeout_s=60)
@@ -439,23 +404,59 @@ async def test_a_failed_build_keeps_the_serving_snapshots_click_mark(
     service = CatalogService(
         store, batcher, default_morphemes(), 0.92, 0.06, calibration=config, clicks=feedback
     )
-    start = datetime(2026, 1, 1, tzinfo=UTC)
     try:
-        assert await service.refresh()
-        first = service.snapshot
-        feedback.save(
-            [click(q, str(i), start + timedelta(seconds=n)) for n, (q, i) in enumerate(CLICKED)]
-        )
-
-        def broken(*args: object, **kwargs: object) -> None:
-            raise RuntimeError("calibration failed")
-
-        with monkeypatch.context() as patched:
-            patched.setattr(service_module, "calibrate", broken)
-            with pytest.raises(RuntimeError, match="calibration failed"):
-                await service.refresh()
-        assert service.snapshot is first and first.click_mark < feedback.click_mark()
-        assert await service.refresh()  # the clicks still count: the refit happens now
-        assert service.snapshot.calibrator.n_clicks == len(CLICKED)  # type: ignore[union-attr]
+        yield service, feedback
     finally:
         await batcher.close()
+
+
+def clicked_records() -> list[FeedbackRecord]:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [click(q, str(i), start + timedelta(seconds=n)) for n, (q, i) in enumerate(CLICKED)]
+
+
+async def test_enough_new_intent_clicks_refit_without_a_catalog_edit(
+    refitting: tuple[CatalogService, FeedbackStore],
+) -> None:
+    """Clicks keep arriving while the catalog stays the same: once ``refit_clicks`` of them
+    landed on its intents since the last fit, the next poll refits. Clicks on articles and
+    clicks whose query the server did not know do not count."""
+    service, feedback = refitting
+    assert await service.refresh()
+    first = service.snapshot
+    assert first.calibrator is not None and first.calibrator.n_clicks == 0
+    on_intents = clicked_records()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    others = [click("환율 뉴스", "a-0001", start), click(None, "101", start)]
+    feedback.save([*on_intents[:-1], *others])
+    assert not await service.refresh()  # one intent click short, the others do not count
+    assert service.snapshot is first
+    feedback.save(on_intents[-1:])
+    assert await service.refresh()
+    refit = service.snapshot
+    assert refit is not first and refit.version == first.version
+    assert refit.calibrator is not None and refit.calibrator.n_clicks == len(CLICKED)
+    assert refit.click_mark == feedback.click_mark() > first.click_mark
+    assert not await service.refresh()  # counted from the refit's read: nothing new
+
+
+async def test_a_failed_build_keeps_the_serving_snapshots_click_mark(
+    refitting: tuple[CatalogService, FeedbackStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clicks a refit is owed stay owed when the build fails: the mark belongs to the
+    snapshot that was fitted, not to the attempt."""
+    service, feedback = refitting
+    assert await service.refresh()
+    first = service.snapshot
+    feedback.save(clicked_records())
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("calibration failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(service_module, "calibrate", broken)
+        with pytest.raises(RuntimeError, match="calibration failed"):
+            await service.refresh()
+    assert service.snapshot is first and first.click_mark < feedback.click_mark()
+    assert await service.refresh()  # the clicks still count: the refit happens now
+    assert service.snapshot.calibrator.n_clicks == len(CLICKED)  # type: ignore[union-attr]
