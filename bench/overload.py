@@ -1,15 +1,17 @@
 """Overload: /v1/search and /v1/embeddings far past capacity (issue #23 item 8), before/after.
 
 The real stack on embedded engines (Tansu, milvus-lite, one ingest worker, the demo catalog and
-articles), then the API as its own process with the default deadlines (the encoder queue's
-2 s, the search profile's budget), loaded by closed-loop clients (bench.loadgen). Per endpoint:
-the share of 429s, the answers served (200) and their rate, other errors, p50/p99 of the
-served answers, the slowest answer of any status, and the API's RSS after the run and at its
-peak. By default the clients do not honour ``Retry-After``: once a pool is full, a refused
-client asks again at once, so the share of 429s mostly says how cheap a refusal is; compare the
-served rate and latency (``--honour-retry-after``: they wait the hint). ``--together`` loads
-every endpoint at once, each over its own ``--c`` connections: the admission pools are per
-route class, so a flood of one must not refuse the other.
+articles), then the API as its own process with the default deadlines (the encoder queue's 2 s,
+the search profile's budget), loaded by closed-loop clients (bench.loadgen). Per endpoint: the
+share of 429s, the answers served (200) and their rate, other errors, p50/p99 of the served
+answers, the slowest answer of any status, the API's RSS after the run and at its peak, and the
+API's own latency histogram for the route over the run (``in_app``: admitted answers, the share
+inside the first bucket at or past the budget, the bucket holding 99 %), which the load
+generator's own lag does not inflate. By default the clients do not honour ``Retry-After``: once
+a pool is full, a refused client asks again at once, so the share of 429s mostly says how cheap
+a refusal is; compare the served rate and latency (``--honour-retry-after``: they wait the
+hint). ``--together`` loads every endpoint at once, each over its own ``--c`` connections: the
+admission pools are per route class, so a flood of one must not refuse the other.
 
 ``--before COMMIT`` serves that commit's code too (a temporary ``git worktree``), against the
 same stack and data, before the current tree's: both rows come from one run.
