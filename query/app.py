@@ -88,7 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # collection walked all of it: 190-330 ms with every thread stopped, about once a
         # second under load, which made a tenth of admitted searches miss their budget
         # (BENCHMARKS § 8). Frozen, it is never walked again; what requests allocate is
-        # collected as before.
+        # collected as before. Collected first, so that no garbage of the start-up is frozen
+        # with it (frozen cycles are never freed).
+        gc.collect()
         gc.freeze()
         try:
             yield
