@@ -71,13 +71,18 @@ FILES: dict[str, str] = {"onnx": FP32, "onnx-int8": INT8}
 def derivable(version: ModelVersion, backend: EncoderBackend) -> bool:
     """Whether ``backend``'s file is there or can be made where :func:`derive` makes it."""
     target = onnx_dir(version)
-    if (target / FILES[backend]).is_file():
-        return True
+    return (target / FILES[backend]).is_file() or _writable(target)
+
+
+def _writable(target: Path) -> bool:
+    """Whether files can be written into ``target`` (made if missing): the one test
+    :func:`derivable` and :func:`derive` share, so ``auto`` never picks a backend whose file
+    then cannot be made."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True)
     except OSError:
         return False
-    return os.access(target.parent, os.W_OK)
+    return os.access(target, os.W_OK)
 
 
 def ffn_output_nodes(model_file: Path, layers: int) -> list[str]:
@@ -103,12 +108,7 @@ def derive(version: ModelVersion, backend: EncoderBackend) -> Path:
     path = target / FILES[backend]
     if path.is_file():
         return path
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        writable = os.access(target, os.W_OK)
-    except OSError:
-        writable = False
-    if not writable:
+    if not _writable(target):
         raise RuntimeError(
             f"{path} is missing and {target} cannot be written: run `chatda model prepare` "
             "or `chatda train export-onnx` where the registry is writable"
