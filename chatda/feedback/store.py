@@ -16,11 +16,20 @@ from chatda.db.tables import search_events
 from chatda.feedback.events import FeedbackRecord
 
 
-def _clicked(kind: str) -> ColumnElement[bool]:
-    """Clicks on a ``kind`` of result: those that said so, and those that said nothing
-    (clients before the ``kind`` field), whose id may name either."""
+def _known_clicks(
+    kind: str, clicked: Collection[str] | None = None
+) -> tuple[ColumnElement[bool], ...]:
+    """Clicks a learner can use: on a ``kind`` of result (those that said so, and those that
+    said nothing: clients before the ``kind`` field, whose id may name either), with the query
+    text known, and on one of the ids ``clicked`` (``None``: on any)."""
     column = search_events.c.clicked_kind
-    return or_(column.is_(None), column == kind)
+    ids = search_events.c.clicked_id
+    return (
+        search_events.c.type == "click",
+        search_events.c.query.is_not(None),
+        ids.is_not(None) if clicked is None else ids.in_(sorted(clicked)),
+        or_(column.is_(None), column == kind),
+    )
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:
@@ -52,12 +61,7 @@ class FeedbackStore:
         clicks = func.count()
         statement = (
             select(search_events.c.query, search_events.c.clicked_id, clicks)
-            .where(
-                search_events.c.type == "click",
-                search_events.c.query.is_not(None),
-                search_events.c.clicked_id.is_not(None),
-                _clicked("article"),
-            )
+            .where(*_known_clicks("article"))
             .group_by(search_events.c.query, search_events.c.clicked_id)
             .order_by(clicks.desc(), search_events.c.query)
             .limit(limit)
@@ -77,11 +81,7 @@ class FeedbackStore:
         if not clicked:
             return 0
         statement = select(func.count()).where(
-            search_events.c.id > mark,
-            search_events.c.type == "click",
-            search_events.c.query.is_not(None),
-            search_events.c.clicked_id.in_(sorted(clicked)),
-            _clicked("intent"),
+            search_events.c.id > mark, *_known_clicks("intent", clicked)
         )
         with self.engine.connect() as conn:
             return int(conn.execute(statement).scalar() or 0)
@@ -94,12 +94,7 @@ class FeedbackStore:
             return []
         statement = (
             select(search_events.c.query, search_events.c.clicked_id)
-            .where(
-                search_events.c.type == "click",
-                search_events.c.query.is_not(None),
-                search_events.c.clicked_id.in_(sorted(clicked)),
-                _clicked("intent"),
-            )
+            .where(*_known_clicks("intent", clicked))
             .order_by(search_events.c.received_at.desc(), search_events.c.id.desc())
             .limit(limit)
         )
