@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from chatda.catalog.models import Intent
-from chatda.catalog.snapshot import MatchContext, build_snapshot
+from chatda.catalog.snapshot import Fusion, MatchContext, build_snapshot
+from chatda.settings import get_settings
 
 DIM = 384
 HINTS = 5
@@ -53,7 +54,9 @@ def run(n_intents: int, device: str, rng: np.random.Generator) -> dict[str, floa
     texts = [t for i in intents for t in [i.name, *i.hints]]
     vectors = dict(zip(texts, _unit(len(texts), rng), strict=True))
     terms = {t: t.split() for t in texts}
-    snap = build_snapshot(1, "bench", intents, vectors, terms, device, 0.9, 0.0)
+    snap = build_snapshot(
+        1, "bench", intents, vectors, terms, device, 0.9, Fusion.from_settings(get_settings())
+    )
     queries = torch.as_tensor(_unit(BATCH, rng), device=device)
     contexts = [MatchContext(None, None, 10)] * BATCH
     matrix_np = snap.matrix.cpu().numpy()

@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         description="refit once this many new intent clicks arrived (0: on catalog changes only)",
     )
     intent_lexical_weight: float = Field(default=0.06, ge=0, le=1)
+    intent_centroid_weight: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="an intent's dense score: this share from its centroid, the rest from its "
+        "best hint (0: best hint only)",
+    )
     catalog_poll_s: float = 3.0
     catalog_file: Path | None = Field(default=None, description="imported at start if store empty")
 

@@ -14,6 +14,7 @@ from chatda.catalog.calibration_fit import config_from_settings
 from chatda.catalog.embedding_cache import EmbeddingCache
 from chatda.catalog.file_format import read_catalog
 from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import Fusion
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.feedback.store import FeedbackStore
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             batcher,
             default_morphemes(),
             settings.intent_threshold,
-            settings.intent_lexical_weight,
+            Fusion.from_settings(settings),
             settings.catalog_poll_s,
             EmbeddingCache.in_data_dir(settings.data_dir),
             calibration=config_from_settings(settings),

@@ -143,19 +143,39 @@ def _family(snap: CatalogSnapshot) -> list[np.ndarray]:
 
 
 class _Scorer:
-    """Scores query vectors against the snapshot the way serving does, rows masked per query."""
+    """Scores query vectors against the snapshot the way serving does, rows masked per query.
+
+    A masked row leaves its intent's centroid too: a held-out hint must not find itself in its
+    intent's mean.
+    """
 
     def __init__(self, snap: CatalogSnapshot) -> None:
         self.snap = snap
         self.matrix = snap.matrix.float().cpu().numpy()
+        self.centroids = snap.centroids.float().cpu().numpy()
         self.starts = np.flatnonzero(np.r_[True, np.diff(snap.row_intent) != 0])
+        self.ends = np.r_[self.starts[1:], len(snap.row_intent)]
         self.visible = snap.open_mask.copy()
+
+    def _to_centroids(self, vector: np.ndarray, masked: np.ndarray) -> np.ndarray:
+        """The query's cosine to every intent's centroid, masked rows left out of theirs."""
+        sims = self.centroids @ vector
+        touched = self.snap.row_intent[masked]
+        for intent in np.unique(touched):
+            start, end = self.starts[intent], self.ends[intent]  # an intent's rows are contiguous
+            kept = np.ones(end - start, dtype=bool)
+            kept[masked[touched == intent] - start] = False
+            total = self.matrix[start:end][kept].sum(axis=0)
+            norm = float(np.linalg.norm(total))
+            sims[intent] = float(total @ vector) / norm if kept.any() and norm > 0 else -np.inf
+        return sims
 
     def top1(
         self, vectors: np.ndarray, terms: Sequence[Sequence[str]], masks: Sequence[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per query: the top-1 features and the top intent's index (``-1`` if none is left)."""
         snap = self.snap
+        fusion = snap.fusion
         vectors = np.asarray(vectors, dtype=np.float32)
         feats = np.zeros((len(vectors), len(FEATURES)))
         tops = np.full(len(vectors), -1, dtype=np.int64)
@@ -165,6 +185,11 @@ class _Scorer:
             row = sims[q % _CHUNK].copy()
             row[masked] = -np.inf
             dense = np.maximum.reduceat(row, self.starts)
+            if fusion.centroid:
+                with np.errstate(invalid="ignore"):  # an intent with every row masked: −inf
+                    to_centroid = self._to_centroids(vectors[q], masked)
+                    blended = dense + fusion.centroid * (to_centroid - dense)
+                dense = np.where(np.isfinite(dense), blended, -np.inf)
             lexical_rows = snap.lexical.scores(terms[q]).astype(np.float32)
             lexical_rows[masked] = 0.0
             lexical = np.maximum.reduceat(lexical_rows, self.starts)
@@ -175,9 +200,9 @@ class _Scorer:
             if not visible.any():
                 continue
             candidates = np.flatnonzero(visible)
-            fused = dense[candidates] + snap.lexical_weight * lexical[candidates]
+            fused = dense[candidates] + fusion.lexical * lexical[candidates]
             order = candidates[np.argsort(-fused, kind="stable")[:2]]
-            top_fused = dense[order] + snap.lexical_weight * lexical[order]
+            top_fused = dense[order] + fusion.lexical * lexical[order]
             vis_dense = dense[candidates]
             feats[q] = candidate_features(
                 top_fused, dense[order], float(vis_dense.mean()), float(vis_dense.std())

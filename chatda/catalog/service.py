@@ -30,6 +30,7 @@ from chatda.catalog.embedding_cache import EmbeddingCache
 from chatda.catalog.models import Area, Intent
 from chatda.catalog.snapshot import (
     CatalogSnapshot,
+    Fusion,
     IntentScore,
     MatchContext,
     build_snapshot,
@@ -59,7 +60,7 @@ class CatalogService:
         batcher: DynamicBatcher,
         morphemes: Morphemes,
         default_threshold: float,
-        lexical_weight: float,
+        fusion: Fusion,
         poll_s: float = 3.0,
         embedding_cache: EmbeddingCache | None = None,
         calibration: CalibrationConfig | None = None,
@@ -74,7 +75,7 @@ class CatalogService:
         self.batcher = batcher
         self.morphemes = morphemes
         self.default_threshold = default_threshold
-        self.lexical_weight = lexical_weight
+        self.fusion = fusion
         self.encoder: Encoder = batcher.encoder
         self._snapshot: CatalogSnapshot | None = None
         self._vectors: dict[str, np.ndarray] = {}
@@ -206,7 +207,7 @@ class CatalogService:
             self._terms,
             encoder.device,
             self.default_threshold,
-            self.lexical_weight,
+            self.fusion,
             encoder,
         )
         snapshot.click_mark = click_mark

@@ -4,6 +4,11 @@ Queries are matched against every intent's name and hints (query → query'), ex
 product per batch of queries, inside the batcher's pass, and only the top results leave the
 device. A new snapshot is built off to the side and swapped in; a query keeps the snapshot it
 started with.
+
+An intent's dense score blends its best hint's cosine with the cosine to its *centroid*, the
+normalised mean of its texts' vectors (a prototype, as in prototypical networks): the best
+hint alone lets one loosely worded hint pull in unrelated questions and leaves a paraphrase
+far from every single hint, while the centroid weighs what all of an intent's texts share.
 """
 
 from __future__ import annotations
@@ -20,6 +25,30 @@ from chatda.catalog.models import Area, Intent
 from chatda.catalog.tree import paths
 from chatda.lexical.bm25 import BM25Index
 from chatda.models.encoder import Encoder
+from chatda.settings import Settings
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How an intent's score is put together from its legs (issue #27, BENCHMARKS § 2)."""
+
+    lexical: float
+    """``fused = dense + lexical · BM25`` (BM25 scaled so the query's best intent gets 1)."""
+    centroid: float
+    """``dense = (1 − centroid) · best hint's cosine + centroid · centroid's cosine``; 0 scores
+    the best hint alone, as before the centroid was added."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Fusion:
+        return cls(settings.intent_lexical_weight, settings.intent_centroid_weight)
+
+
+def centroids(vectors: np.ndarray, row_intent: np.ndarray, size: int) -> np.ndarray:
+    """Each intent's centroid: the normalised sum of its rows' (unit) vectors."""
+    sums = np.zeros((size, vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, row_intent, vectors)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -82,11 +111,13 @@ class CatalogSnapshot:
     row_texts: list[str]
     row_intent: np.ndarray
     matrix: torch.Tensor
+    centroids: torch.Tensor
+    """(intents, dim): each intent's centroid (:func:`centroids`), on the matrix's device."""
     thresholds: np.ndarray
     open_mask: np.ndarray
     area_masks: dict[Area, np.ndarray]
     lexical: BM25Index
-    lexical_weight: float
+    fusion: Fusion
     default_threshold: float
     encoder: Encoder | None = None
     """The model the hints were embedded with: queries scored here must be encoded by it."""
@@ -152,11 +183,14 @@ class CatalogSnapshot:
         )
         best_row = torch.full((batch, self.size), n_rows, device=device, dtype=torch.long)
         best_row = best_row.scatter_reduce(1, index, rows, reduce="amin", include_self=True)
+        if self.fusion.centroid:
+            to_centroid = (embeddings.to(self.matrix.dtype) @ self.centroids.T).float()
+            dense = torch.lerp(dense, to_centroid, self.fusion.centroid)
         lexical = torch.zeros((batch, self.size), device=device)
         for i, ctx in enumerate(contexts):
             if ctx.lexical is not None:
                 lexical[i] = torch.as_tensor(ctx.lexical, device=device)
-        fused = dense + self.lexical_weight * lexical
+        fused = dense + self.fusion.lexical * lexical
         visible = torch.ones((batch, self.size), dtype=torch.bool, device=device)
         for i, ctx in enumerate(contexts):
             if not ctx.everything:
@@ -251,7 +285,7 @@ def build_snapshot(
     terms: dict[str, list[str]],
     device: str,
     default_threshold: float,
-    lexical_weight: float,
+    fusion: Fusion,
     encoder: Encoder | None = None,
 ) -> CatalogSnapshot:
     """Assemble a snapshot from already-computed vectors and morpheme terms of every text."""
@@ -268,14 +302,18 @@ def build_snapshot(
     dim = next(iter(vectors.values())).shape[0] if vectors else 384
     matrix = np.vstack([vectors[t] for t in row_texts]) if row_texts else np.zeros((0, dim))
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    row_index = np.asarray(row_intent, dtype=np.int64)
     return CatalogSnapshot(
         version=version,
         model_ref=model_ref,
         intents=intents,
         paths=[path_of[i.id] for i in intents],
         row_texts=row_texts,
-        row_intent=np.asarray(row_intent, dtype=np.int64),
+        row_intent=row_index,
         matrix=torch.as_tensor(matrix, dtype=dtype, device=device),
+        centroids=torch.as_tensor(
+            centroids(matrix, row_index, len(intents)), dtype=dtype, device=device
+        ),
         thresholds=np.array(
             [i.threshold if i.threshold is not None else default_threshold for i in intents],
             dtype=np.float32,
@@ -283,7 +321,7 @@ def build_snapshot(
         open_mask=np.array([i.open for i in intents], dtype=bool),
         area_masks={a: np.array([a in i.areas for i in intents], dtype=bool) for a in Area},
         lexical=BM25Index([terms[t] for t in row_texts]),
-        lexical_weight=lexical_weight,
+        fusion=fusion,
         default_threshold=default_threshold,
         encoder=encoder,
     )

@@ -29,6 +29,7 @@ from chatda.catalog.decision import decide
 from chatda.catalog.embedding_cache import EmbeddingCache
 from chatda.catalog.models import MAX_HINT_CHARS, MAX_HINTS, IntentIn
 from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import Fusion
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.evaluation.data import CorpusItem, EvalClick, EvalQuery
@@ -177,7 +178,7 @@ async def _run(
             batcher,
             default_morphemes(),
             threshold,
-            settings.intent_lexical_weight,
+            Fusion.from_settings(settings),
             calibration=config_from_settings(settings),
             embedding_cache=cache,
             clicks=feedback,

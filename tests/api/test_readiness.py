@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import Fusion
 from chatda.settings import Settings
 from chatda.text.morphemes import default_morphemes
 from query.app import create_app
@@ -98,7 +99,9 @@ def test_not_ready_while_the_catalog_loads(
 ) -> None:
     state = client.app.state.chatda  # type: ignore[attr-defined]
     # a real catalog service that has not loaded yet, as every process has at start-up
-    loading = CatalogService(state.store, state.batcher, default_morphemes(), 0.9, 0.06)
+    loading = CatalogService(
+        state.store, state.batcher, default_morphemes(), 0.9, Fusion.from_settings(Settings())
+    )
     monkeypatch.setattr(state, "catalog", loading)
     body = readyz_until(client, 503)
     assert body["error"]["failing"] == ["catalog"]

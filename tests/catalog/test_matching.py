@@ -10,6 +10,8 @@ from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.file_format import parse_catalog
 from chatda.catalog.models import Area, IntentIn
 from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import Fusion
+from chatda.settings import Settings
 from chatda.text.morphemes import default_morphemes
 from tests.catalog.conftest import SMALL_CATALOG
 
@@ -18,7 +20,9 @@ from tests.catalog.conftest import SMALL_CATALOG
 async def service(store, encoder):
     store.import_intents(parse_catalog(SMALL_CATALOG))
     batcher = DynamicBatcher(encoder)
-    svc = CatalogService(store, batcher, default_morphemes(), 0.86, 0.06, poll_s=0.2)
+    svc = CatalogService(
+        store, batcher, default_morphemes(), 0.86, Fusion.from_settings(Settings()), poll_s=0.2
+    )
     await svc.refresh()
     yield svc
     await svc.close()

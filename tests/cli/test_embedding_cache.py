@@ -12,9 +12,11 @@ from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.embedding_cache import EmbeddingCache, model_key
 from chatda.catalog.file_format import parse_catalog
 from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import Fusion
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.models.encoder import Encoder
+from chatda.settings import Settings
 from chatda.text.morphemes import default_morphemes
 
 CATALOG = """\
@@ -40,7 +42,9 @@ async def build_once(store: CatalogStore, encoder: Encoder, cache: EmbeddingCach
     batcher = DynamicBatcher(encoder, max_batch_size=64)
     await batcher.start()
     try:
-        service = CatalogService(store, batcher, default_morphemes(), 0.9, 0.06, 3.0, cache)
+        service = CatalogService(
+            store, batcher, default_morphemes(), 0.9, Fusion.from_settings(Settings()), 3.0, cache
+        )
         await service.refresh()
         return service.snapshot.matrix.cpu().numpy()
     finally:

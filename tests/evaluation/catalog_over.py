@@ -11,6 +11,7 @@ from pathlib import Path
 from chatda.batching.batcher import DynamicBatcher
 from chatda.catalog.calibration_fit import CalibrationConfig
 from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import Fusion
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.evaluation.data import CorpusItem
@@ -41,7 +42,7 @@ async def catalog_over(
             batcher,
             default_morphemes(),
             settings.intent_threshold,
-            settings.intent_lexical_weight,
+            Fusion.from_settings(settings),
             calibration=calibration,
         )
         try:
