@@ -1,10 +1,11 @@
 """Select the calibrated decision's hyper-parameters on open-set split A (issue #27).
 
-`python -m bench.calibration_select DIR [--split a] [--lexical-weights 0.03,0.06]` reads
-``DIR/{split}_corpus.jsonl`` and ``DIR/{split}_queries.jsonl`` (``bench.open_set``), matches
-every query once (every intent's dense and lexical score), then for each lexical weight fuses
-the two again, refits the calibrator on the snapshot with that weight for each option set and
-scores each (threshold, margin) rule without matching again. Per weight it prints the fused
+`python -m bench.calibration_select DIR [--split a] [--lexical-weights 0.03,0.06]
+[--centroid-weights 0,0.5]` reads ``DIR/{split}_corpus.jsonl`` and
+``DIR/{split}_queries.jsonl`` (``bench.open_set``). Per centroid weight it matches every query
+once (every intent's dense and lexical score), then for each lexical weight fuses the two again,
+refits the calibrator on the snapshot with those weights for each option set and scores each
+(threshold, margin) rule without matching again. Per pair of weights it prints the fused
 ranking (recall@1, MRR@10 of the in-scope queries), the rule at the current settings with the
 threshold-free curves of its confidence and of the raw score, and the best option sets last,
 ranked by the mean of in-scope accuracy (an ambiguous answer holding the right intent counts
@@ -33,6 +34,7 @@ from chatda.catalog.calibration_fit import (
     example_weights,
 )
 from chatda.catalog.service import CatalogService
+from chatda.catalog.snapshot import Fusion
 from chatda.catalog.store import CatalogStore
 from chatda.db.engine import make_engine, upgrade
 from chatda.evaluation.data import CorpusItem, EvalQuery, read_jsonl
@@ -52,7 +54,7 @@ SHARES = (0.25, 0.5, 0.75)
 L2 = (1e-3, 1e-2)
 
 
-async def _collect(directory: Path, split: str) -> dict[str, Any]:
+async def _collect(directory: Path, split: str, centroid: float) -> dict[str, Any]:
     settings = get_settings()
     registry = ModelRegistry(settings.models_dir)
     encoder = TorchEncoder(registry.get("e5-small-ko", "base"), device=settings.device)
@@ -65,7 +67,8 @@ async def _collect(directory: Path, split: str) -> dict[str, Any]:
         store.import_intents(corpus_to_intents(corpus))
         batcher = DynamicBatcher(encoder, queue_limit=1 << 20, default_timeout_s=600)
         morphemes = default_morphemes()
-        service = CatalogService(store, batcher, morphemes, 0.92, settings.intent_lexical_weight)
+        fusion = Fusion(settings.intent_lexical_weight, centroid)
+        service = CatalogService(store, batcher, morphemes, 0.92, fusion)
         try:
             await service.refresh()
             snap = service.snapshot
@@ -178,10 +181,12 @@ def _select(data: dict[str, Any], weight: float, settings: Settings) -> None:
     """Print one weight's ranking, its rule at the current settings, and its best rules."""
     rows, summary = _rows(data, weight)
     top_score = np.array([r[3] for r in rows])
-    print(json.dumps({"lexical_weight": weight, **summary, "raw@0.92": _raw(rows, 0.92)}))
+    snap = data["snap"]
+    snap = replace(snap, fusion=replace(snap.fusion, lexical=weight))
+    tag = {"lexical_weight": weight, "centroid_weight": snap.fusion.centroid}
+    print(json.dumps({**tag, **summary, "raw@0.92": _raw(rows, 0.92)}))
     feats = np.array([r[1][0] for r in rows])
     feats2 = np.array([r[1][1] if len(r[1]) > 1 else r[1][0] for r in rows])
-    snap = replace(data["snap"], lexical_weight=weight)
     examples = collect_examples(
         snap, data["terms"], data["bg_vectors"], data["bg_terms"], FitOptions()
     )
@@ -198,12 +203,12 @@ def _select(data: dict[str, Any], weight: float, settings: Settings) -> None:
                 rows, p1, p2, settings.intent_min_confidence, settings.intent_ambiguity_margin
             )
             curve = {"confidence_curve": _curve(rows, p1), "raw_curve": _curve(rows, top_score)}
-            print(json.dumps({"lexical_weight": weight, "at_current_settings": m, **curve}))
+            print(json.dumps({**tag, "at_current_settings": m, **curve}))
         for tau, margin in itertools.product(THRESHOLDS, MARGINS):
             m = _metrics(rows, p1, p2, tau, margin)
             results.append(
                 {
-                    "lexical_weight": weight,
+                    **tag,
                     "share": share,
                     "l2": l2,
                     "use": use,
@@ -226,6 +231,11 @@ def main() -> None:
         default=None,
         help="comma-separated weights to compare (default: CHATDA_INTENT_LEXICAL_WEIGHT)",
     )
+    parser.add_argument(
+        "--centroid-weights",
+        default=None,
+        help="comma-separated weights to compare (default: CHATDA_INTENT_CENTROID_WEIGHT)",
+    )
     args = parser.parse_args()
     settings = get_settings()
     weights = (
@@ -233,9 +243,15 @@ def main() -> None:
         if args.lexical_weights
         else [settings.intent_lexical_weight]
     )
-    data = asyncio.run(_collect(args.directory, args.split))
-    for weight in weights:
-        _select(data, weight, settings)
+    centroids = (
+        [float(w) for w in args.centroid_weights.split(",")]
+        if args.centroid_weights
+        else [settings.intent_centroid_weight]
+    )
+    for centroid in centroids:
+        data = asyncio.run(_collect(args.directory, args.split, centroid))
+        for weight in weights:
+            _select(data, weight, settings)
 
 
 if __name__ == "__main__":
