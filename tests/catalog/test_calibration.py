@@ -29,6 +29,7 @@ from chatda.catalog.file_format import dump_catalog, parse_catalog, read_catalog
 from chatda.catalog.models import IntentUpdate
 from chatda.catalog.service import CatalogService
 from chatda.catalog.snapshot import Fusion, IntentScore
+from chatda.catalog.store import CatalogStore
 from chatda.demo import catalog_path
 from chatda.evaluation.open_set import OpenSetOutcome, auroc, open_set_report
 from chatda.feedback.events import Click, FeedbackRecord
@@ -40,6 +41,24 @@ from tests.catalog.conftest import wait_catalog
 
 FAMILIES = (1, 2, 3, 4)
 """Four of the demo catalog's twelve families: 40 intents, enough hints to calibrate on."""
+
+
+def _service(
+    store: CatalogStore,
+    batcher: DynamicBatcher,
+    calibration: CalibrationConfig,
+    clicks: FeedbackStore | None = None,
+) -> CatalogService:
+    """A calibrated catalog service as the API builds one (raw threshold 0.92, shipped fusion)."""
+    return CatalogService(
+        store,
+        batcher,
+        default_morphemes(),
+        0.92,
+        Fusion.from_settings(Settings()),
+        calibration=calibration,
+        clicks=clicks,
+    )
 
 
 def demo_families(families: tuple[int, ...] = FAMILIES) -> str:
@@ -119,14 +138,7 @@ def test_outcome_says_why_each_intent_is_or_is_not_shown() -> None:
 async def calibrated(encoder, store):
     store.import_intents(parse_catalog(demo_families()))
     batcher = DynamicBatcher(encoder, default_timeout_s=60)  # a loaded box: no 2 s deadline
-    service = CatalogService(
-        store,
-        batcher,
-        default_morphemes(),
-        0.92,
-        Fusion.from_settings(Settings()),
-        calibration=CalibrationConfig(0.25, 0.02),
-    )
+    service = _service(store, batcher, CalibrationConfig(0.25, 0.02))
     await service.refresh()
     yield service
     await batcher.close()
@@ -181,14 +193,7 @@ async def test_old_catalog_file_loads_and_its_override_is_a_confidence(encoder, 
     intents = parse_catalog(OLD_CATALOG) + parse_catalog(demo_families((2, 3, 4)))
     store.import_intents(intents)
     batcher = DynamicBatcher(encoder)
-    service = CatalogService(
-        store,
-        batcher,
-        default_morphemes(),
-        0.92,
-        Fusion.from_settings(Settings()),
-        calibration=CalibrationConfig(0.4, 0.1),
-    )
+    service = _service(store, batcher, CalibrationConfig(0.4, 0.1))
     try:
         await service.refresh()
         snap = service.snapshot
@@ -362,15 +367,7 @@ async def test_clicks_enter_the_fit_and_raise_the_clicked_intents_confidence(
     batcher = DynamicBatcher(encoder, default_timeout_s=60)  # a loaded box: no 2 s deadline
     feedback = FeedbackStore(store.engine)
     config = CalibrationConfig(0.25, 0.02, max_clicks=1000)
-    service = CatalogService(
-        store,
-        batcher,
-        default_morphemes(),
-        0.92,
-        Fusion.from_settings(Settings()),
-        calibration=config,
-        clicks=feedback,
-    )
+    service = _service(store, batcher, config, feedback)
     try:
         await service.refresh()  # no clicks yet: hints and background only
         before = service.snapshot
@@ -419,15 +416,7 @@ async def refitting(
     batcher = DynamicBatcher(encoder, default_timeout_s=60)
     feedback = FeedbackStore(store.engine)
     config = CalibrationConfig(0.25, 0.02, max_clicks=1000, refit_clicks=len(CLICKED))
-    service = CatalogService(
-        store,
-        batcher,
-        default_morphemes(),
-        0.92,
-        Fusion.from_settings(Settings()),
-        calibration=config,
-        clicks=feedback,
-    )
+    service = _service(store, batcher, config, feedback)
     try:
         yield service, feedback
     finally:
