@@ -1,7 +1,7 @@
 """Select the calibrated decision's hyper-parameters on open-set split A (issue #27).
 
 `python -m bench.calibration_select DIR [--split a] [--lexical-weights 0.03,0.06]
-[--centroid-weights 0,0.5]` reads ``DIR/{split}_corpus.jsonl`` and
+[--centroid-weights 0,0.5] [--model tuned]` reads ``DIR/{split}_corpus.jsonl`` and
 ``DIR/{split}_queries.jsonl`` (``bench.open_set``). Per centroid weight it matches every query
 once (every intent's dense and lexical score), then for each lexical weight fuses the two again,
 refits the calibrator on the snapshot with those weights for each option set and scores each
@@ -54,10 +54,10 @@ SHARES = (0.25, 0.5, 0.75)
 L2 = (1e-3, 1e-2)
 
 
-async def _collect(directory: Path, split: str, centroid: float) -> dict[str, Any]:
+async def _collect(directory: Path, split: str, centroid: float, model: str) -> dict[str, Any]:
     settings = get_settings()
     registry = ModelRegistry(settings.models_dir)
-    encoder = TorchEncoder(registry.get("e5-small-ko", "base"), device=settings.device)
+    encoder = TorchEncoder(registry.get("e5-small-ko", model), device=settings.device)
     corpus = read_jsonl(directory / f"{split}_corpus.jsonl", CorpusItem)
     queries = read_jsonl(directory / f"{split}_queries.jsonl", EvalQuery)
     with tempfile.TemporaryDirectory() as tmp:
@@ -226,6 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("directory", type=Path)
     parser.add_argument("--split", default="a")
+    parser.add_argument("--model", default="base", help="the e5-small-ko version to match with")
     parser.add_argument(
         "--lexical-weights",
         default=None,
@@ -249,7 +250,7 @@ def main() -> None:
         else [settings.intent_centroid_weight]
     )
     for centroid in centroids:
-        data = asyncio.run(_collect(args.directory, args.split, centroid))
+        data = asyncio.run(_collect(args.directory, args.split, centroid, args.model))
         for weight in weights:
             _select(data, weight, settings)
 
