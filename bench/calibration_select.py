@@ -49,7 +49,7 @@ from chatda.text.normalize import normalize_query
 
 THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 MARGINS = (0.0, 0.02, 0.05, 0.1)
-FEATURE_SETS = (FEATURES, ("fused", "gap", "zscore"), ("fused", "zscore"))
+FEATURE_SETS = (FEATURES, ("fused", "gap", "zscore"), ("fused", "zscore"), ("fused",))
 SHARES = (0.25, 0.5, 0.75)
 L2 = (1e-3, 1e-2)
 
