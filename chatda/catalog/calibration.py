@@ -4,10 +4,9 @@ The base model's cosines are compressed (an unrelated query scores 0.85–0.95),
 cosine means shifts with the catalog, so one raw threshold cannot tell "the right service" from
 "no such service". What does separate them is how a candidate stands against the rest of the
 catalog for the same query: its fused and dense scores, its gap to the best other intent, and
-its dense score as a z-score over every visible intent. A logistic model over those features
-(by default the fused score alone: ``FitOptions.use``), fitted per catalog snapshot
-(:mod:`chatda.catalog.calibration_fit`), turns them into one number whose meaning is the same
-for every intent and catalog, so a threshold on it means the same too.
+its dense score as a z-score over every visible intent. A logistic model over those features,
+fitted per catalog snapshot (:mod:`chatda.catalog.calibration_fit`), turns them into one number
+whose meaning is the same for every intent and catalog, so a threshold on it means the same too.
 
 Every weight is kept non-negative, so the confidence never falls when a feature rises: a better
 raw score never lowers it.
