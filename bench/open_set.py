@@ -1,8 +1,10 @@
 """Development open-set splits for the intent decision (issue #27), from training-allowed data.
 
-`python -m bench.open_set OUT_DIR` writes ``{a,b}_corpus.jsonl`` and ``{a,b}_queries.jsonl`` for
-`chatda eval --mode intents`. Split A selects the calibration's hyper-parameters, split B is
-reported; they share no query.
+`python -m bench.open_set OUT_DIR` writes ``{a,b,c,d}_corpus.jsonl`` and
+``{a,b,c,d}_queries.jsonl`` for `chatda eval --mode intents`. Split A selects the calibration's
+hyper-parameters, split B is reported; they share no query. Splits C and D hold out the other six
+families (and take A's and B's parity of demo queries): fresh checks for a choice once B has
+been looked at.
 
 Each split is the demo catalog (``chatda/demo/catalog.yaml``, hand-written for chatda) with:
 - three of its twelve top-level families held out whole (the parent and its children): the
@@ -17,7 +19,7 @@ Each split is the demo catalog (``chatda/demo/catalog.yaml``, hand-written for c
 The families held out differ between the splits, so A's in-scope services are partly B's
 out-of-scope ones: what is selected on A is the rule, not the answers.
 
-``{a,b}_clicks.jsonl`` (for ``chatda eval --clicks``): users' clicks to measure what clicks do
+``{a,b,c,d}_clicks.jsonl`` (for ``chatda eval --clicks``): users' clicks to measure what clicks do
 to the decision. A split's clicks are the other split's in-scope demo queries (the other
 parity of ids, never one of its own queries) whose intent this split keeps, each clicked on
 that intent.
@@ -37,7 +39,7 @@ from chatda.demo import catalog_path, eval_dir
 from chatda.evaluation.data import EvalQuery, read_jsonl
 
 CHATBOT = Path(__file__).resolve().parents[1] / "../shared/data/korean_chatbot_data/ChatbotData.csv"
-SPLITS = {"a": 0, "b": 1}
+SPLITS = {"a": 0, "b": 1, "c": 2, "d": 3}
 HELD_FAMILIES = 3
 OFF_DOMAIN = 300
 
@@ -94,7 +96,7 @@ def build_split(split: str) -> tuple[list[dict], list[dict], list[dict]]:
     for q in demo:
         number = int(q.id.lstrip("q"))
         relevant = [r for r in q.relevant if int(r) not in held]
-        if number % 2 != index:
+        if number % 2 != index % 2:
             clicks.extend({"text": q.text, "clicked": r} for r in relevant[:1])
             continue
         kind = "demo-in" if relevant else ("demo-lack" if q.relevant else "demo-off")
