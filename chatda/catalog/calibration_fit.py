@@ -167,7 +167,10 @@ class _Scorer:
             kept[masked[touched == intent] - start] = False
             total = self.matrix[start:end][kept].sum(axis=0)
             norm = float(np.linalg.norm(total))
-            sims[intent] = float(total @ vector) / norm if kept.any() and norm > 0 else -np.inf
+            if not kept.any():  # every row masked: the intent is out of this query's catalog
+                sims[intent] = -np.inf
+            else:  # a zero sum has no direction: cosine 0, as serving's normalisation gives
+                sims[intent] = float(total @ vector) / norm if norm > 0 else 0.0
         return sims
 
     def top1(

@@ -38,6 +38,10 @@ class Fusion:
     """``dense = (1 − centroid) · best hint's cosine + centroid · centroid's cosine``; 0 scores
     the best hint alone, as before the centroid was added."""
 
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.lexical <= 1.0 and 0.0 <= self.centroid <= 1.0):
+            raise ValueError(f"fusion weights must lie in [0, 1]: {self}")
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Fusion:
         return cls(settings.intent_lexical_weight, settings.intent_centroid_weight)
@@ -95,7 +99,8 @@ class IntentScore:
 @dataclass(frozen=True)
 class IntentTensors:
     """A batch's per-intent scores on the device, (batch, intents) each, before visibility
-    and top-k: the best cosine over the intent's texts, its lexical score, and the fused sum."""
+    and top-k: the dense score (best text blended with the centroid, :class:`Fusion`), the
+    lexical score, and the fused sum."""
 
     dense: torch.Tensor
     lexical: torch.Tensor

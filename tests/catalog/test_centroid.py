@@ -57,7 +57,8 @@ def test_served_dense_blends_best_hint_and_centroid(encoder: Encoder, weight: fl
             rows = matrix[snap.row_intent == s.index]
             best, to_centroid = float((rows @ vector).max()), float(mean[s.index] @ vector)
             assert s.dense == pytest.approx((1 - weight) * best + weight * to_centroid, abs=1e-5)
-            # the matched hint stays the best single row, whatever the blend
+            # the matched hint stays the intent's best single row, whatever the blend
+            assert snap.row_intent[s.row] == s.index
             assert float(matrix[s.row] @ vector) == pytest.approx(best, abs=1e-5)
 
 
@@ -77,9 +78,28 @@ def test_held_out_hint_leaves_its_intents_centroid_in_the_fit(encoder: Encoder) 
     ]
     reference = _snapshot(encoder, without, fusion)
     vector = snap.matrix[held : held + 1].numpy()
+    nothing = [np.zeros(0, dtype=np.int64)]
     features, top = _Scorer(snap).top1(vector, [[]], [np.array([held])])
-    expected, _ = _Scorer(reference).top1(vector, [[]], [np.zeros(0, dtype=np.int64)])
-    assert top[0] >= 0
+    expected, expected_top = _Scorer(reference).top1(vector, [[]], nothing)
+    assert top[0] == expected_top[0]
     assert features[0] == pytest.approx(expected[0], abs=1e-5)
-    unmasked, _ = _Scorer(snap).top1(vector, [[]], [np.zeros(0, dtype=np.int64)])
+    # and the reference is what serving answers for that snapshot, blend included
+    served = reference(torch.as_tensor(vector), [MatchContext(None, None, 2)])[0][0]
+    assert (served.index, served.score, served.dense) == pytest.approx(
+        (expected_top[0], expected[0][0], expected[0][1]), abs=1e-5
+    )
+    unmasked, _ = _Scorer(snap).top1(vector, [[]], nothing)
     assert unmasked[0][0] > features[0][0] + 0.01  # its own row and centroid would lift it
+
+
+def test_an_intent_with_every_row_masked_leaves_the_fit_query(encoder: Encoder) -> None:
+    snap = _snapshot(encoder, _intents(), Fusion(lexical=0.06, centroid=0.7))
+    family = np.flatnonzero(snap.row_intent == 0)  # intent 1, 송금, whole
+    vector = snap.matrix[family[1] : family[1] + 1].numpy()
+    features, top = _Scorer(snap).top1(vector, [["이체"]], [family])
+    assert top[0] not in (-1, 0) and np.isfinite(features[0]).all()
+
+
+def test_fusion_weights_are_bounded() -> None:
+    with pytest.raises(ValueError):
+        Fusion(lexical=0.06, centroid=1.5)
