@@ -3,6 +3,7 @@ the calibration fit alike."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -103,3 +104,21 @@ def test_an_intent_with_every_row_masked_leaves_the_fit_query(encoder: Encoder) 
 def test_fusion_weights_are_bounded() -> None:
     with pytest.raises(ValueError):
         Fusion(lexical=0.06, centroid=1.5)
+
+
+def test_half_precision_matrices_give_the_same_answers(encoder: Encoder) -> None:
+    """On CUDA the hint matrix and the centroids are fp16 (``build_snapshot``). No GPU is
+    here, so the same snapshot is scored on the CPU with its matrices in half precision: the
+    per-intent scores must match fp32's to fp16's precision."""
+    snap = _snapshot(encoder, _intents(), Fusion(lexical=0.06, centroid=0.7))
+    half = replace(
+        snap, matrix=snap.matrix.half(), centroids=snap.centroids.half(), _device_state={}
+    )
+    vectors = torch.as_tensor(encoder.encode(QUERIES, "query"))
+    contexts = [MatchContext(None, None, 5, everything=True)] * len(QUERIES)
+    for full, reduced in zip(snap(vectors, contexts), half(vectors, contexts), strict=True):
+        by_intent = {s.index: s for s in reduced}
+        assert by_intent.keys() == {s.index for s in full}
+        for s in full:
+            assert by_intent[s.index].dense == pytest.approx(s.dense, abs=2e-3)
+            assert by_intent[s.index].score == pytest.approx(s.score, abs=2e-3)

@@ -93,18 +93,30 @@ def test_bm25_top_chunks_are_the_reference_top_chunks_within_the_filter() -> Non
     assert {h.category for h in hits} == {"card"}
 
 
-def test_dense_top_chunks_equal_an_exact_search_with_masks() -> None:
+@pytest.mark.parametrize("path", ["cpu", "device-fp32", "device-fp16"])
+def test_dense_top_chunks_equal_an_exact_search_with_masks(path: str) -> None:
+    """``cpu``: the numpy path a CPU serves. ``device-*``: the torch path a CUDA device serves
+    (one product, ``masked_fill_``, ``topk``), run on the CPU because no GPU is here: the
+    view's CPU path is swapped for it, and ``fp16`` holds the columns in half precision as
+    ``ChunkColumns`` does on CUDA. Half precision may reorder near-ties, so there the scores
+    are compared, not the order."""
     rows = _rows(150, seed=3)
     columns = _columns(rows)
     columns.replace(["p4"], [])
+    if path == "device-fp16":
+        columns.dtype = torch.float16
+        columns.dense = columns.dense.half()
     view = TierView(columns, 1)
+    if path != "cpu":
+        view._dense_top_cpu = view._dense_top_device  # type: ignore[method-assign]
     rng = np.random.default_rng(0)
-    queries = rng.normal(size=(3, DIM)).astype(np.float32)
+    queries = rng.normal(size=(4, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     asks = [
         DocumentQuery((), dense_depth=7, bm25_depth=0),
         DocumentQuery((), dense_depth=5, bm25_depth=0, tags=("a",), published_from=200),
         DocumentQuery((), dense_depth=9, bm25_depth=0, series=("guide",), published_to=600),
+        DocumentQuery((), dense_depth=9, bm25_depth=0, published_from=960),  # fewer than 9 left
     ]
     got = view.score(torch.as_tensor(queries), asks)
     matrix = np.stack([np.asarray(r["dense"]) for r in rows])
@@ -119,11 +131,17 @@ def test_dense_top_chunks_equal_an_exact_search_with_masks() -> None:
             and (not ask.series or r["series"] in ask.series)
         ]
         sims = matrix[allowed] @ q
+        assert len(hits.dense) == min(ask.dense_depth, len(allowed))
         best = [rows[allowed[i]]["chunk_id"] for i in np.argsort(-sims)[: ask.dense_depth]]
-        assert [h.chunk_id for h in hits.dense] == best
+        tolerance = 1e-5 if path != "device-fp16" else 2e-3
         assert [h.score for h in hits.dense] == pytest.approx(
-            sorted(sims, reverse=True)[: ask.dense_depth], abs=1e-5
+            sorted(sims, reverse=True)[: ask.dense_depth], abs=tolerance
         )
+        if path != "device-fp16":
+            assert [h.chunk_id for h in hits.dense] == best
+        else:  # every hit is allowed, and scores what it should
+            exact = {rows[i]["chunk_id"]: float(v) for i, v in zip(allowed, sims, strict=True)}
+            assert all(h.score == pytest.approx(exact[h.chunk_id], abs=2e-3) for h in hits.dense)
 
 
 def test_a_view_keeps_its_state_while_writes_go_on() -> None:
