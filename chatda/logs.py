@@ -38,7 +38,12 @@ class _ClosedSocketNoise(logging.Filter):
     * the selector's task fails registering the closed socket (file descriptor -1);
     * the transport's read task, already scheduled, hands bytes to the protocol that closing
       detached (``None.data_received``): ``chatda up`` showed this traceback on the console
-      now and then while it polled indexing progress.
+      now and then while it polled indexing progress;
+    * cancelling a task meets its coroutine still running ("Error closing coroutine for
+      cancelled task", ``ValueError: generator already executing``): the task is dropped
+      either way. ``chatda up`` showed it once in four CI runs on a loaded box, while its
+      short-lived clients polled indexing progress (the exact path inside kafka-python was
+      not pinned down).
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -47,7 +52,13 @@ class _ClosedSocketNoise(logging.Filter):
         if "(closed)" in record.getMessage():
             return False
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, ValueError) and "file descriptor: -1" in str(exc):
+        if isinstance(exc, ValueError) and (
+            "file descriptor: -1" in str(exc)
+            or (
+                "generator already executing" in str(exc)
+                and record.getMessage() == "Error closing coroutine for cancelled task"
+            )
+        ):
             return False
         return not (
             isinstance(exc, AttributeError) and exc.name == "data_received" and exc.obj is None

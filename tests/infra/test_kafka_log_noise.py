@@ -46,3 +46,31 @@ def test_a_real_task_failure_still_shows(capsys: pytest.CaptureFixture[str]) -> 
     shown = _console(capsys, _Protocol())
     assert "Unhandled exception in task" in shown
     assert "Traceback (most recent call last)" in shown
+
+
+def _log_closing_a_running_coroutine() -> None:
+    """As the selector's ``Task.close`` logs it when a cancelled task's coroutine is the one
+    running: a generator closing itself raises ``generator already executing``."""
+
+    def task():  # type: ignore[no-untyped-def]
+        me = yield
+        try:
+            me.close()
+        except ValueError:
+            SELECTOR.exception("Error closing coroutine for cancelled task")
+        yield
+
+    running = task()
+    next(running)
+    running.send(running)
+
+
+def test_closing_a_running_coroutine_of_a_closed_client_is_dropped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(get_settings())
+    capsys.readouterr()
+    _log_closing_a_running_coroutine()
+    assert capsys.readouterr().err == ""
+    SELECTOR.exception("Error closing coroutine for cancelled task", exc_info=ValueError("other"))
+    assert "Error closing coroutine" in capsys.readouterr().err  # another failure still shows
