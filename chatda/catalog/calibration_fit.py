@@ -39,7 +39,7 @@ from importlib.resources import files
 import numpy as np
 
 from chatda.catalog.calibration import FEATURES, Calibrator, candidate_features, fit_logistic
-from chatda.catalog.snapshot import CatalogSnapshot
+from chatda.catalog.snapshot import CatalogSnapshot, centroids
 from chatda.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -165,12 +165,13 @@ class _Scorer:
             start, end = self.starts[intent], self.ends[intent]  # an intent's rows are contiguous
             kept = np.ones(end - start, dtype=bool)
             kept[masked[touched == intent] - start] = False
-            total = self.matrix[start:end][kept].sum(axis=0)
-            norm = float(np.linalg.norm(total))
             if not kept.any():  # every row masked: the intent is out of this query's catalog
                 sims[intent] = -np.inf
-            else:  # a zero sum has no direction: cosine 0, as serving's normalisation gives
-                sims[intent] = float(total @ vector) / norm if norm > 0 else 0.0
+                continue
+            rows = self.matrix[start:end][kept]
+            sims[intent] = float(
+                centroids(rows, np.zeros(len(rows), dtype=np.int64), 1)[0] @ vector
+            )
         return sims
 
     def top1(
@@ -188,11 +189,10 @@ class _Scorer:
             row = sims[q % _CHUNK].copy()
             row[masked] = -np.inf
             dense = np.maximum.reduceat(row, self.starts)
-            if fusion.centroid:
-                with np.errstate(invalid="ignore"):  # an intent with every row masked: −inf
-                    to_centroid = self._to_centroids(vectors[q], masked)
-                    blended = dense + fusion.centroid * (to_centroid - dense)
-                dense = np.where(np.isfinite(dense), blended, -np.inf)
+            if fusion.centroid:  # an intent with every row masked stays −inf
+                to_centroid = self._to_centroids(vectors[q], masked)
+                kept = np.isfinite(dense)
+                dense[kept] += fusion.centroid * (to_centroid[kept] - dense[kept])
             lexical_rows = snap.lexical.scores(terms[q]).astype(np.float32)
             lexical_rows[masked] = 0.0
             lexical = np.maximum.reduceat(lexical_rows, self.starts)
