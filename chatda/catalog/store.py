@@ -10,6 +10,12 @@ mode a transaction that read an older snapshot fails to upgrade ("database is lo
 concurrent PUT and DELETE of one intent could answer 500. Writing the counter row first takes
 the write lock up front (SQLite) or the row lock every catalog writer waits on (PostgreSQL), so
 catalog writes run one at a time and every read inside one sees the latest committed state.
+
+A row written new (a create, or any row of a ``replace`` import) starts at that catalog version,
+not at 1: an editor holding the version of an intent that was since deleted, re-created or
+replaced by an import would otherwise match the new row's version and overwrite it with a 200.
+An intent's own version only ever rises with a catalog write, so it never passes the catalog's,
+and the catalog's has risen past every version the old row had.
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ def matches(intent: Intent, search: str) -> bool:
 
 
 def _values(item: IntentIn | IntentUpdate) -> dict[str, object]:
-    return item.model_dump(mode="json", exclude={"version"})
+    """The columns an operator writes (an ``Intent`` read back carries the store's own too)."""
+    return item.model_dump(mode="json", exclude={"version", "updated_at"})
 
 
 class CatalogStore:
@@ -61,7 +68,8 @@ class CatalogStore:
             value = conn.execute(select(catalog_state.c.version)).scalar()
         return int(value or 0)
 
-    def _bump(self, conn: Connection) -> None:
+    def _bump(self, conn: Connection) -> int:
+        """The catalog version this write makes."""
         now = _now()
         if (
             conn.execute(
@@ -70,13 +78,14 @@ class CatalogStore:
             == 0
         ):
             conn.execute(insert(catalog_state).values(id=1, version=1, updated_at=now))
+        return int(conn.execute(select(catalog_state.c.version)).scalar_one())
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """One catalog write: the version bump first, so the transaction holds the lock."""
+    def _writing(self) -> Iterator[tuple[Connection, int]]:
+        """One catalog write: the version bump first, so the transaction holds the lock;
+        yields the connection and the catalog version the write makes (a new row's first)."""
         with self.engine.begin() as conn:
-            self._bump(conn)
-            yield conn
+            yield conn, self._bump(conn)
 
     def _read(self, conn: Connection, intent_id: int) -> Intent:
         row = conn.execute(select(intents).where(intents.c.id == intent_id)).first()
@@ -102,18 +111,20 @@ class CatalogStore:
 
     def create(self, item: IntentIn) -> Intent:
         """The intent as this transaction wrote it (not re-read after a concurrent edit)."""
-        with self._writing() as conn:
+        with self._writing() as (conn, first_version):
             parents = self._parents(conn)
             if item.id in parents:
                 raise Conflict(f"intent {item.id} already exists", id=item.id)
             parents[item.id] = item.parent_id
             check_tree(parents)
-            conn.execute(insert(intents).values(**_values(item), updated_at=_now(), version=1))
+            conn.execute(
+                insert(intents).values(**_values(item), updated_at=_now(), version=first_version)
+            )
             return self._read(conn, item.id)
 
     def update(self, intent_id: int, item: IntentUpdate) -> Intent:
         """The intent as this transaction wrote it (not re-read after a concurrent edit)."""
-        with self._writing() as conn:
+        with self._writing() as (conn, _):
             parents = self._parents(conn)
             if intent_id not in parents:
                 raise IntentNotFound(f"intent {intent_id} not found", id=intent_id)
@@ -137,7 +148,7 @@ class CatalogStore:
             return self._read(conn, intent_id)
 
     def delete(self, intent_id: int, version: int | None = None) -> None:
-        with self._writing() as conn:
+        with self._writing() as (conn, _):
             parents = self._parents(conn)
             if intent_id not in parents:
                 raise IntentNotFound(f"intent {intent_id} not found", id=intent_id)
@@ -163,7 +174,7 @@ class CatalogStore:
         if dupes:
             raise InvalidCatalog(f"duplicate intent ids in import: {dupes}", ids=dupes)
         now = _now()
-        with self._writing() as conn:
+        with self._writing() as (conn, first_version):
             existing = self._parents(conn)
             parents = {} if mode == "replace" else dict(existing)
             parents.update({i.id: i.parent_id for i in items})
@@ -185,6 +196,10 @@ class CatalogStore:
             while pending:
                 ready = [i for i in pending.values() if i.parent_id not in pending]
                 for item in ready:
-                    conn.execute(insert(intents).values(**_values(item), updated_at=now, version=1))
+                    conn.execute(
+                        insert(intents).values(
+                            **_values(item), updated_at=now, version=first_version
+                        )
+                    )
                     del pending[item.id]
         return len(items)

@@ -74,7 +74,8 @@ def test_test_endpoint_shows_every_intent_with_decision(api) -> None:
 def test_create_update_conflict_delete(api) -> None:
     new = {"id": 50, "name": "적금", "hints": ["매달 돈 모으기", "자유적금 가입"]}
     created = api.post("/v1/admin/intents", json=new, headers=AUTH)
-    assert created.status_code == 201 and created.json()["version"] == 1
+    catalog_version = api.get("/v1/admin/intents", headers=AUTH).json()["catalog_version"]
+    assert created.status_code == 201 and created.json()["version"] == catalog_version
     assert api.post("/v1/admin/intents", json=new, headers=AUTH).status_code == 409
     top = api.get("/v1/intents/match", params={"q": "매달 조금씩 모으는 적금"}).json()["intents"]
     assert top[0]["id"] == 50

@@ -76,6 +76,33 @@ def test_stale_version_is_409_and_nothing_is_overwritten(store) -> None:
     assert after.name == "환전" and "엔화로 바꾸기" in after.hints and after.version == 2
 
 
+@pytest.mark.parametrize("rewrite", ["replace import", "delete and create"])
+def test_a_version_read_before_the_row_was_rewritten_is_409(store, rewrite) -> None:
+    """A replace import or a delete and re-create writes the row anew: an editor who read the
+    old one must get a conflict, not overwrite the new one (versions restarting at 1 let the
+    stale save through with a 200)."""
+    store.import_intents(parse_catalog(SMALL_CATALOG))
+    seen = store.get(3)
+    fields = seen.model_dump(exclude={"id", "updated_at"})
+    rewritten = IntentIn(**seen.model_dump(exclude={"updated_at", "version"}) | {"memo": "새로"})
+    if rewrite == "replace import":
+        store.import_intents([*(i for i in store.list() if i.id != 3), rewritten])
+    else:
+        store.delete(3)
+        store.create(rewritten)
+    assert store.get(3).version > seen.version
+    with pytest.raises(Conflict, match="changed by someone else"):
+        store.update(3, IntentUpdate(**fields | {"name": "덮어쓰기"}))
+    assert store.get(3).memo == "새로" and store.get(3).name == "환전"
+
+
+def test_new_rows_start_at_the_catalog_version(store) -> None:
+    store.import_intents(parse_catalog(SMALL_CATALOG))
+    created = store.create(IntentIn(id=9, name="적금", hints=["매달 돈 모으기"]))
+    assert created.version == store.version()
+    assert {i.version for i in store.list() if i.id != 9} == {1}
+
+
 def test_delete_refuses_parents_and_unknown_ids(store) -> None:
     store.import_intents(parse_catalog(SMALL_CATALOG))
     with pytest.raises(Conflict, match="children"):
