@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chatda.integers import Int64, PositiveInt64
 from chatda.text.normalize import normalize_query
@@ -75,11 +75,33 @@ class Intent(IntentIn):
 
 
 class IntentUpdate(IntentFields):
-    """A full replacement of the editable fields, guarded by the version the editor saw."""
+    """A full replacement of the editable fields, guarded by the version the editor saw.
+
+    Every field must be given (``null`` where it is empty): a field left out would otherwise
+    take its default, so ``{"name": …, "threshold": 0.5, "version": 3}`` would move the intent
+    to the root and drop its hints, where the sender meant to change one threshold.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"required": [*IntentFields.model_fields, "version"]},
+    )
 
     version: PositiveInt64 = Field(
         description="the version being replaced (optimistic concurrency)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole(cls, data: object) -> object:
+        if isinstance(data, dict):
+            missing = [name for name in IntentFields.model_fields if name not in data]
+            if missing:
+                raise ValueError(
+                    f"an update replaces the whole intent: {', '.join(missing)} missing "
+                    "(send the intent as GET returns it, with your change)"
+                )
+        return data
 
 
 class CatalogFile(BaseModel):

@@ -112,6 +112,26 @@ def test_bad_input_is_4xx_with_message_and_writes_nothing(api, payload, status, 
     assert api.get("/v1/admin/intents", headers=AUTH).json()["catalog_version"] == before
 
 
+def test_an_update_missing_a_field_is_422_and_changes_nothing(api) -> None:
+    """A PUT replaces every field: one left out used to take its default, so changing a
+    threshold alone moved the intent to the root and dropped its hints with a 200."""
+    seen = api.get("/v1/admin/intents/3", headers=AUTH).json()
+    r = api.put(
+        "/v1/admin/intents/3",
+        json={"name": seen["name"], "threshold": 0.5, "version": seen["version"]},
+        headers=AUTH,
+    )
+    assert r.status_code == 422
+    message = r.json()["error"]["message"]
+    assert "parent_id" in message and "hints" in message and "threshold" not in message
+    assert api.get("/v1/admin/intents/3", headers=AUTH).json() == seen
+    whole = editable(seen) | {"threshold": 0.5}
+    assert api.put("/v1/admin/intents/3", json=whole, headers=AUTH).status_code == 200
+    after = api.get("/v1/admin/intents/3", headers=AUTH).json()
+    assert after["threshold"] == 0.5 and after["hints"] == seen["hints"]
+    assert after["parent_id"] == seen["parent_id"]
+
+
 def test_cycle_through_update_is_rejected(api) -> None:
     one = api.get("/v1/admin/intents/1", headers=AUTH).json()
     r = api.put("/v1/admin/intents/1", json=editable(one) | {"parent_id": 2}, headers=AUTH)
@@ -148,6 +168,17 @@ def test_replicas_converge_through_the_store(api) -> None:
 
 
 BIG = 2**63
+WHOLE = {
+    "parent_id": None,
+    "service_id": None,
+    "name": "x",
+    "hints": [],
+    "memo": "",
+    "open": True,
+    "areas": ["SEARCH"],
+    "threshold": None,
+}
+"""Every field of an update, so a case fails on the value it names, not on a missing field."""
 
 
 @pytest.mark.parametrize(
@@ -160,9 +191,9 @@ BIG = 2**63
         ("post", "/v1/admin/intents", {"json": {"id": True, "name": "x"}}),
         ("post", "/v1/admin/intents", {"json": {"id": 61, "name": "x", "service_id": False}}),
         ("get", f"/v1/admin/intents/{BIG}", {}),
-        ("put", f"/v1/admin/intents/{BIG}", {"json": {"name": "x", "version": 1}}),
-        ("put", "/v1/admin/intents/1", {"json": {"name": "x", "version": BIG}}),
-        ("put", "/v1/admin/intents/1", {"json": {"name": "x", "version": True}}),
+        ("put", f"/v1/admin/intents/{BIG}", {"json": WHOLE | {"version": 1}}),
+        ("put", "/v1/admin/intents/1", {"json": WHOLE | {"version": BIG}}),
+        ("put", "/v1/admin/intents/1", {"json": WHOLE | {"version": True}}),
         ("delete", f"/v1/admin/intents/{BIG}", {}),
         ("delete", "/v1/admin/intents/1", {"params": {"version": str(BIG)}}),
         (

@@ -216,10 +216,11 @@ def test_concurrent_writers_see_each_other(store) -> None:
     for _ in range(30):
         store.create(IntentIn(id=1, name="부모"))
         child = store.get(2)
-        attach = IntentUpdate(name="자식", parent_id=1, version=child.version)
+        fields = child.model_dump(exclude={"id", "updated_at", "version"})
+        attach = IntentUpdate(**fields | {"parent_id": 1}, version=child.version)
         assert _at_once(lambda: store.delete(1), lambda a=attach: store.update(2, a)) == []
         child = store.get(2)
         if child.parent_id is not None:
-            store.update(2, IntentUpdate(name="자식", version=child.version))
+            store.update(2, IntentUpdate(**fields | {"parent_id": None}, version=child.version))
         if any(i.id == 1 for i in store.list()):
             store.delete(1)
