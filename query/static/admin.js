@@ -6,13 +6,13 @@
    "chatda:catalog-changed"; a click elsewhere that names an intent arrives as
    "chatda:pick-intent". Those two events are the only contract with the try box. */
 (() => {
-  const {api} = window.chatdaAdmin;
+  const {api, parse, json, integer} = window.chatdaAdmin;
   const $ = s => document.querySelector(s);
   const EXPANDED_KEY = "chatda.admin.expanded";
 
   const byId = new Map();     // id -> intent (with path), as last listed
   const kids = new Map();     // parent id (null for roots) -> child ids, in listing order
-  let expanded = new Set(JSON.parse(localStorage.getItem(EXPANDED_KEY) || "[]"));
+  let expanded = new Set(parse(localStorage.getItem(EXPANDED_KEY) || "[]"));
   let hits = null;            // ids matching the search, or null when not searching
   let selected = null;        // the id shown in the editor
   let current = null;         // the intent being edited, as the server last returned it
@@ -21,13 +21,21 @@
   let searchSeq = 0;
 
   const announce = () => document.dispatchEvent(new CustomEvent("chatda:catalog-changed"));
-  const saveExpanded = () => localStorage.setItem(EXPANDED_KEY, JSON.stringify([...expanded]));
+  const saveExpanded = () => localStorage.setItem(EXPANDED_KEY, json([...expanded]));
 
   function say(text, kind = "") {
     const msg = $("#edit-msg");
     msg.className = `msg ${kind}`;
     msg.textContent = text;
     msg.title = text;
+    $("#reload").hidden = true;
+  }
+
+  // Someone saved this intent since it was opened: the edit is kept on screen (to copy from)
+  // until the operator reloads the saved one; saving over it again would just be refused.
+  function conflict() {
+    say("다른 곳에서 이 의도를 먼저 저장했습니다. 고친 내용을 옮겨 적은 뒤 ‘새로 불러오기’로 저장된 내용을 여세요", "err");
+    $("#reload").hidden = false;
   }
 
   // ---- the tree ----
@@ -228,7 +236,7 @@
     if (!mayDiscard()) return;
     const parent = mode === "edit" ? current.id : null;
     setMode("create");
-    $("#f-id").value = Math.max(0, ...byId.keys()) + 1;
+    $("#f-id").value = String([...byId.keys()].reduce((top, id) => (BigInt(id) > top ? BigInt(id) : top), 0n) + 1n);
     $("#edit-path").textContent = parent == null ? "최상위에 새 의도" : `${byId.get(parent).path} 아래에 새 의도`;
     parentOptions(null, parent);
     fill({name: "", hints: [], threshold: null, service_id: null, open: true, memo: "", areas: ["SEARCH", "RECO", "SUGGEST"]});
@@ -248,8 +256,8 @@
 
   function fields() {
     return {
-      parent_id: numberOrNull($("#f-parent").value),
-      service_id: numberOrNull($("#f-service").value),
+      parent_id: integer($("#f-parent").value),
+      service_id: integer($("#f-service").value),
       name: $("#f-name").value,
       hints: [...document.querySelectorAll(".f-hint")].map(i => i.value.trim()).filter(Boolean),
       memo: $("#f-memo").value,
@@ -270,12 +278,12 @@
     say("저장 중…");
     try {
       if (mode === "create") {
-        const id = numberOrNull($("#f-id").value);
-        if (!Number.isInteger(id) || id < 1) { say("ID는 1 이상의 정수입니다", "err"); return; }
-        current = await api("/v1/admin/intents", {method: "POST", body: JSON.stringify({id, ...body})});
+        const id = integer($("#f-id").value);
+        if (!(Number.isInteger(id) || typeof id === "bigint") || id < 1) { say("ID는 1 이상의 정수입니다", "err"); return; }
+        current = await api("/v1/admin/intents", {method: "POST", body: json({id, ...body})});
         say(`만들어짐: ${current.name} (#${current.id})`, "ok");
       } else {
-        current = await api(`/v1/admin/intents/${current.id}`, {method: "PUT", body: JSON.stringify({...body, version: current.version})});
+        current = await api(`/v1/admin/intents/${current.id}`, {method: "PUT", body: json({...body, version: current.version})});
         say(`저장됨 (v${current.version})`, "ok");
       }
       selected = current.id;
@@ -286,7 +294,8 @@
       reveal(selected);
       announce();
     } catch (e) {
-      say(e.message, "err");
+      if (e.status === 409 && mode === "edit") conflict();
+      else say(e.message, "err");
     } finally {
       $("#edit-form").inert = false;
       $("#save").disabled = mode === null;
@@ -348,6 +357,7 @@
   $("#new-intent").onclick = startCreate;
   $("#cancel-create").onclick = cancelCreate;
   $("#delete").onclick = remove;
+  $("#reload").onclick = () => select(current.id, {force: true});
   $("#add-hint").onclick = () => { hintRow(""); $("#hints").lastChild.querySelector("input").focus(); };
   $("#edit-form").addEventListener("submit", save);
   $("#edit-form").addEventListener("input", () => setDirty(true));

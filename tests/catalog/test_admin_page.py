@@ -17,6 +17,7 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Dialog, Page, expect
 
+from chatda.catalog.models import IntentUpdate
 from chatda.demo import catalog_path
 from chatda.settings import Settings
 from query.app import create_app
@@ -258,6 +259,49 @@ def test_create_then_delete_round_trips_through_the_api(
     expect(page.locator("#edit-msg")).to_contain_text("하위 의도")
     assert len(dialogs) == asked
     assert admin_api.get("/v1/admin/intents/3").status_code == 200
+
+
+def _put(admin_api: httpx.Client, intent_id: int, change: dict) -> None:
+    """Another operator's save, straight through the API."""
+    seen = admin_api.get(f"/v1/admin/intents/{intent_id}").json()
+    body = {k: seen[k] for k in IntentUpdate.model_fields} | change
+    assert admin_api.put(f"/v1/admin/intents/{intent_id}", json=body).status_code == 200
+
+
+def test_a_64_bit_service_id_survives_an_edit_of_another_field(
+    page: Page, admin_api: httpx.Client
+) -> None:
+    """The page read JSON numbers as doubles: 2^53 + 1 showed as 2^53, and saving the memo
+    alone stored the rounded service id."""
+    big = 2**53 + 1
+    _put(admin_api, 1101, {"service_id": big})
+    page.click(f"{node(11)} .twisty")
+    page.click(node(1101))
+    page.wait_for_selector("#edit-form:not([hidden])")
+    assert page.input_value("#f-service") == str(big)
+    page.fill("#f-memo", "메모만 고침")
+    page.click("#save")
+    expect(page.locator("#edit-msg")).to_contain_text("저장됨", timeout=WRITE_MS)
+    after = admin_api.get("/v1/admin/intents/1101").json()
+    assert after["service_id"] == big and after["memo"] == "메모만 고침"
+
+
+def test_a_save_over_someone_elses_edit_says_so_and_reloads(
+    page: Page, admin_api: httpx.Client
+) -> None:
+    page.click(f"{node(11)} .twisty")
+    page.click(node(1102))
+    page.wait_for_selector("#edit-form:not([hidden])")
+    _put(admin_api, 1102, {"memo": "다른 운영자"})
+    page.fill("#f-memo", "내 수정")
+    page.click("#save")
+    expect(page.locator("#edit-msg")).to_contain_text("먼저 저장했습니다", timeout=WRITE_MS)
+    assert in_viewport(page, "#reload") and in_viewport(page, "#edit-msg")
+    assert page.input_value("#f-memo") == "내 수정"  # kept to copy from
+    page.click("#reload")
+    expect(page.locator("#f-memo")).to_have_value("다른 운영자")
+    expect(page.locator("#reload")).to_be_hidden()
+    assert admin_api.get("/v1/admin/intents/1102").json()["memo"] == "다른 운영자"
 
 
 VERDICT = {
