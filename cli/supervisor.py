@@ -12,6 +12,7 @@ second, and a child that crashes at once on every start (a bad setting) retries 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -19,6 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+LOG_TAIL_BYTES = 8192
+MAX_LINE_CHARS = 300
+ERROR_LEVELS = ("[error", "[critical")
+"""How ``chatda.logs`` marks a line at those levels."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,20 @@ class _Command:
         """None while it runs; -1 when it never started."""
         return self.proc.poll() if self.proc is not None else -1
 
+    def last_words(self) -> str | None:
+        """What it died of, from the end of its log: the last error line there (a server logs
+        its shutdown after the error that stopped it), else the last line (an uncaught
+        exception's)."""
+        if self.log_path is None or not self.log_path.exists():
+            return None
+        with open(self.log_path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            tail = log.read().decode("utf-8", errors="replace")
+        lines = [line.strip() for line in tail.splitlines() if line.strip()]
+        errors = [line for line in lines if any(level in line for level in ERROR_LEVELS)]
+        found = errors or lines
+        return found[-1][:MAX_LINE_CHARS] if found else None
+
     def terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -118,6 +138,10 @@ class _Kept:
 
     def exit_code(self) -> int | None:
         return None if self.server.running else -1
+
+    def last_words(self) -> str | None:
+        """Nothing: an embedded server's own log is its ``log_path``, named at start-up."""
+        return None
 
     def terminate(self) -> None:
         """Nothing yet: servers stop after every command (which may still need them)."""
@@ -234,6 +258,9 @@ class Supervisor:
             f"· {child.name} exited with {code} after {ran:.1f} s; "
             f"restarting in {delay:.1f} s (exit {child.exits_in_a_row} in a row)"
         )
+        why = child.unit.last_words()
+        if why:
+            self.echo(f"  from its log: {why}")
 
     def _start(self, child: _Child) -> None:
         child.started_at = self.clock()

@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 import typer
 
-from chatda.process import free_port
+from chatda.process import free_port, port_accepts
 from chatda.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -258,6 +258,16 @@ def up(
             err=True,
         )
         raise typer.Exit(1)
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    if port_accepts(settings.api_host, settings.api_port):
+        # else the API child would crash-loop on the bind (its log says why, the console not),
+        # while the readiness poll and the banner described whatever already answers there
+        typer.echo(
+            f"error: {base} is already in use (another chatda up, or another server); "
+            "stop it, or set CHATDA_API_PORT to a free port",
+            err=True,
+        )
+        raise typer.Exit(1)
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -265,7 +275,6 @@ def up(
     generated = fill_tokens(settings, env)
     stop = _StopRequest()
     stop.install()
-    base = f"http://{settings.api_host}:{settings.api_port}"
 
     supervisor = Supervisor(echo=lambda line: typer.echo(line, err=True))
     try:

@@ -156,6 +156,24 @@ def searchable_after_indexing(stack: dict[str, object]) -> int:
         client.close()
 
 
+def test_up_refuses_an_api_port_in_use_before_starting_anything(
+    up_env: dict[str, str],
+) -> None:
+    """With the port taken, the API crash-looped on its bind (said only in its log) while the
+    console printed "ready" and the URLs of whatever already answered there."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = up_env | {"CHATDA_API_PORT": str(taken.getsockname()[1])}
+        done = cli(env, "up")
+    assert done.returncode == 1
+    assert f"127.0.0.1:{env['CHATDA_API_PORT']} is already in use" in done.stderr
+    assert "CHATDA_API_PORT" in done.stderr and "Tansu" not in done.stdout + done.stderr
+    assert not stack_path(Path(up_env["CHATDA_DATA_DIR"])).exists()
+
+
 def test_up_serves_what_it_says_and_restarts_faithfully(up_env: dict[str, str]) -> None:
     data_dir = Path(up_env["CHATDA_DATA_DIR"])
     base = f"http://127.0.0.1:{up_env['CHATDA_API_PORT']}"

@@ -91,6 +91,31 @@ def test_a_crashing_child_is_restarted_with_growing_delays(
     assert sum("· crasher restarted (pid" in line for line in lines) == 4
 
 
+@pytest.mark.parametrize(
+    "output, shown",
+    [
+        (  # a server: its error, then its shutdown lines
+            "print('[info     ] starting'); "
+            "print('[error    ] [Errno 98] address already in use'); "
+            "print('[info     ] Application shutdown complete.')",
+            "[error    ] [Errno 98] address already in use",
+        ),
+        ("raise ValueError('bad setting')", "ValueError: bad setting"),  # uncaught
+    ],
+)
+def test_an_exit_shows_what_the_child_died_of(
+    supervisor: Supervisor, lines: list[str], tmp_path: Path, output: str, shown: str
+) -> None:
+    """The reason a child died is in its own log; the console said only its exit code, so a
+    crash loop (an API whose port was taken) looked healthy from the terminal."""
+    code = f"import sys; {output}; sys.exit(3)"
+    supervisor.spawn("crasher", [sys.executable, "-c", code], log_path=tmp_path / "c.log")
+    assert wait_exit(supervisor, "crasher") in (1, 3)
+    supervisor.tick()
+    assert lines[-2].startswith("· crasher exited with")
+    assert lines[-1] == f"  from its log: {shown}"
+
+
 def test_a_stable_run_resets_the_backoff(supervisor: Supervisor, clock: Clock) -> None:
     supervisor.spawn("crasher", EXIT_3)
     for _ in range(3):  # three quick exits: the next delay would be 4 s
