@@ -132,6 +132,43 @@ def test_an_update_missing_a_field_is_422_and_changes_nothing(api) -> None:
     assert after["parent_id"] == seen["parent_id"]
 
 
+def test_an_import_deeper_than_the_bound_is_422_and_the_catalog_still_serves(api) -> None:
+    """A 1,200-deep chain (ids running against their parents) answered 500 after committing,
+    and no snapshot could be built after it: the catalog never loaded again."""
+    before = api.get("/v1/admin/intents", headers=AUTH).json()["catalog_version"]
+    deep = "".join(
+        f"- {{id: {n}, name: c{n}{f', parent_id: {n + 1}' if n < 401200 else ''}}}\n"
+        for n in range(400001, 401201)
+    )
+    r = api.post(
+        "/v1/admin/intents:import",
+        params={"mode": "merge"},
+        content=f"version: 1\nintents:\n{deep}",
+        headers=AUTH,
+    )
+    assert r.status_code == 422 and "levels deep" in r.json()["error"]["message"]
+    assert api.get("/v1/admin/intents", headers=AUTH).json()["catalog_version"] == before
+    assert api.get("/v1/intents/match", params={"q": "달러 환전"}).status_code == 200
+
+
+def test_an_unexpected_failure_is_a_json_500(api) -> None:
+    """README: errors are JSON for every status; an unhandled exception was Starlette's
+    text/plain "Internal Server Error"."""
+    from fastapi.testclient import TestClient
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    api.app.add_api_route("/v1/admin/broken-on-purpose", broken, include_in_schema=False)
+    try:
+        client = TestClient(api.app, raise_server_exceptions=False)  # no `with`: one lifespan
+        r = client.get("/v1/admin/broken-on-purpose", headers=AUTH)
+    finally:
+        api.app.router.routes.pop()
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": {"message": "internal error; the server's log has the details"}}
+
+
 def test_cycle_through_update_is_rejected(api) -> None:
     one = api.get("/v1/admin/intents/1", headers=AUTH).json()
     r = api.put("/v1/admin/intents/1", json=editable(one) | {"parent_id": 2}, headers=AUTH)
