@@ -129,3 +129,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BatcherClosed)
     async def _closed(_: Request, exc: BatcherClosed) -> JSONResponse:
         return error_body(503, "the server is shutting down")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        """A bug: still the documented shape (Starlette's default is a text/plain 500), and no
+        detail for the client; the traceback goes to the log, as before."""
+        return error_body(500, "internal error; the server's log has the details")
