@@ -2,7 +2,9 @@
 
 A real API process (``chatda serve``, its own logging set-up and uvicorn) gets a request whose
 handler logs the Authorization header and then fails: the log holds one plain traceback, no
-local variables, and neither token nor the Milvus URI's password, in text and JSON mode.
+local variables, and neither token nor the Milvus URI's password, in text and JSON mode. The
+same process is asked for URLs that carry the tokens percent-encoded in their query string, as
+clients send them: uvicorn's access line prints the query as sent, and it must print ``***``.
 """
 
 from __future__ import annotations
@@ -10,23 +12,52 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import sys
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from chatda.logs import configure_logging
+from chatda.redaction import Redactor
 from chatda.settings import get_settings
 from cli.main import app
 from tests.api.api_process import api_process
 from tests.api.failing_route_cli import FAILING_PATH, FAILURE
 
-ADMIN_TOKEN = "adm-7f3c9e1b5d2a4e6f"
-PUBLISHER_TOKEN = "pub-91d2e8c4b7a3f605"
+# characters a URL must encode (+ / = % & ? #), a space (``+`` in a form-encoded query) and a
+# non-ASCII one (two UTF-8 bytes, two escapes)
+ADMIN_TOKEN = "Zk3+q/Pw9=Lm%adm1n&x"
+PUBLISHER_TOKEN = "pUb+/=tok3n?xyz#1 kö"
 MILVUS_PASSWORD = "milvus-pw-4e1d"
 TRACEBACK = "Traceback (most recent call last)"
+
+
+def _every_char_encoded(value: str, lower: bool = False) -> str:
+    escapes = "".join(f"%{byte:02X}" for byte in value.encode("utf-8"))
+    return escapes.lower() if lower else escapes
+
+
+def _lower_hex(encoded: str) -> str:
+    return re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), encoded)
+
+
+def _every_other_char_encoded(value: str) -> str:
+    return "".join(_every_char_encoded(c) if i % 2 else c for i, c in enumerate(value))
+
+
+# (method, path, query key, the token as the query string carries it)
+ENCODED_REQUESTS = [
+    ("GET", "/v1/admin/intents", "token", quote(ADMIN_TOKEN, safe="")),
+    ("GET", "/v1/admin/intents", "token", _every_char_encoded(ADMIN_TOKEN, lower=True)),
+    ("GET", "/v1/admin/intents", "token", _every_other_char_encoded(ADMIN_TOKEN)),
+    ("GET", "/v1/search", "api_key", quote_plus(PUBLISHER_TOKEN)),
+    ("GET", "/v1/search", "api_key", _every_char_encoded(PUBLISHER_TOKEN)),
+    ("POST", "/v1/articles", "token", _lower_hex(quote_plus(PUBLISHER_TOKEN))),
+]
 
 
 @pytest.fixture(scope="module", params=["text", "json"])
@@ -57,6 +88,8 @@ def failure_log(
             base + FAILING_PATH, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         )
         assert response.status_code == 500
+        for method, path, key, sent in ENCODED_REQUESTS:
+            httpx.request(method, f"{base}{path}?{key}={sent}", timeout=30)
     return mode, log_path.read_text(encoding="utf-8")
 
 
@@ -88,6 +121,40 @@ def test_no_secret_in_the_log(failure_log: tuple[str, str]) -> None:
     # the redaction ran on lines that did carry them
     assert "handling Bearer ***" in log, log
     assert "root:***@" in log, log
+
+
+def test_no_percent_encoded_secret_in_the_access_log(failure_log: tuple[str, str]) -> None:
+    _, log = failure_log
+    for method, path, key, sent in ENCODED_REQUESTS:
+        assert sent not in log, sent
+        assert f"{method} {path}?{key}=*** HTTP/1.1" in log, (sent, log)
+
+
+@pytest.mark.parametrize(
+    "carried",
+    [
+        quote(ADMIN_TOKEN, safe=""),
+        _lower_hex(quote(ADMIN_TOKEN, safe="")),
+        _every_char_encoded(ADMIN_TOKEN),
+        _every_other_char_encoded(ADMIN_TOKEN),
+        quote(quote(ADMIN_TOKEN, safe=""), safe=""),  # encoded twice
+        quote_plus(PUBLISHER_TOKEN),
+        _every_char_encoded(PUBLISHER_TOKEN, lower=True),
+        json.dumps(PUBLISHER_TOKEN)[1:-1],  # a JSON string, ASCII-escaped
+    ],
+)
+def test_every_form_of_a_secret_is_masked_where_it_stands(carried: str) -> None:
+    redact = Redactor([ADMIN_TOKEN, PUBLISHER_TOKEN])
+    line = f'"GET /v1/x?a=1&token={carried}&b=2 HTTP/1.1" 200'
+    assert redact(line) == '"GET /v1/x?a=1&token=***&b=2 HTTP/1.1" 200'
+
+
+def test_text_near_a_secret_is_left_alone() -> None:
+    redact = Redactor([ADMIN_TOKEN])
+    line = (
+        "GET /v1/x?token=Zk3%2Bq%2FPw9%3DLm%25adm1n%26y&q=%ED%95%B4 HTTP/1.1"  # last char differs
+    )
+    assert redact(line) == line
 
 
 def test_config_masks_url_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
