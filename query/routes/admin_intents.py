@@ -153,7 +153,7 @@ async def import_intents(
     mode: Literal["replace", "merge"] = Query(default="replace"),
 ) -> ImportResult:
     store = state.store
-    catalog = parse_catalog(body, "request body")
+    catalog = await asyncio.to_thread(parse_catalog, body, "request body")  # up to 32 MiB
     count = await asyncio.to_thread(store.import_intents, catalog, mode)
     await _after_write(state)
     return ImportResult(imported=count, catalog_version=await asyncio.to_thread(store.version))

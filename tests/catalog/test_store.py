@@ -161,6 +161,13 @@ def test_malformed_file_names_line_and_field_and_imports_nothing(store) -> None:
         ("version: 1\nintents: [\n", "not valid YAML"),
         ("- just a list\n", "expected a mapping"),
         ("version: 2\nintents: []\n", "unsupported catalog format version"),
+        (  # an alias bomb: 2,000 copies of one anchored intent took 30 s to validate
+            "version: 1\nintents:\n- &a {id: 1, name: x, hints: ["
+            + "가" * 400
+            + "]}\n"
+            + "- *a\n" * 2000,
+            "<catalog>:4: not valid YAML: aliases",
+        ),
     ],
 )
 def test_unreadable_files(text, fragment) -> None:
