@@ -15,6 +15,7 @@ that its article is not searchable in full.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -209,6 +210,12 @@ class ArticleMessage(BaseModel):
     def to_wire(self) -> bytes:
         """The Kafka record value: compact UTF-8 JSON with unset optional fields left out."""
         return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def is_post_id(value: object) -> bool:
+    """Whether ``value`` is an id an article can have (``POST_ID_PATTERN``), for readers of ids
+    that did not come through ``ArticleMessage``: an id that fails here names no article."""
+    return isinstance(value, str) and re.fullmatch(POST_ID_PATTERN, value) is not None
 
 
 def published_datetime(epoch: int) -> datetime:

@@ -8,6 +8,10 @@ was written before is in the initial load (``ArticleTier.load`` reads the collec
 the consumer has fixed its position), and what comes after is announced. An announcement
 carries ids, not rows: the replica fetches the rows Milvus holds now, so order, repeats and
 delay between announcements never leave a replica with an old version.
+
+Ids are checked where they are read: one that no article can have (empty, too long, a
+character outside ``POST_ID_PATTERN``) is dropped with a warning naming it, so that whatever
+else writes to the topic cannot hand the tier an id it would fail to fetch.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from chatda import json_input
+from chatda.articles.message import is_post_id
 
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 10.0
+_NAMED = 10
+"""Dropped ids a warning names; a longer list is counted."""
 
 
 def encode(post_ids: Iterable[str]) -> bytes:
@@ -30,15 +37,25 @@ def encode(post_ids: Iterable[str]) -> bytes:
 
 
 def decode(value: bytes | None) -> list[str]:
-    """The ids of one announcement; a malformed one is logged and read as none."""
+    """The ids of one announcement that an article can have; the rest are logged and dropped,
+    and a malformed announcement is logged and read as none."""
     try:
         ids = json_input.loads(value or b"")["post_ids"]
-        if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
-            return ids
     except (ValueError, KeyError, TypeError):
-        pass
-    log.warning("ignoring a malformed article announcement (%d bytes)", len(value or b""))
-    return []
+        ids = None
+    if not isinstance(ids, list):
+        log.warning("ignoring a malformed article announcement (%d bytes)", len(value or b""))
+        return []
+    valid = [i for i in ids if is_post_id(i)]
+    if len(valid) < len(ids):
+        dropped = [i for i in ids if not is_post_id(i)]
+        log.warning(
+            "ignoring %d ids no article can have in an article announcement: %s%s",
+            len(dropped),
+            ", ".join(repr(i)[:80] for i in dropped[:_NAMED]),
+            f" and {len(dropped) - _NAMED} more" if len(dropped) > _NAMED else "",
+        )
+    return valid
 
 
 class Announcer:
