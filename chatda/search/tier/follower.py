@@ -4,6 +4,9 @@ One thread does both, so a load and the writes around it never interleave: the c
 position is fixed before a load reads Milvus, announcements that arrive during the load wait
 in the broker, and are applied to the new collection once it is held. A failed load or apply
 is retried (a Milvus restart, a broker hiccup); failed announcements are kept until applied.
+Only an outage keeps them: an id that can never be fetched is dropped where it is read
+(``announcements.decode``) or skipped by the tier while Milvus answers (``ArticleTier.apply``),
+so no one id holds back the others.
 """
 
 from __future__ import annotations

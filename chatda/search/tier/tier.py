@@ -6,6 +6,12 @@ fetching that article's current rows by ``post_id`` (``announcements``): a fetch
 state Milvus holds now, so applying the same announcement twice, or late, is harmless, and a
 deleted article simply comes back with no rows.
 
+A fetch that fails is retried later (the follower keeps the ids), but only while the failure
+is Milvus's: when the collection still answers, the failing group is halved until the id it
+fails on is alone, and that id is skipped with a warning. Retrying it could never succeed and
+would hold back every id announced with or after it. A group whose rows reach the query's row
+limit may have come back cut, so it is halved too.
+
 Requests read ``view_for(model)``: an immutable ``TierView``, replaced (never changed) by each
 load or write. A collection that does not fit ``CHATDA_ARTICLE_TIER_MAX_BYTES`` is not held:
 its document legs go to Milvus, as they do while the tier loads or when it is switched off.
@@ -106,14 +112,20 @@ class ArticleTier:
         )
 
     def apply(self, post_ids: Iterable[str]) -> None:
-        """Bring the announced articles to what the held collection has for them now."""
+        """Bring the announced articles to what the held collection has for them now.
+
+        Raises when Milvus does not answer: nothing is applied, the caller tries again.
+        """
         columns = self._columns
         unique = sorted(set(post_ids))
         if columns is None or not unique:
             return
         started = time.monotonic()
-        rows = self._fetch(columns.collection, unique)
-        columns.replace(unique, rows)
+        fetched: list[str] = []
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(unique), _FETCH_GROUP):
+            self._fetch(columns.collection, unique[start : start + _FETCH_GROUP], fetched, rows)
+        columns.replace(fetched, rows)
         if columns.wasteful:
             columns = self._columns = columns.compacted()
         if columns.nbytes > self.max_bytes:
@@ -165,17 +177,58 @@ class ArticleTier:
             iterator.close()
         return columns
 
-    def _fetch(self, collection: str, post_ids: Sequence[str]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        for start in range(0, len(post_ids), _FETCH_GROUP):
-            group = post_ids[start : start + _FETCH_GROUP]
-            rows.extend(
-                self.index.query(
+    def _fetch(
+        self,
+        collection: str,
+        group: Sequence[str],
+        fetched: list[str],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """Add the current rows of ``group`` to ``rows`` and its ids to ``fetched``, leaving
+        out an id Milvus fails on twice while it answers (module docstring)."""
+        try:
+            found = self._query(collection, group)
+        except Exception:
+            self._answers(collection)  # raises: Milvus is down, keep every id for a retry
+            if len(group) > 1:
+                self._halves(collection, group, fetched, rows)
+                return
+            try:  # once more, now that Milvus answers: the first failure may have been its
+                found = self._query(collection, group)
+            except Exception as exc:
+                log.warning(
+                    "article tier skips %s: %s answers but fetching it fails: %s",
+                    repr(group[0])[:80],
                     collection,
-                    filter=f"post_id in [{', '.join(quote(p) for p in group)}]",
-                    output_fields=ROW_FIELDS,
-                    limit=_FETCH_LIMIT,
-                    consistency_level="Strong",
+                    exc,
                 )
-            )
-        return rows
+                return
+        if len(found) >= _FETCH_LIMIT and len(group) > 1:
+            self._halves(collection, group, fetched, rows)
+            return
+        fetched.extend(group)
+        rows.extend(found)
+
+    def _halves(
+        self,
+        collection: str,
+        group: Sequence[str],
+        fetched: list[str],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        half = len(group) // 2
+        self._fetch(collection, group[:half], fetched, rows)
+        self._fetch(collection, group[half:], fetched, rows)
+
+    def _query(self, collection: str, post_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return self.index.query(
+            collection,
+            filter=f"post_id in [{', '.join(quote(p) for p in post_ids)}]",
+            output_fields=ROW_FIELDS,
+            limit=_FETCH_LIMIT,
+            consistency_level="Strong",
+        )
+
+    def _answers(self, collection: str) -> None:
+        """Raise unless ``collection`` answers a query that holds no announced id."""
+        self.index.query(collection, filter="chunk_no < 0", output_fields=["chunk_id"], limit=1)

@@ -1,9 +1,11 @@
 """The tier against the real engines: Milvus FLAT as the dense reference, writes followed
-through announcements on the broker, a write during the load, and an alias swap."""
+through announcements on the broker, a write during the load, an alias swap, and ids that
+Milvus cannot be asked about."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from pymilvus import MilvusClient
 
 from chatda.broker.kafka import make_producer
 from chatda.search.articles import ArticleIndex
+from chatda.search.tier import tier as tier_module
 from chatda.search.tier.announcements import Announcer
 from chatda.search.tier.follower import TierFollower
 from chatda.search.tier.tier import ArticleTier
@@ -235,4 +238,97 @@ def test_a_collection_over_the_budget_is_left_to_milvus(engines, kafka_bootstrap
         assert tier.status.ready and "memory budget" in tier.status.detail
     finally:
         follower.close()
+        client.drop_collection(name)
+
+
+def _top_dense(view: TierView, row: dict[str, Any]) -> str:
+    """The post_id the tier's dense leg ranks first for ``row``'s own vector: the article
+    reaches search when it comes first for itself."""
+    query = torch.as_tensor([row["dense"]], dtype=torch.float32)
+    (hits,) = view.score(query, [DocumentQuery((), 1, 0)])
+    return hits.dense[0].post_id
+
+
+def test_a_poison_announcement_never_blocks_later_writes(
+    engines, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An announcement with an id no article can have (here "") once stopped the tier for
+    good: the whole pending set failed to fetch every second and later writes never applied."""
+    client, index = engines
+    name = _flat_collection(client)
+    client.insert(name, _rows(["ann-before", "other"], seed=10))
+    topic = f"indexed-{uuid.uuid4().hex[:8]}"
+    tier, follower = _follow(index, kafka_bootstrap, topic)
+    producer = make_producer(kafka_bootstrap)
+    try:
+        asyncio.run(follower.hold(ServedIndex(name, MODEL)))
+        with caplog.at_level(logging.WARNING, logger="chatda.search.tier"):
+            producer.send(topic, b'{"post_ids": ["", "ann-before"]}').get(timeout=10)
+            after = _rows(["ann-after"], seed=11)
+            client.upsert(name, after)
+            Announcer(producer, topic).announce(["ann-after"])
+            _wait(lambda: "ann-after#0" in _live(_view(tier)))
+        assert _top_dense(_view(tier), after[1]) == "ann-after"
+        dropped = [r.getMessage() for r in caplog.records if "no article can have" in r.message]
+        assert len(dropped) == 1 and "''" in dropped[0]
+    finally:
+        producer.close()
+        follower.close()
+        client.drop_collection(name)
+
+
+@pytest.mark.parametrize("poison", ["", "x" * 300, "bad\x00id", "a\ue000b"])
+def test_an_id_milvus_cannot_be_asked_about_is_skipped_not_retried(
+    engines, poison: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the announcement's check (an older worker, a bug): the tier isolates the id it
+    cannot fetch, applies the rest, and names the one it skipped."""
+    client, index = engines
+    name = _flat_collection(client)
+    client.insert(name, _rows(["kept"], seed=12))
+    tier = ArticleTier(index, 1 << 30, "cpu", DENSE_DIM)
+    try:
+        tier.load(ServedIndex(name, MODEL))
+        fresh = _rows([f"fresh{i}" for i in range(70)], seed=13)  # more than one fetch group
+        client.upsert(name, fresh)
+        with caplog.at_level(logging.WARNING, logger="chatda.search.tier"):
+            tier.apply([poison, *(f"fresh{i}" for i in range(70))])
+        view = _view(tier)
+        assert view.live == 2 + 140
+        assert _top_dense(view, fresh[-1]) == "fresh69"
+        assert any(repr(poison)[:80] in r.getMessage() for r in caplog.records)
+    finally:
+        client.drop_collection(name)
+
+
+def test_an_unreachable_collection_keeps_the_ids_for_a_retry(engines) -> None:
+    """Skipping is only for an id Milvus answers others about: when nothing answers (Milvus
+    restarting, the collection gone) every id stays pending, or the write would be lost."""
+    client, index = engines
+    name = _flat_collection(client)
+    client.insert(name, _rows(["kept"], seed=14))
+    tier = ArticleTier(index, 1 << 30, "cpu", DENSE_DIM)
+    tier.load(ServedIndex(name, MODEL))
+    client.drop_collection(name)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the client raises for it
+        tier.apply(["kept", "new"])
+    assert _view(tier).live == 2
+
+
+def test_a_fetch_that_reaches_the_row_limit_is_split(
+    engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query returns at most a limit of rows (16384 in Milvus): a group of articles with
+    more chunks than that came back cut, and the cut articles lost chunks. The limit is
+    lowered here so that a few articles reach it."""
+    client, index = engines
+    name = _flat_collection(client)
+    tier = ArticleTier(index, 1 << 30, "cpu", DENSE_DIM)
+    monkeypatch.setattr(tier_module, "_FETCH_LIMIT", 5)
+    try:
+        tier.load(ServedIndex(name, MODEL))
+        client.insert(name, _rows([f"long{i}" for i in range(4)], seed=15, chunks=3))
+        tier.apply([f"long{i}" for i in range(4)])
+        assert _view(tier).live == 12
+    finally:
         client.drop_collection(name)
