@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     feedback_metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="the feedback consumer's /metrics port"
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the ingest worker's, scheduler's and feedback consumer's /metrics "
+        "servers bind: loopback, as the API's, unless a scraper outside the host needs them",
+    )
 
     # text
     max_text_chars: int = 20000

@@ -28,7 +28,7 @@ def main() -> None:
     engine = make_engine(settings.sql_url)
     upgrade(engine)
     if settings.feedback_metrics_port:
-        start_http_server(settings.feedback_metrics_port)
+        start_http_server(settings.feedback_metrics_port, addr=settings.metrics_host)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -39,9 +39,9 @@ def observe_run(job: str, status: str, seconds: float) -> None:
         LAST_SUCCESS.labels(job=job).set(time.time())
 
 
-def serve_metrics(scheduler: BaseScheduler, port: int) -> None:
-    """Serve ``/metrics`` on ``port`` for as long as ``scheduler`` runs."""
-    server, thread = start_http_server(port)
+def serve_metrics(scheduler: BaseScheduler, host: str, port: int) -> None:
+    """Serve ``/metrics`` on ``host:port`` for as long as ``scheduler`` runs."""
+    server, thread = start_http_server(port, addr=host)
 
     def stop(_: SchedulerEvent) -> None:
         server.shutdown()

@@ -91,7 +91,7 @@ def _run_quietly(job: Job, settings: Settings, engine: Engine, trigger: str) -> 
 
 def build_scheduler(scheduler: BaseScheduler | None = None) -> BaseScheduler:
     """The scheduler with every configured job; with ``CHATDA_SCHEDULER_METRICS_PORT`` set it
-    serves ``/metrics`` there from now until it shuts down."""
+    serves ``/metrics`` there (on ``CHATDA_METRICS_HOST``) from now until it shuts down."""
     settings = get_settings()
     engine = make_engine(settings.sql_url)
     upgrade(engine)
@@ -110,5 +110,5 @@ def build_scheduler(scheduler: BaseScheduler | None = None) -> BaseScheduler:
             run_named_job, trigger, args=[name], id=name, name=name, replace_existing=True
         )
     if settings.scheduler_metrics_port:
-        serve_metrics(scheduler, settings.scheduler_metrics_port)
+        serve_metrics(scheduler, settings.metrics_host, settings.scheduler_metrics_port)
     return scheduler

@@ -74,7 +74,7 @@ def main(
     if not dead_letters:
         config = replace(config, dead_letter_topic=None)
     if metrics_port:
-        start_http_server(metrics_port)
+        start_http_server(metrics_port, addr=settings.metrics_host)
     registry = ModelRegistry(settings.models_dir)
     load_encoder = encoder_loader(registry, settings)
 

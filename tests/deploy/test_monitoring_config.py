@@ -4,9 +4,11 @@ The dashboard's structure is checked as Grafana reads it (panels, grid, targets,
 datasource variable), and every metric a panel queries must be served by a running chatda
 process: the API (the search tests' app), and the ingest worker, the scheduler and the
 feedback consumer started as their real commands with their metrics ports, scraped over HTTP.
-A renamed metric, or a panel for a metric nothing exports, fails here. The scrape configs are
-checked for structure (promtool is not installed here) and against the ports that
-docker-compose.yml and deploy/k8s give each process.
+Those three bind the configured metrics host and nothing else (``chatda up`` keeps them on
+loopback; containers set ``0.0.0.0``). A renamed metric, or a panel for a metric nothing
+exports, fails here. The scrape configs are checked for structure (promtool is not installed
+here) and against the ports and the metrics host that docker-compose.yml and deploy/k8s give
+each process.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -39,6 +42,9 @@ DASHBOARD = DEPLOY / "grafana" / "chatda-dashboard.json"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
 PROMETHEUS_K8S = DEPLOY / "prometheus" / "kubernetes.yml"
 SERVICES = {"api", "ingest", "indexer", "feedback"}
+# Another loopback address: a server bound to it does not answer on 127.0.0.1, one bound to
+# every interface (0.0.0.0) does.
+METRICS_HOST = "127.0.0.2"
 METRIC = re.compile(r"\bchatda_[a-z0-9_]+\b")
 _SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -133,12 +139,12 @@ def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def _scrape(process: subprocess.Popen, port: int, deadline: float) -> str:
+def _scrape(process: subprocess.Popen, host: str, port: int, deadline: float) -> str:
     """The /metrics text of ``process`` once it serves it."""
     while True:
         assert process.poll() is None, f"{process.args} exited with {process.returncode}"
         try:
-            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+            response = httpx.get(f"http://{host}:{port}/metrics", timeout=2)
             if response.status_code == 200:
                 return response.text
         except httpx.HTTPError:
@@ -156,6 +162,21 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def _accepts(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+class Served(NamedTuple):
+    names: dict[str, set[str]]
+    """metric names per service, from each running process's /metrics"""
+    on_127_0_0_1: dict[str, bool]
+    """per service but the API: whether its metrics port also accepted on 127.0.0.1"""
+
+
 @pytest.fixture(scope="module")
 def served(
     search_client,  # noqa: F811
@@ -163,11 +184,13 @@ def served(
     milvus_uri: str,
     models_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, set[str]]]:
-    """Metric names per service, from each running process's /metrics."""
+) -> Iterator[Served]:
+    """The running processes' metrics, served on ``CHATDA_METRICS_HOST=METRICS_HOST``."""
     search_client.get("/v1/search", params={"q": "환전"})
     names = {"api": exported_names(search_client.get("/metrics").text)}
+    on_127_0_0_1 = {}
     base = {
+        "CHATDA_METRICS_HOST": METRICS_HOST,
         "CHATDA_MODELS_DIR": str(models_dir),
         "CHATDA_DEVICE": "cpu",
         "CHATDA_KAFKA_BOOTSTRAP": kafka_bootstrap,
@@ -194,15 +217,16 @@ def served(
             started[service] = (_start([a.format(port=port) for a in command], env), port)
         deadline = time.monotonic() + 120
         for service, (process, port) in started.items():
-            names[service] = exported_names(_scrape(process, port, deadline))
+            names[service] = exported_names(_scrape(process, METRICS_HOST, port, deadline))
+            on_127_0_0_1[service] = _accepts("127.0.0.1", port)
     finally:
         for process, _ in started.values():
             _stop(process)
-    yield names
+    yield Served(names, on_127_0_0_1)
 
 
-def test_every_panel_metric_is_served(dashboard: dict[str, Any], served) -> None:
-    everything = set().union(*served.values())
+def test_every_panel_metric_is_served(dashboard: dict[str, Any], served: Served) -> None:
+    everything = set().union(*served.names.values())
     missing = {
         (panel["title"], metric)
         for panel in graph_panels(dashboard)
@@ -213,12 +237,18 @@ def test_every_panel_metric_is_served(dashboard: dict[str, Any], served) -> None
     assert not missing, f"panels query metrics no chatda process serves: {sorted(missing)}"
 
 
-def test_each_service_serves_its_own_metrics(served) -> None:
-    assert "chatda_http_requests_total" in served["api"]
-    assert "chatda_ingest_partition_lag" in served["ingest"]
-    assert "chatda_job_runs_total" in served["indexer"]
-    assert "chatda_feedback_records_total" in served["feedback"]
-    assert "chatda_http_requests_total" not in served["indexer"]
+def test_each_service_serves_its_own_metrics(served: Served) -> None:
+    assert "chatda_http_requests_total" in served.names["api"]
+    assert "chatda_ingest_partition_lag" in served.names["ingest"]
+    assert "chatda_job_runs_total" in served.names["indexer"]
+    assert "chatda_feedback_records_total" in served.names["feedback"]
+    assert "chatda_http_requests_total" not in served.names["indexer"]
+
+
+def test_metrics_servers_bind_the_configured_host_only(served: Served) -> None:
+    """They answered on METRICS_HOST (the scrape above) and not on another address: ``chatda
+    up`` listed them as 127.0.0.1 while they listened on every interface."""
+    assert served.on_127_0_0_1 == {"indexer": False, "feedback": False, "ingest": False}
 
 
 def _compose() -> dict[str, Any]:
@@ -260,6 +290,26 @@ def test_prometheus_scrapes_every_compose_service_on_its_port() -> None:
             assert host == service, "targets are compose service names"
             assert port == _metrics_port(services[service]), (service, port)
     assert "dns_sd_configs" in jobs["chatda-ingest"], "each ingest replica is its own target"
+
+
+def test_containers_serve_metrics_to_prometheus() -> None:
+    """The default metrics host is loopback, which Prometheus in another container or pod
+    cannot reach: compose and the k8s configmap (every Deployment's envFrom) set 0.0.0.0."""
+    services = _compose()["services"]
+    for service in SERVICES - {"api"}:
+        assert services[service]["environment"]["CHATDA_METRICS_HOST"] == "0.0.0.0", service
+    configmap = yaml.safe_load((K8S / "configmap.yaml").read_text(encoding="utf-8"))
+    assert configmap["data"]["CHATDA_METRICS_HOST"] == "0.0.0.0"
+    for name in SERVICES - {"api"}:
+        deployment = next(
+            d
+            for d in yaml.safe_load_all((K8S / f"{name}.yaml").read_text(encoding="utf-8"))
+            if d and d["kind"] == "Deployment"
+        )
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        sources = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+        assert configmap["metadata"]["name"] in sources, name
+        assert "CHATDA_METRICS_HOST" not in {e["name"] for e in container.get("env", [])}, name
 
 
 def test_kubernetes_scrape_config_keeps_the_annotated_chatda_pods() -> None:
