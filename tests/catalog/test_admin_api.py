@@ -169,6 +169,24 @@ def test_an_unexpected_failure_is_a_json_500(api) -> None:
     assert r.json() == {"error": {"message": "internal error; the server's log has the details"}}
 
 
+def test_a_single_valued_query_parameter_given_twice_is_422(api) -> None:
+    """FastAPI keeps the last value: ``mode=merge&mode=replace`` with an empty file replaced
+    the whole catalog with nothing."""
+    before = api.get("/v1/admin/intents", headers=AUTH).json()
+    r = api.post(
+        "/v1/admin/intents:import?mode=merge&mode=replace",
+        content="version: 1\nintents: []\n",
+        headers=AUTH,
+    )
+    assert r.status_code == 422
+    assert (
+        r.json()["error"]["message"]
+        == "query parameter 'mode' is given 2 times; it takes one value"
+    )
+    assert api.get("/v1/admin/intents", headers=AUTH).json() == before
+    assert api.get("/v1/intents/match?q=환전&top_k=1&top_k=2").status_code == 422
+
+
 def test_cycle_through_update_is_rejected(api) -> None:
     one = api.get("/v1/admin/intents/1", headers=AUTH).json()
     r = api.put("/v1/admin/intents/1", json=editable(one) | {"parent_id": 2}, headers=AUTH)

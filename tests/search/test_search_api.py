@@ -257,6 +257,7 @@ def test_query_without_content_words(search_client: TestClient) -> None:
         ({"category": "저축"}, lambda d: d["category"] == "저축"),
         ({"series": "통장 가이드"}, lambda d: d["series"] == "통장 가이드"),
         ({"tag": "환전"}, lambda d: "환전" in d["tags"]),
+        ({"tag": ["환전", "금리"]}, lambda d: {"환전", "금리"} & set(d["tags"])),  # repeats
         (
             {"published_from": "2026-02-01", "published_to": "2026-03-31"},
             lambda d: "2026-02-01" <= d["published_at"][:10] <= "2026-03-31",
@@ -319,6 +320,7 @@ def test_injection_attempts_match_only_their_literal_value(
         {"budget_ms": "0"},
         {"area": "NOWHERE"},
         {"profile": "no such"},
+        {"profile": ["patient", "instant"]},  # one value: FastAPI would keep the last
     ],
 )
 def test_invalid_get_parameters_are_422(search_client: TestClient, params: dict) -> None:
