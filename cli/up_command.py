@@ -363,7 +363,9 @@ def up(
             typer.echo(f"  search       {base}/v1/search?q={quote(SAMPLE_QUERY)}")
             typer.echo(
                 f"  metrics      {base}/metrics   "
-                + "   ".join(f"{n} http://127.0.0.1:{p}/metrics" for n, p in metrics.items())
+                + "   ".join(
+                    f"{n} http://{settings.metrics_host}:{p}/metrics" for n, p in metrics.items()
+                )
             )
             typer.echo(f"  Kafka        {bootstrap}")
             typer.echo(f"  Milvus       {milvus_uri}")
