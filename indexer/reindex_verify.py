@@ -19,7 +19,6 @@ from chatda.evaluation.metrics import mrr_at, recall_at
 from chatda.models.encoder import Encoder
 from chatda.search.articles import ArticleIndex
 from chatda.search.hits import collapse
-from chatda.storage.filters import quote
 from chatda.storage.first_chunks import first_chunks
 from chatda.text.morphemes import Morphemes
 
@@ -82,18 +81,26 @@ def _articles(client: MilvusClient, collection: str) -> dict[str, tuple[int, int
 
 def known_queries(client: MilvusClient, collection: str, post_ids: list[str]) -> dict[str, str]:
     """post_id → its title, for the titles no other article shares: a title two articles carry
-    names neither, and which one ranks first would be a coin toss, not a quality signal."""
+    names neither, and which one ranks first would be a coin toss, not a quality signal.
+
+    The carriers are counted by reading every first chunk's title, not by a filter on the
+    titles: a title is the publisher's text, and a filter value cannot be any text (``quote``
+    refuses over 256 characters and characters such as U+E000), so a filter made one accepted
+    article fail every re-index. The read costs one row per article, less than the version
+    check's read of every chunk.
+    """
     rows = first_chunks(client, collection, post_ids, ["title"])
     titles = {row["post_id"]: row["title"] for row in rows if row["title"].strip()}
-    if not titles:
-        return {}
-    wanted = ", ".join(quote(t) for t in set(titles.values()))
-    carriers = Counter(
-        row["title"]
-        for row in client.query(
-            collection, filter=f"chunk_no == 0 and title in [{wanted}]", output_fields=["title"]
-        )
+    wanted = set(titles.values())
+    carriers: Counter[str] = Counter()
+    iterator = client.query_iterator(
+        collection, batch_size=1000, filter="chunk_no == 0", output_fields=["title"]
     )
+    try:
+        while wanted and (batch := iterator.next()):
+            carriers.update(row["title"] for row in batch if row["title"] in wanted)
+    finally:
+        iterator.close()
     return {p: t for p, t in titles.items() if carriers[t] == 1}
 
 
@@ -109,20 +116,17 @@ def _quality(
     vectors = encoder.encode(titles, "query")
     legs = {"dense": LegQuality(), "bm25": LegQuality()}
     for (post_id, title), vector in zip(queries.items(), vectors, strict=True):
-        for leg, hits in (
-            (
-                "dense",
-                index.dense(
-                    vector.tolist(), _RANK_DEPTH * 4, "", {}, _SEARCH_TIMEOUT_S, collection
-                ),
-            ),
-            (
-                "bm25",
-                index.bm25(
-                    morphemes.joined(title), _RANK_DEPTH * 4, "", {}, _SEARCH_TIMEOUT_S, collection
-                ),
-            ),
-        ):
+        found = {
+            "dense": index.dense(
+                vector.tolist(), _RANK_DEPTH * 4, "", {}, _SEARCH_TIMEOUT_S, collection
+            )
+        }
+        terms = morphemes.joined(title)
+        if terms:  # a title BM25 can match nothing of ("★★★") is skipped, as a search skips it
+            found["bm25"] = index.bm25(
+                terms, _RANK_DEPTH * 4, "", {}, _SEARCH_TIMEOUT_S, collection
+            )
+        for leg, hits in found.items():
             ranked = [a.chunk.post_id for a in collapse(hits)][:_RANK_DEPTH]
             quality = legs[leg]
             quality.queries += 1
