@@ -6,6 +6,11 @@ written, and a write failure therefore means infrastructure trouble, never bad d
 counts VARCHAR lengths in UTF-8 bytes (a Hangul syllable is 3), so the facet fields that are
 indexed with a small limit are checked in bytes as well as characters.
 
+The facets (category, series, tags) are what searches filter on, and a search's filter value
+passes ``chatda.storage.filters.check_value``; a facet value is checked by the same function,
+so every value the index takes can be filtered on (a tag with a NUL or U+E000 was once
+accepted and indexed, and no search could ever ask for it).
+
 The body limit comes from ``CHATDA_MAX_TEXT_CHARS`` at validation time (pass
 ``context={"max_text_chars": n}`` to override), so it is enforced but not part of the static
 JSON Schema. Oversize text is rejected, never silently truncated: the publisher must learn
@@ -36,6 +41,7 @@ from pydantic_core import PydanticCustomError
 
 from chatda.settings import get_settings
 from chatda.storage.articles_schema import MAX_TAG_CHARS, MAX_TAGS
+from chatda.storage.filters import check_value
 
 
 def _rfc3339_text(value: object) -> object:
@@ -64,6 +70,8 @@ SIZE_ERROR_TYPES = frozenset({"string_too_long", "too_long", "utf8_too_long", "t
 PUBLISHED_MIN = datetime(1970, 1, 1, tzinfo=UTC)
 PUBLISHED_MAX = datetime(2100, 12, 31, 23, 59, 59, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(days=1)
+FACET_CHARACTERS = "letters, marks, digits, punctuation, symbols and plain spaces"
+"""What ``check_value`` lets into a filter, in a publisher's words."""
 
 
 def _utf8_at_most(limit: int) -> AfterValidator:
@@ -80,16 +88,39 @@ def _utf8_at_most(limit: int) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _filterable(value: str) -> str:
+    """A facet value a search can filter on (module docstring); empty means none."""
+    if value:
+        try:
+            check_value(value)
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "not_filterable",
+                "{reason}: a search could never filter on it (allowed: {allowed})",
+                {"reason": str(exc), "allowed": FACET_CHARACTERS},
+            ) from exc
+    return value
+
+
+Filterable = AfterValidator(_filterable)
+
 Tag = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_TAG_CHARS),
     _utf8_at_most(MAX_TAG_CHARS),
+    Filterable,
 ]
 Series = Annotated[
-    str, StringConstraints(max_length=MAX_SERIES_BYTES), _utf8_at_most(MAX_SERIES_BYTES)
+    str,
+    StringConstraints(max_length=MAX_SERIES_BYTES),
+    _utf8_at_most(MAX_SERIES_BYTES),
+    Filterable,
 ]
 Category = Annotated[
-    str, StringConstraints(max_length=MAX_CATEGORY_BYTES), _utf8_at_most(MAX_CATEGORY_BYTES)
+    str,
+    StringConstraints(max_length=MAX_CATEGORY_BYTES),
+    _utf8_at_most(MAX_CATEGORY_BYTES),
+    Filterable,
 ]
 
 
@@ -119,12 +150,21 @@ class ArticleMessage(BaseModel):
         default=None,
         description="required to upsert; at most CHATDA_MAX_TEXT_CHARS characters (20000)",
     )
-    series: Series = Field(default="", description="at most 256 UTF-8 bytes")
-    category: Category = Field(default="", description="at most 128 UTF-8 bytes")
+    series: Series = Field(
+        default="",
+        description=f"at most 256 UTF-8 bytes of {FACET_CHARACTERS}; searches filter on it",
+    )
+    category: Category = Field(
+        default="",
+        description=f"at most 128 UTF-8 bytes of {FACET_CHARACTERS}; searches filter on it",
+    )
     tags: list[Tag] = Field(
         default_factory=list,
         max_length=MAX_TAGS,
-        description="at most 16 tags of at most 64 characters and 64 UTF-8 bytes each",
+        description=(
+            "at most 16 tags of at most 64 characters and 64 UTF-8 bytes each, of "
+            f"{FACET_CHARACTERS}; searches filter on them"
+        ),
     )
     author: str = Field(default="", max_length=MAX_AUTHOR_CHARS)
     url: str = Field(default="", max_length=MAX_URL_CHARS)

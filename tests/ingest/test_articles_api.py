@@ -84,6 +84,7 @@ def test_bad_or_missing_token_is_401(client: TestClient, headers: dict) -> None:
         ({**payload(1), "post_id": "bad id"}, "post_id"),
         ({**payload(1), "body": "가" * 2001}, "body: must be at most 2000 characters"),
         ({**payload(1), "tags": ["t" * 65]}, "tags.0"),
+        ({**payload(1), "category": "a\x00b"}, "category: filter value contains"),
         ({"articles": []}, "articles"),
         ({"articles": [payload(1)] * 501}, "articles"),
         ({"articles": [payload(1), {**payload(2), "updated_at": "어제"}]}, "articles.1.updated_at"),

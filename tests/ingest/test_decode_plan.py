@@ -48,6 +48,12 @@ def test_valid_record_decodes() -> None:
         (b"x", b"[1, 2]", "schema", "dictionary"),
         (b"p-0001", None, "schema", "no value"),
         (b"other", GOOD.to_wire(), "key", "post_id"),
+        (
+            GOOD.key,
+            GOOD.to_wire().replace(b'"tags":[', b'"tags":["a\\u0000b",'),
+            "schema",
+            "tags.0: filter value contains a disallowed character U+0000",
+        ),
     ],
 )
 def test_poison_records_are_classified(

@@ -14,6 +14,7 @@ from chatda.articles.message import ArticleMessage, error_summary
 from chatda.articles.schema import render_schema, schema_path
 from chatda.demo import articles_path
 from chatda.storage.articles_schema import article_schema
+from chatda.storage.filters import check_value
 from cli import ingest_commands
 
 DELETE = {"post_id": "a-1", "op": "delete", "updated_at": "2026-06-01T09:00:00+09:00"}
@@ -73,6 +74,44 @@ def test_wire_round_trip() -> None:
 )
 def test_invalid_upserts_name_the_field(change: dict[str, Any], fragment: str) -> None:
     assert fragment in summary({**UPSERT, **change})
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"category": "a\x00b"}, "category: filter value contains a disallowed character U+0000"),
+        ({"tags": ["ok", "x\x00"]}, "tags.1: filter value contains a disallowed character"),
+        ({"tags": ["\ue000"]}, "tags.0: filter value contains a disallowed character U+E000"),
+        ({"series": "\u2028"}, "series: filter value contains a disallowed character U+2028"),
+        ({"series": "탭\t구분"}, "series"),
+        ({"category": "여행\u00a0팁"}, "category"),
+        ({"tags": ["\U000e0041"]}, "tags.0"),
+    ],
+)
+def test_a_facet_value_no_search_could_filter_on_is_refused(
+    change: dict[str, Any], fragment: str
+) -> None:
+    """Category, series and tags are filtered on, and a filter value passes ``check_value``:
+    a value it refuses was accepted and indexed, and then could never be asked for."""
+    message = summary({**UPSERT, **change})
+    assert fragment in message and "a search could never filter on it" in message
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"category": ""},
+        {"series": ""},
+        {"category": '" or 1==1 or category == "'},
+        {"series": "back\\slash 시리즈"},
+        {"tags": ["해외송금", "C++", "🏦"]},
+    ],
+)
+def test_every_accepted_facet_value_is_a_valid_filter_value(change: dict[str, Any]) -> None:
+    message = ArticleMessage.model_validate({**UPSERT, **change})
+    for value in [message.category, message.series, *message.tags]:
+        if value:
+            assert check_value(value) == value
 
 
 def test_body_limit_comes_from_settings_or_context() -> None:
