@@ -70,17 +70,6 @@ class SearchServices:
                 )
         pool = ThreadPoolExecutor(settings.search_workers, thread_name_prefix="chatda-search")
         store = FeedbackStore(sql)
-        suggest = SuggestService(
-            catalog,
-            articles,
-            PopularityStore(sql),
-            SuggestOptions(
-                refresh_s=settings.suggest_refresh_s,
-                max_titles=settings.suggest_max_titles,
-                max_hint_chars=settings.suggest_max_hint_chars,
-                max_queries=settings.suggest_max_queries,
-            ),
-        )
         recent = RecentQueries(settings.search_recent_queries)
         # the tier follows writes through the broker's announcements: without one it would
         # go stale, so it is on only with both engines
@@ -101,6 +90,18 @@ class SearchServices:
             )
             if tier.enabled and settings.kafka_bootstrap is not None
             else None
+        )
+        suggest = SuggestService(
+            catalog,
+            articles,
+            PopularityStore(sql),
+            SuggestOptions(
+                refresh_s=settings.suggest_refresh_s,
+                max_titles=settings.suggest_max_titles,
+                max_hint_chars=settings.suggest_max_hint_chars,
+                max_queries=settings.suggest_max_queries,
+            ),
+            articles_version=lambda: tier.version,
         )
         engine = SearchEngine(
             profiles,

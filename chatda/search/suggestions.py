@@ -9,6 +9,11 @@ reference swap, so a request always reads one whole index. Rebuilds happen when 
 snapshot version changes (checked every ``tick_s``) and every ``refresh_s`` when titles and
 popularity are reloaded; a source that is unavailable (no Milvus, a DB hiccup) keeps its last
 known entries.
+
+Titles also follow the articles: when the in-memory article tier's version moves (it loaded
+the collection, or applied a write), they are reloaded, at most every ``follow_s``. Before,
+the first load ran before the demo articles were indexed and the next one came ``refresh_s``
+(five minutes) later: a first run suggested no titles for its first five minutes.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatda.catalog.models import Area
@@ -33,6 +39,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SuggestOptions:
     refresh_s: float = 300.0
+    follow_s: float = 5.0
+    """Titles are reloaded at most this often while the articles keep changing."""
     tick_s: float = 1.0
     max_titles: int = 50_000
     max_hint_chars: int = 30
@@ -78,11 +86,17 @@ class SuggestService:
         articles: ArticleIndex,
         popularity: PopularityStore,
         options: SuggestOptions,
+        articles_version: Callable[[], int] = lambda: 0,
     ) -> None:
+        """``articles_version``: a number that moves whenever the served articles change (the
+        article tier's version); the default never moves (titles every ``refresh_s``)."""
         self.catalog = catalog
         self.articles = articles
         self.popularity = popularity
         self.options = options
+        self.articles_version = articles_version
+        self._articles_seen: int | None = None
+        self._last_reload = float("-inf")
         self._titles: list[SuggestEntry] = []
         self._queries: list[SuggestEntry] = []
         self._clicks: dict[str, float] = {}
@@ -108,8 +122,15 @@ class SuggestService:
         catalog version changed. A failed reload is retried at the next tick, not after
         ``refresh_s``: the time of the next reload is set only once one succeeded."""
         changed = False
-        if time.monotonic() >= self._next_reload:
+        now = time.monotonic()
+        articles = self.articles_version()
+        followed = (
+            articles != self._articles_seen and now >= self._last_reload + self.options.follow_s
+        )
+        if now >= self._next_reload or followed:
+            self._articles_seen = articles  # a write during the reload moves it again
             changed = await self.reload_sources()
+            self._last_reload = now
             self._next_reload = time.monotonic() + self.options.refresh_s
         version = self.catalog.snapshot.version if self.catalog.ready else None
         if changed or version != self.info.catalog_version:

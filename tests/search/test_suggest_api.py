@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pymilvus import MilvusClient
 
+from chatda.models.encoder import Encoder
 from indexer.suggest_job import refresh_suggestions
-from tests.search.conftest import ADMIN_TOKEN
+from tests.search.conftest import ADMIN_TOKEN, CHUNK_TOKENS, announce_written
+from tests.search.corpus import Article, article_rows
 
 
 def suggest(client: TestClient, q: str, limit: int = 10) -> list[dict[str, Any]]:
@@ -41,6 +44,28 @@ def test_article_titles_are_suggested(search_client: TestClient) -> None:
     assert {"text": "파킹통장 고르는 법", "kind": "title", "ref": "parking"}.items() <= (
         found[0].items()
     )
+
+
+def test_a_new_articles_title_is_suggested_within_seconds(
+    search_client: TestClient, milvus_uri: str, articles_alias: str, encoder: Encoder
+) -> None:
+    """Titles were reloaded every five minutes only: a first run's suggestions had no titles
+    until then, as the demo articles were indexed after the first load."""
+    fresh = Article(
+        "suggest-fresh", "풍차돌리기 적금 비법", "매달 새 적금을 하나씩 엽니다.", "저축"
+    )
+    milvus = MilvusClient(uri=milvus_uri)
+    milvus.insert(articles_alias, article_rows(encoder, [fresh], CHUNK_TOKENS))
+    try:
+        announce_written(search_client, [fresh.post_id])
+        deadline = time.monotonic() + 30  # follow_s (5 s) after the tier applied it, at most
+        while not any(s["ref"] == fresh.post_id for s in suggest(search_client, "풍차돌리")):
+            assert time.monotonic() < deadline, suggest(search_client, "풍차돌리")
+            time.sleep(0.2)
+    finally:
+        milvus.delete(articles_alias, filter=f'post_id in ["{fresh.post_id}"]')
+        milvus.close()
+        announce_written(search_client, [fresh.post_id])
 
 
 def test_short_hints_are_suggested_with_their_intent(search_client: TestClient) -> None:
