@@ -89,8 +89,11 @@ class TierFollower:
 
     def _load_if_wanted(self) -> None:
         wanted = self.tier.wanted
-        stale = wanted is not None and self.tier.holding != wanted.collection
-        if stale and wanted is not None and time.monotonic() >= self._retry_at:
+        if (
+            wanted is not None
+            and self.tier.needs_load(wanted)
+            and time.monotonic() >= self._retry_at
+        ):
             try:
                 self.tier.load(wanted)
                 self._pending.clear()  # the load read every article's current rows

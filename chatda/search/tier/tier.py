@@ -66,6 +66,7 @@ class ArticleTier:
         self._views: dict[str, TierView] = {}
         self._version = 0
         self.wanted: ServedIndex | None = None
+        self._unfit: str | None = None
         self.status = TierStatus(not self.enabled, "off" if not self.enabled else "waiting")
 
     @property
@@ -86,6 +87,11 @@ class ArticleTier:
         """The collection held now."""
         return self._columns.collection if self._columns is not None else None
 
+    def needs_load(self, served: ServedIndex) -> bool:
+        """Whether ``served`` is neither held nor known not to fit the budget: a collection
+        left to Milvus is not read again (it was, in full, on every poll of the follower)."""
+        return served.collection not in (self.holding, self._unfit)
+
     def nothing_served(self) -> None:
         """No collection exists yet: nothing to load, so the tier is ready (and empty)."""
         if self._columns is None:
@@ -98,6 +104,7 @@ class ArticleTier:
         try:
             columns = self._read_all(served.collection)
         except OverBudget as exc:
+            self._unfit = served.collection
             self._drop(str(exc))
             log.warning("article tier: %s; its document legs go to Milvus", exc)
             return
@@ -129,6 +136,7 @@ class ArticleTier:
         if columns.wasteful:
             columns = self._columns = columns.compacted()
         if columns.nbytes > self.max_bytes:
+            self._unfit = columns.collection
             self._drop(f"{columns.collection} grew past the memory budget")
             return
         self._publish()

@@ -332,3 +332,29 @@ def test_a_fetch_that_reaches_the_row_limit_is_split(
         assert _view(tier).live == 12
     finally:
         client.drop_collection(name)
+
+
+class _CountingReads(ArticleTier):
+    reads = 0
+
+    def _read_all(self, collection: str):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return super()._read_all(collection)
+
+
+def test_a_collection_over_the_budget_is_read_once(engines, kafka_bootstrap: str) -> None:
+    """Left to Milvus means left: the follower once read the whole collection again on every
+    poll (about ten times a second), since a tier that holds nothing still wanted it."""
+    client, index = engines
+    name = _flat_collection(client)
+    client.insert(name, _rows([f"c{i}" for i in range(50)], seed=16))
+    tier = _CountingReads(index, 64 * 1024, "cpu", DENSE_DIM)
+    tier, follower = _follow(index, kafka_bootstrap, f"indexed-{uuid.uuid4().hex[:8]}", tier)
+    try:
+        asyncio.run(follower.hold(ServedIndex(name, MODEL)))
+        time.sleep(2)
+        assert tier.reads == 1
+        assert tier.view_for(MODEL) is None
+    finally:
+        follower.close()
+        client.drop_collection(name)
