@@ -58,3 +58,24 @@ def test_passes_needed_respect_both_batch_limits() -> None:
     assert cost.passes(0, 0, 64, 16384) == 0
     assert cost.passes(65, 650, 64, 16384) == 2
     assert cost.passes(10, 20000, 64, 16384) == 2
+
+
+def test_least_seconds_rests_on_measured_passes_only() -> None:
+    """The floor a 413 rests on: never the prior (a CPU's price, far too dear on a GPU), only
+    a measured pass with rows no longer and at least as many padded tokens as the request's."""
+    cost = PassCost()
+    assert cost.least_seconds(131072, 512, 16384) is None
+    cost.observe(16384, 6.4)  # a pass whose rows are not known teaches the fit only
+    assert cost.least_seconds(131072, 512, 16384) is None
+    cost.observe(16384, 6.4, longest=512)  # 32 rows of 512 tokens
+    assert cost.least_seconds(131072, 512, 16384) == pytest.approx(51.2)
+    assert cost.least_seconds(4096, 512, 4096) == pytest.approx(1.6)  # a smaller pass costs more
+    assert cost.least_seconds(6000, 20, 1280) is None  # shorter rows cost less per token
+    assert cost.least_seconds(40000, 512, 20000) is None  # a larger pass costs less per token
+    cost.observe(16384, 12.8, longest=512)  # a slow pass (a busy machine) does not raise it
+    cost.observe(16384, 4.8, longest=512)  # a faster one lowers it
+    assert cost.least_seconds(131072, 512, 16384) == pytest.approx(38.4)
+    cost.observe(9000, 4.5, longest=300)  # slower per token, but the only measure of its shape
+    assert cost.least_seconds(30000, 300, 9000) == pytest.approx(15.0)
+    cost.forget_fastest()  # another model serves
+    assert cost.least_seconds(131072, 512, 16384) is None
