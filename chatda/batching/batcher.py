@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ import torch
 
 from chatda.batching import metrics
 from chatda.batching.cost import PassCost
-from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded
+from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded, TooLarge
 from chatda.models.encoder import Encoder, Kind
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,8 @@ class DynamicBatcher:
 
     def swap_encoder(self, encoder: Encoder) -> None:
         """The default model of later requests; a queued request keeps the one it came with."""
+        if encoder is not self.encoder:
+            self.cost.forget_fastest()
         self.encoder = encoder
 
     async def encode(
@@ -141,6 +144,7 @@ class DynamicBatcher:
         post_step: PostStep | None = None,
         context: Any = None,
         encoder: Encoder | None = None,
+        refuse_oversized: bool = False,
     ) -> Encoded:
         """Queue texts; ``deadline`` is an absolute ``time.monotonic()`` value.
 
@@ -148,7 +152,8 @@ class DynamicBatcher:
         same pass; ``context`` is handed to the post-step with each of this request's rows.
         ``encoder`` pins the model (default: the batcher's current one): while the serving model
         switches, a request whose post-step was built for the old model is still encoded by it,
-        and a batch only ever holds requests of one model.
+        and a batch only ever holds requests of one model. ``refuse_oversized``: ask
+        ``admit_alone`` first, for callers that can tell their client to send less.
         """
         encoder = encoder or self.encoder
         if self._closed:
@@ -162,7 +167,10 @@ class DynamicBatcher:
             self.admit(0, deadline)
             return Encoded(np.zeros((0, encoder.dim), np.float32), [] if post_step else None)
         ids = encoder.tokenize(texts, kind)
-        self.admit(len(texts), deadline, sum(len(i) for i in ids))
+        tokens = sum(len(i) for i in ids)
+        if refuse_oversized:
+            self.admit_alone(len(texts), deadline, tokens, max(len(i) for i in ids))
+        self.admit(len(texts), deadline, tokens)
         future: asyncio.Future[Encoded] = loop.create_future()
         request = _Request(
             n=len(texts),
@@ -218,6 +226,50 @@ class DynamicBatcher:
                 f"{max(0.0, deadline - now) * 1000:.0f} ms left",
                 self._retry_after(),
             )
+
+    def admit_alone(self, n: int, deadline: float, tokens: int, longest: int) -> None:
+        """Raise ``TooLarge`` now if ``n`` texts (``tokens`` in all, the longest ``longest``)
+        could not be answered by ``deadline`` even alone, on an idle encoder.
+
+        Admitted, such a request holds the encoder for a caller told 504 at its deadline, and
+        refused with 429 it comes back after Retry-After to the same fate, forever. Priced on
+        this process's own measure (``PassCost.least_seconds``: the fastest pass it has seen
+        with rows no longer than this request's longest and at least as many padded tokens as
+        its passes), never on the fit's prior: a size not measured yet is admitted, its first
+        pass measures it, and the same request is refused from then on. Only callers that can
+        tell their client to send less ask (``/v1/embeddings``); a search answers from its
+        other sources instead.
+        """
+        budget = max(0.0, deadline - time.monotonic())
+        if n > self.queue_limit:
+            metrics.REJECTED.labels("too_large").inc()
+            raise TooLarge(
+                f"request too large: {n} texts, more than the encoder queue holds "
+                f"({self.queue_limit}); send at most {self.queue_limit} texts per request",
+                math.inf,
+                budget,
+            )
+        if not n or not tokens:
+            return
+        passes = self.cost.passes(n, tokens, self.max_batch_size, self.max_batch_tokens)
+        needed = self.cost.least_seconds(tokens, longest, tokens / passes)
+        if needed is None or needed <= budget:
+            return
+        metrics.REJECTED.labels("too_large").inc()
+        fits = int(n * budget / needed)
+        advice = (
+            f"about {fits} texts of this length fit in one request"
+            if fits
+            else "not even one text of this length fits"
+        )
+        raise TooLarge(
+            f"request too large for the encoder: {n} texts ({tokens} tokens) need at least "
+            f"~{needed * 1000:.0f} ms of encoder time even with nothing else queued, over the "
+            f"{budget * 1000:.0f} ms budget of a request; send fewer or shorter texts "
+            f"({advice})",
+            needed,
+            budget,
+        )
 
     def _wait_estimate(self, now: float, texts: int = 0, tokens: int = 0) -> float:
         """Seconds until ``texts`` more (``tokens`` in all) submitted now would be computed."""
@@ -285,7 +337,8 @@ class DynamicBatcher:
             if not items:
                 continue
             start = time.monotonic()
-            padded = len(items) * max(len(item.ids) for item in items)
+            longest = max(len(item.ids) for item in items)
+            padded = len(items) * longest
             self._pass_ends = start + self.cost.seconds(padded, 1)
             for item in items:
                 metrics.QUEUE_WAIT.observe(start - item.request.enqueued)
@@ -301,7 +354,8 @@ class DynamicBatcher:
                 continue
             finally:
                 self._pass_ends = None
-            self.cost.observe(padded, time.monotonic() - start)
+            current = items[0].request.encoder is self.encoder  # measures the serving model
+            self.cost.observe(padded, time.monotonic() - start, longest if current else 0)
             self._deliver(items, embeddings, extras)
 
     @staticmethod

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from chatda.batching.batcher import DynamicBatcher
-from chatda.batching.errors import DeadlineExceeded, Overloaded
+from chatda.batching.errors import DeadlineExceeded, Overloaded, TooLarge
 from chatda.models.encoder import Encoder
 
 QUERIES = [
@@ -256,5 +256,54 @@ async def test_saturated_batcher_sheds_at_once_and_answers_by_the_deadline(encod
         latest = max(at for _, at in results)
         assert latest <= started + deadline_s + max(pass_s, 0.5)
         assert len(served) >= 8  # shedding did not starve the model
+    finally:
+        await b.close()
+
+
+async def test_too_large_alone_is_refused_at_once_and_late_behind_the_queue_is_429(
+    encoder,
+) -> None:
+    """The decision: a request its own measured passes put past its deadline is ``TooLarge``
+    (its caller is told to send less) before it is queued; one that fits alone but not behind
+    the queue is ``Overloaded`` (429, retry later); a caller that did not ask is admitted."""
+    b = DynamicBatcher(encoder, max_batch_size=8, max_batch_tokens=4096, default_timeout_s=120)
+    try:
+        b.cost.observe(4096, 2.0, longest=512)  # measured: 8 rows of 512 tokens took 2 s
+        now = time.monotonic()
+        with pytest.raises(TooLarge) as refused:
+            b.admit_alone(64, now + 2.2, 64 * 512, 512)  # 8 such passes: >= 16 s
+        assert refused.value.needed_s == pytest.approx(16.0)
+        assert refused.value.budget_s == pytest.approx(2.2, abs=0.05)
+        message = str(refused.value)
+        for fragment in ("64 texts (32768 tokens)", "~16000 ms", "fewer or shorter", "about 8"):
+            assert fragment in message, message
+        assert b.queued == 0
+        b.admit(64, now + 2.0, 64 * 512)  # the queue ahead (none) makes it no later
+        b.admit_alone(4, now + 2.0, 4 * 512, 512)  # fits alone: >= 1 s
+        b.admit_alone(64, now + 2.0, 64 * 300, 300)  # rows shorter than any measured
+        with pytest.raises(TooLarge, match="at most 4096 texts"):
+            b.admit_alone(5000, now + 600, 5000 * 8, 8)
+
+        busy = asyncio.ensure_future(b.encode([LONG[0]] * 64, "passage"))  # 8 passes ahead
+        await asyncio.sleep(0)
+        texts = ["가 " * 700] * 2  # 1,024 tokens: >= 0.5 s alone
+        with pytest.raises(Overloaded, match="cannot answer in time") as late:
+            await b.submit(texts, deadline=time.monotonic() + 1.5, refuse_oversized=True)
+        assert late.value.retry_after_s > 0
+        busy.cancel()
+    finally:
+        await b.close()
+
+
+async def test_expired_request_is_not_computed_past_the_pass_it_was_in(encoder) -> None:
+    """Admitted (nothing measured yet), then timed out: its rows still queued are dropped
+    before the next pass, so only the pass already running when it expired is spent on it."""
+    b = CountingBatcher(encoder, max_batch_size=8, default_timeout_s=120)
+    try:
+        with pytest.raises(DeadlineExceeded):
+            await b.encode(LONG[:32], "passage", deadline=time.monotonic() + 0.05)
+        small = await b.encode(["짧은 질의"], "query")  # queued behind the pass running then
+        assert small.shape == (1, 384)
+        assert b.passes == [8, 1], b.passes
     finally:
         await b.close()
