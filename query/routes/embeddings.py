@@ -2,25 +2,40 @@
 
 Extension: ``input_type`` ("query" | "passage") picks the e5 prompt; OpenAI has no such field
 and its clients simply omit it (queries are the default, as for a search box).
+
+A request that alone needs more encoder time than its deadline, by the batcher's measure of
+its own passes, is 413 at once (``TooLarge``), the message saying what it asks for, the budget
+and how many texts of its length fit. 413, not 422: nothing in it is invalid (the same texts fit
+on a faster machine, and the limit is measured, not a rule a client can validate against), it
+is more content than this server can process in time, which is what 413 says; and unlike 429
+or 504 it tells the client that sending the same request again cannot succeed.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, field_validator
 
+from chatda.batching.errors import TooLarge
 from chatda.text.normalize import normalize_query
 from query.dependencies import State
 from query.documented_errors import documented
+from query.errors import error_body
 from query.routing import ChatdaRoute
 
 router = APIRouter(route_class=ChatdaRoute)
 
 MAX_INPUTS = 256
+TOO_LARGE = (
+    "the request body is over the size limit, or the request alone needs more encoder time "
+    "than its deadline (the message says how much, and how many texts fit): send fewer or "
+    "shorter texts, not the same request again"
+)
 
 
 class EmbeddingsRequest(BaseModel):
@@ -63,7 +78,10 @@ class EmbeddingsResponse(BaseModel):
     "/v1/embeddings",
     response_model=EmbeddingsResponse,
     tags=["embeddings"],
-    responses=documented(413, 422, 429, 503, 504),
+    responses={
+        **documented(413, 422, 429, 503, 504),
+        413: {**documented(413)[413], "description": TOO_LARGE},
+    },
 )
 async def embeddings(body: EmbeddingsRequest, state: State) -> Response:
     """Serialised with orjson straight from the numpy rows: response-model validation of 384
@@ -72,7 +90,15 @@ async def embeddings(body: EmbeddingsRequest, state: State) -> Response:
     limit = state.settings.max_text_chars
     texts = [normalize_query(t, max_chars=limit).text for t in raw]
     encoder = state.encoder  # the model named in the answer is the one that encoded it
-    encoded = await state.batcher.submit(texts, kind=body.input_type, encoder=encoder)
+    try:
+        encoded = await state.batcher.submit(
+            texts, kind=body.input_type, encoder=encoder, refuse_oversized=True
+        )
+    except TooLarge as exc:
+        sizes = {"budget_ms": round(exc.budget_s * 1000)}
+        if math.isfinite(exc.needed_s):
+            sizes["needed_ms"] = round(exc.needed_s * 1000)
+        return error_body(413, str(exc), **sizes)
     vectors = encoded.embeddings
     data = [
         {

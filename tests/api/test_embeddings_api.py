@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -103,12 +104,33 @@ def test_metrics_expose_batcher(client) -> None:
     assert "chatda_batch_queue_wait_seconds_bucket" in text
 
 
-def test_overload_maps_to_429_with_retry_after(models_dir: Path, tmp_path: Path) -> None:
+def test_overload_maps_to_429_and_more_than_the_queue_holds_to_413(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """A full queue is 429 with Retry-After; a request the queue could never hold is 413 (no
+    retry can succeed), not 429."""
     settings = Settings(
-        data_dir=tmp_path, models_dir_override=models_dir, device="cpu", batch_queue_limit=2
+        data_dir=tmp_path,
+        models_dir_override=models_dir,
+        device="cpu",
+        batch_queue_limit=4,
+        batch_max_size=1,
     )
     with TestClient(create_app(settings)) as c:
-        r = c.post("/v1/embeddings", json={"input": ["하나", "둘", "셋"]})
-    assert r.status_code == 429
-    assert int(r.headers["Retry-After"]) >= 1
-    assert "queue full" in r.json()["error"]["message"]
+        whole = c.post("/v1/embeddings", json={"input": ["하나", "둘", "셋", "넷", "다섯"]})
+        batcher = c.app.state.chatda.batcher  # type: ignore[attr-defined]
+        assert c.portal is not None
+        long_rows = ["긴 문서입니다. " * 100] * 4  # one 512-token row a pass: 3 stay queued
+        busy = c.portal.start_task_soon(
+            batcher.encode, long_rows, "passage", time.monotonic() + 600
+        )
+        deadline = time.monotonic() + 30
+        while batcher.queued != 3 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        full = c.post("/v1/embeddings", json={"input": ["하나", "둘"]})
+        busy.result(60)
+    assert whole.status_code == 413, whole.text
+    assert "send at most 4 texts" in whole.json()["error"]["message"]
+    assert full.status_code == 429, full.text
+    assert int(full.headers["Retry-After"]) >= 1
+    assert "queue full" in full.json()["error"]["message"]
