@@ -45,7 +45,16 @@ def feedback_consumer() -> None:
 
 @app.callback()
 def _setup() -> None:
-    configure_logging(get_settings())
+    settings = get_settings()
+    configure_logging(settings)
+    if not settings.data_dir.exists():
+        # the default is relative (./.chatda): run from another folder, a command would
+        # otherwise quietly import into, or export from, a new empty store
+        typer.echo(
+            f"· no data dir at {settings.data_dir.resolve()}: starting a new one "
+            "(CHATDA_DATA_DIR names it; make uses the checkout's .chatda)",
+            err=True,
+        )
 
 
 @app.command()
