@@ -102,11 +102,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()
         ]
-        return error_body(422, _validation_message(exc), details=details)
+        message = _validation_message(exc)
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type and any(e.get("loc") == ("body",) for e in exc.errors()):
+            # curl -d sends a form: FastAPI then reads no JSON and says only that the body
+            # "should be a valid dictionary", which names no field and no cause
+            message = (
+                "the body must be JSON, sent with Content-Type: application/json (this request "
+                f"said {content_type or 'nothing'}); {message}"
+            )
+        return error_body(422, message, details=details)
 
     @app.exception_handler(Overloaded)
     async def _overloaded(_: Request, exc: Overloaded) -> JSONResponse:

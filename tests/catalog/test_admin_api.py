@@ -187,6 +187,21 @@ def test_a_single_valued_query_parameter_given_twice_is_422(api) -> None:
     assert api.get("/v1/intents/match?q=환전&top_k=1&top_k=2").status_code == 422
 
 
+def test_a_json_body_sent_as_a_form_names_the_content_type(api) -> None:
+    """``curl -d '{…}'`` sends application/x-www-form-urlencoded: the 422 said only "Input
+    should be a valid dictionary", naming no field and no cause."""
+    r = api.post(
+        "/v1/admin/intents",
+        content='{"id": 70, "name": "폼"}',
+        headers=AUTH | {"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 422
+    message = r.json()["error"]["message"]
+    assert message.startswith("the body must be JSON, sent with Content-Type: application/json")
+    assert "said application/x-www-form-urlencoded" in message
+    assert api.get("/v1/admin/intents/70", headers=AUTH).status_code == 404
+
+
 def test_cycle_through_update_is_rejected(api) -> None:
     one = api.get("/v1/admin/intents/1", headers=AUTH).json()
     r = api.put("/v1/admin/intents/1", json=editable(one) | {"parent_id": 2}, headers=AUTH)
