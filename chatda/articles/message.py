@@ -42,6 +42,7 @@ from pydantic_core import PydanticCustomError
 from chatda.settings import get_settings
 from chatda.storage.articles_schema import MAX_TAG_CHARS, MAX_TAGS
 from chatda.storage.filters import check_value
+from chatda.text.normalize import normalize_query
 
 
 def _rfc3339_text(value: object) -> object:
@@ -171,6 +172,15 @@ class ArticleMessage(BaseModel):
     published_at: Timestamp | None = Field(default=None, description="required to upsert")
     updated_at: Timestamp = Field(description="version of this content; newer wins")
     language: str = Field(default="ko", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+    @field_validator("title")
+    @classmethod
+    def _title_visible(cls, title: str | None) -> str | None:
+        """The title as ingest indexes it (``normalize_query``) must keep a character: one of
+        spaces or direction marks alone was accepted and indexed as an empty title."""
+        if title is not None and not normalize_query(title, MAX_TITLE_CHARS).text:
+            raise PydanticCustomError("title_empty", "must have a visible character", {})
+        return title
 
     @field_validator("body")
     @classmethod

@@ -70,6 +70,8 @@ def test_wire_round_trip() -> None:
         ({"op": "patch"}, "op"),
         ({"unknown": 1}, "unknown"),
         ({"title": None}, "an upsert needs title"),
+        ({"title": "   "}, "title: must have a visible character"),  # was indexed as ''
+        ({"title": "\u202e\u202d"}, "title: must have a visible character"),
     ],
 )
 def test_invalid_upserts_name_the_field(change: dict[str, Any], fragment: str) -> None:
