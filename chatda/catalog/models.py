@@ -74,21 +74,29 @@ class Intent(IntentIn):
     version: PositiveInt64 = 1
 
 
+READ_ONLY = ("path", "updated_at")
+"""What GET shows besides the fields an update carries: derived, or the store's own."""
+
+
 class IntentUpdate(IntentFields):
     """A full replacement of the editable fields, guarded by the version the editor saw.
 
     Every field must be given (``null`` where it is empty): a field left out would otherwise
     take its default, so ``{"name": …, "threshold": 0.5, "version": 3}`` would move the intent
-    to the root and drop its hints, where the sender meant to change one threshold.
+    to the root and drop its hints, where the sender meant to change one threshold. The body
+    GET returns is a valid update as it is: what GET adds (``path``, ``updated_at``) is
+    ignored, and ``id`` only has to name the intent being replaced.
     """
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"required": [*IntentFields.model_fields, "version"]},
     )
 
     version: PositiveInt64 = Field(
         description="the version being replaced (optimistic concurrency)"
+    )
+    id: PositiveInt64 | None = Field(
+        default=None, exclude=True, description="optional, as GET returns it: the URL's id"
     )
 
     @model_validator(mode="before")
@@ -101,6 +109,7 @@ class IntentUpdate(IntentFields):
                     f"an update replaces the whole intent: {', '.join(missing)} missing "
                     "(send the intent as GET returns it, with your change)"
                 )
+            data = {k: v for k, v in data.items() if k not in READ_ONLY}
         return data
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Query, Response, Security
 from pydantic import BaseModel, Field
 
 from chatda.catalog.decision import Decision, Outcome, decide, outcome
+from chatda.catalog.errors import InvalidCatalog
 from chatda.catalog.file_format import dump_catalog, parse_catalog
 from chatda.catalog.models import Area, CatalogFile, Intent, IntentIn, IntentUpdate
 from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
@@ -129,6 +130,8 @@ async def create_intent(state: State, item: IntentIn) -> IntentView:
     "/intents/{intent_id}", response_model=IntentView, responses=documented(404, 409, 413, 422)
 )
 async def update_intent(state: State, intent_id: PositiveInt64, item: IntentUpdate) -> IntentView:
+    if item.id is not None and item.id != intent_id:
+        raise InvalidCatalog(f"the body is intent {item.id}, the URL intent {intent_id}")
     store = state.store
     updated = await asyncio.to_thread(store.update, intent_id, item)
     await _after_write(state)

@@ -125,11 +125,15 @@ def test_an_update_missing_a_field_is_422_and_changes_nothing(api) -> None:
     message = r.json()["error"]["message"]
     assert "parent_id" in message and "hints" in message and "threshold" not in message
     assert api.get("/v1/admin/intents/3", headers=AUTH).json() == seen
-    whole = editable(seen) | {"threshold": 0.5}
-    assert api.put("/v1/admin/intents/3", json=whole, headers=AUTH).status_code == 200
+    as_read = seen | {"threshold": 0.5}  # GET's body as it is: id, path, updated_at too
+    assert api.put("/v1/admin/intents/3", json=as_read, headers=AUTH).status_code == 200
     after = api.get("/v1/admin/intents/3", headers=AUTH).json()
     assert after["threshold"] == 0.5 and after["hints"] == seen["hints"]
-    assert after["parent_id"] == seen["parent_id"]
+    assert after["parent_id"] == seen["parent_id"] and after["path"] == seen["path"]
+    other = after | {"id": 2, "memo": "다른 의도"}
+    r = api.put("/v1/admin/intents/3", json=other, headers=AUTH)
+    assert r.status_code == 422 and "the body is intent 2, the URL intent 3" in r.text
+    assert api.get("/v1/admin/intents/3", headers=AUTH).json() == after
 
 
 def test_an_import_deeper_than_the_bound_is_422_and_the_catalog_still_serves(api) -> None:
