@@ -13,6 +13,7 @@ second, and a child that crashes at once on every start (a bad setting) retries 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 import time
@@ -23,8 +24,8 @@ from typing import Protocol
 
 LOG_TAIL_BYTES = 8192
 MAX_LINE_CHARS = 300
-ERROR_LEVELS = ("[error", "[critical")
-"""How ``chatda.logs`` marks a line at those levels."""
+ERROR_LINE = re.compile(r'\[(error|critical)\s*\]|"level":\s*"(error|critical)"')
+"""A line ``chatda.logs`` wrote at those levels, as text or as JSON (``CHATDA_LOG_JSON``)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class _Command:
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
+        """Where this run's output starts in the log (earlier runs' lines come before)."""
 
     @property
     def pid(self) -> int | None:
@@ -80,6 +83,7 @@ class _Command:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
+            self._log_start = log.tell()
             self.proc = subprocess.Popen(
                 self.argv,
                 env=self.env,
@@ -94,16 +98,16 @@ class _Command:
         return self.proc.poll() if self.proc is not None else -1
 
     def last_words(self) -> str | None:
-        """What it died of, from the end of its log: the last error line there (a server logs
-        its shutdown after the error that stopped it), else the last line (an uncaught
-        exception's)."""
+        """What it died of, from the end of this run's output: the last error line there (a
+        server logs its shutdown after the error that stopped it), else the last line (an
+        uncaught exception's)."""
         if self.log_path is None or not self.log_path.exists():
             return None
         with open(self.log_path, "rb") as log:
-            log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            log.seek(max(self._log_start, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
             tail = log.read().decode("utf-8", errors="replace")
         lines = [line.strip() for line in tail.splitlines() if line.strip()]
-        errors = [line for line in lines if any(level in line for level in ERROR_LEVELS)]
+        errors = [line for line in lines if ERROR_LINE.search(line)]
         found = errors or lines
         return found[-1][:MAX_LINE_CHARS] if found else None
 

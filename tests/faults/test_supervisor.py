@@ -101,6 +101,10 @@ def test_a_crashing_child_is_restarted_with_growing_delays(
             "[error    ] [Errno 98] address already in use",
         ),
         ("raise ValueError('bad setting')", "ValueError: bad setting"),  # uncaught
+        (  # CHATDA_LOG_JSON
+            """print('{"event": "bind failed", "level": "error"}'); print('{"level": "info"}')""",
+            '{"event": "bind failed", "level": "error"}',
+        ),
     ],
 )
 def test_an_exit_shows_what_the_child_died_of(
@@ -108,8 +112,10 @@ def test_an_exit_shows_what_the_child_died_of(
 ) -> None:
     """The reason a child died is in its own log; the console said only its exit code, so a
     crash loop (an API whose port was taken) looked healthy from the terminal."""
+    log = tmp_path / "c.log"
+    log.write_text("[error    ] an earlier run's error\n")  # appended across restarts
     code = f"import sys; {output}; sys.exit(3)"
-    supervisor.spawn("crasher", [sys.executable, "-c", code], log_path=tmp_path / "c.log")
+    supervisor.spawn("crasher", [sys.executable, "-c", code], log_path=log)
     assert wait_exit(supervisor, "crasher") in (1, 3)
     supervisor.tick()
     assert lines[-2].startswith("· crasher exited with")
