@@ -72,6 +72,12 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _takes_json(request: Request) -> bool:
+    """Whether the matched route's body is JSON (the catalog import takes YAML)."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    return body is not None and body.field_info.media_type == "application/json"
+
+
 def _leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
     """Every endpoint route; FastAPI keeps an included router as one route that wraps it."""
     for route in routes:
@@ -108,7 +114,11 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         message = _validation_message(exc)
         content_type = request.headers.get("content-type", "")
-        if "json" not in content_type and any(e.get("loc") == ("body",) for e in exc.errors()):
+        if (
+            _takes_json(request)
+            and "json" not in content_type.lower()
+            and any(e.get("loc") == ("body",) for e in exc.errors())
+        ):
             # curl -d sends a form: FastAPI then reads no JSON and says only that the body
             # "should be a valid dictionary", which names no field and no cause
             message = (

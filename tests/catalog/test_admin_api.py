@@ -204,6 +204,10 @@ def test_a_json_body_sent_as_a_form_names_the_content_type(api) -> None:
     assert message.startswith("the body must be JSON, sent with Content-Type: application/json")
     assert "said application/x-www-form-urlencoded" in message
     assert api.get("/v1/admin/intents/70", headers=AUTH).status_code == 404
+    yaml_route = api.post(  # takes YAML: no JSON advice for its empty body
+        "/v1/admin/intents:import", headers=AUTH | {"content-type": "application/yaml"}
+    )
+    assert yaml_route.status_code == 422 and "JSON" not in yaml_route.json()["error"]["message"]
 
 
 def test_cycle_through_update_is_rejected(api) -> None:
