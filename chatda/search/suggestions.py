@@ -11,7 +11,10 @@ popularity are reloaded; a source that is unavailable (no Milvus, a DB hiccup) k
 known entries.
 
 Titles also follow the articles: when the in-memory article tier's version moves (it loaded
-the collection, or applied a write), they are reloaded, at most every ``follow_s``. Before,
+the collection, or applied a write), they are reloaded, at most every ``follow_s``, and no
+sooner than twenty times what the last reload and rebuild took (about 1.6 s of index build at
+50,000 titles on this 2-core box: under steady publishing the follow then runs every ~30 s
+and keeps to a twentieth of a core). Before,
 the first load ran before the demo articles were indexed and the next one came ``refresh_s``
 (five minutes) later: a first run suggested no titles for its first five minutes.
 """
@@ -36,11 +39,16 @@ from chatda.suggest.index import SuggestionIndex
 log = logging.getLogger(__name__)
 
 
+FOLLOW_COST_RATIO = 20.0
+"""The follow waits at least this many times what its last reload and rebuild took."""
+
+
 @dataclass(frozen=True)
 class SuggestOptions:
     refresh_s: float = 300.0
     follow_s: float = 5.0
-    """Titles are reloaded at most this often while the articles keep changing."""
+    """Titles are reloaded at most this often while the articles keep changing (less often
+    when a reload costs more than a 1/FOLLOW_COST_RATIO share of it)."""
     tick_s: float = 1.0
     max_titles: int = 50_000
     max_hint_chars: int = 30
@@ -96,7 +104,7 @@ class SuggestService:
         self.options = options
         self.articles_version = articles_version
         self._articles_seen: int | None = None
-        self._last_reload = float("-inf")
+        self._next_follow = float("-inf")
         self._titles: list[SuggestEntry] = []
         self._queries: list[SuggestEntry] = []
         self._clicks: dict[str, float] = {}
@@ -118,26 +126,31 @@ class SuggestService:
         await self._poller.close()
 
     async def tick(self) -> None:
-        """One round: reload the sources when ``refresh_s`` has passed, rebuild if they or the
-        catalog version changed. A failed reload is retried at the next tick, not after
-        ``refresh_s``: the time of the next reload is set only once one succeeded."""
-        changed = False
+        """One round: reload the sources when ``refresh_s`` has passed, or the articles changed
+        and the follow may run again; rebuild if they or the catalog version changed. A title
+        read that fails after a change is tried again at the next follow."""
         now = time.monotonic()
         articles = self.articles_version()
-        followed = (
-            articles != self._articles_seen and now >= self._last_reload + self.options.follow_s
-        )
+        followed = articles != self._articles_seen and now >= self._next_follow
         if now >= self._next_reload or followed:
             self._articles_seen = articles  # a write during the reload moves it again
-            changed = await self.reload_sources()
-            self._last_reload = now
+            changed, titles_read = await self.reload_sources()
+            if not titles_read:
+                self._articles_seen = None
+            if changed:
+                await self.rebuild()
+            spent = time.monotonic() - now
+            # titles and a rebuild cost ~1.6 s at 50,000 titles: the follow spends at most a
+            # 1/FOLLOW_COST_RATIO share of a core on them, however often articles arrive
+            self._next_follow = now + max(self.options.follow_s, FOLLOW_COST_RATIO * spent)
             self._next_reload = time.monotonic() + self.options.refresh_s
         version = self.catalog.snapshot.version if self.catalog.ready else None
-        if changed or version != self.info.catalog_version:
+        if version != self.info.catalog_version:
             await self.rebuild()
 
-    async def reload_sources(self) -> bool:
-        """Re-read popularity and titles; returns whether anything changed."""
+    async def reload_sources(self) -> tuple[bool, bool]:
+        """Re-read popularity and titles; returns whether anything changed, and whether the
+        titles were read (a source that fails keeps its last entries)."""
         queries, clicks = self._queries, self._clicks
         try:
             popular = await asyncio.to_thread(self.popularity.load, self.options.max_queries)
@@ -146,6 +159,7 @@ class SuggestService:
         except Exception as exc:
             log.warning("suggestion popularity unavailable: %s", exc)
         titles = self._titles
+        titles_read = False
         try:
             if await asyncio.to_thread(self.articles.connect):
                 found = await asyncio.to_thread(self.articles.titles, self.options.max_titles)
@@ -153,11 +167,12 @@ class SuggestService:
                     SuggestEntry(title, "title", post_id, clicks.get(post_id, 0.0))
                     for post_id, title in found
                 ]
+                titles_read = True
         except Exception as exc:  # e.g. the alias does not exist before the first ingest
             log.warning("article titles for suggestions unavailable: %s", exc)
         changed = (titles, queries, clicks) != (self._titles, self._queries, self._clicks)
         self._titles, self._queries, self._clicks = titles, queries, clicks
-        return changed
+        return changed, titles_read
 
     async def rebuild(self) -> None:
         """Build a new index from the current sources and swap it in."""
