@@ -51,8 +51,8 @@ def _setup() -> None:
         # the default is relative (./.chatda): run from another folder, a command would
         # otherwise quietly import into, or export from, a new empty store
         typer.echo(
-            f"· no data dir at {settings.data_dir.resolve()}: starting a new one "
-            "(CHATDA_DATA_DIR names it; make uses the checkout's .chatda)",
+            f"· no data dir at {settings.data_dir.resolve()} yet: a command that stores data "
+            "creates it there (CHATDA_DATA_DIR names it; make uses the checkout's .chatda)",
             err=True,
         )
 

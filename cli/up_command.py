@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 import typer
 
-from chatda.process import free_port, port_accepts
+from chatda.process import ServerStartError, ensure_port_free, free_port
 from chatda.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -259,15 +259,17 @@ def up(
         )
         raise typer.Exit(1)
     base = f"http://{settings.api_host}:{settings.api_port}"
-    if port_accepts(settings.api_host, settings.api_port):
+    try:
         # else the API child would crash-loop on the bind (its log says why, the console not),
         # while the readiness poll and the banner described whatever already answers there
+        ensure_port_free(settings.api_host, settings.api_port, "the API")
+    except ServerStartError as exc:
         typer.echo(
-            f"error: {base} is already in use (another chatda up, or another server); "
+            f"error: {exc} (another chatda up, or another server); "
             "stop it, or set CHATDA_API_PORT to a free port",
             err=True,
         )
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)

@@ -20,7 +20,7 @@ def test_a_new_data_dir_is_announced_once(tmp_path: Path) -> None:
 
     first = export()
     assert first.returncode == 0, first.stderr
-    assert f"no data dir at {data_dir}: starting a new one" in first.stderr
+    assert f"no data dir at {data_dir} yet: a command that stores data creates it" in first.stderr
     assert "CHATDA_DATA_DIR" in first.stderr and "intents: []" in first.stdout
     again = export()
     assert again.returncode == 0 and "no data dir" not in again.stderr
