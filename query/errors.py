@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Message
 
-from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded
+from chatda.batching.errors import BatcherClosed, DeadlineExceeded, Overloaded, TooLarge
 from chatda.catalog.errors import CatalogError
 from chatda.catalog.service import CatalogNotReady
 
@@ -130,6 +130,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Overloaded)
     async def _overloaded(_: Request, exc: Overloaded) -> JSONResponse:
         return overloaded_response(exc)
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
+        sizes = {"budget_ms": round(exc.budget_s * 1000)}
+        if math.isfinite(exc.needed_s):
+            sizes["needed_ms"] = round(exc.needed_s * 1000)
+        return error_body(413, str(exc), **sizes)
 
     @app.exception_handler(DeadlineExceeded)
     async def _deadline(_: Request, exc: DeadlineExceeded) -> JSONResponse:

@@ -14,18 +14,15 @@ or 504 it tells the client that sending the same request again cannot succeed.
 from __future__ import annotations
 
 import base64
-import math
 from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, field_validator
 
-from chatda.batching.errors import TooLarge
 from chatda.text.normalize import normalize_query
 from query.dependencies import State
 from query.documented_errors import documented
-from query.errors import error_body
 from query.routing import ChatdaRoute
 
 router = APIRouter(route_class=ChatdaRoute)
@@ -90,15 +87,9 @@ async def embeddings(body: EmbeddingsRequest, state: State) -> Response:
     limit = state.settings.max_text_chars
     texts = [normalize_query(t, max_chars=limit).text for t in raw]
     encoder = state.encoder  # the model named in the answer is the one that encoded it
-    try:
-        encoded = await state.batcher.submit(
-            texts, kind=body.input_type, encoder=encoder, refuse_oversized=True
-        )
-    except TooLarge as exc:
-        sizes = {"budget_ms": round(exc.budget_s * 1000)}
-        if math.isfinite(exc.needed_s):
-            sizes["needed_ms"] = round(exc.needed_s * 1000)
-        return error_body(413, str(exc), **sizes)
+    encoded = await state.batcher.submit(
+        texts, kind=body.input_type, encoder=encoder, refuse_oversized=True
+    )
     vectors = encoded.embeddings
     data = [
         {
