@@ -5,14 +5,12 @@ exactly as ingest embedded it (title, line break, chunk), so only the model chan
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 from pymilvus import MilvusClient
 from tqdm import tqdm
 
 from chatda.models.encoder import Encoder
 from chatda.storage.article_rows import STORED_FIELDS, ArticleChunk, chunk_rows
+from chatda.storage.scan import scan
 from chatda.text.chunker import embed_text
 from chatda.text.morphemes import Morphemes
 
@@ -22,17 +20,6 @@ def row_count(client: MilvusClient, collection: str) -> int:
         collection, filter="", output_fields=["count(*)"], consistency_level="Strong"
     )
     return int(row["count(*)"])
-
-
-def _batches(client: MilvusClient, collection: str, size: int) -> Iterator[list[dict[str, Any]]]:
-    iterator = client.query_iterator(
-        collection, batch_size=size, filter="", output_fields=list(STORED_FIELDS)
-    )
-    try:
-        while batch := iterator.next():
-            yield batch
-    finally:
-        iterator.close()
 
 
 def copy_collection(
@@ -47,7 +34,7 @@ def copy_collection(
     total = row_count(client, source)
     copied = 0
     with tqdm(total=total, unit="row", desc=f"re-embedding into {target}") as bar:
-        for batch in _batches(client, source, batch_size):
+        for batch in scan(client, source, STORED_FIELDS, batch_size=batch_size):
             texts = [embed_text(row["title"], row["text"]) for row in batch]
             vectors = encoder.encode(texts, "passage")
             terms = morphemes.terms_batch(texts)

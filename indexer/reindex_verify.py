@@ -20,6 +20,7 @@ from chatda.models.encoder import Encoder
 from chatda.search.articles import ArticleIndex
 from chatda.search.hits import collapse
 from chatda.storage.first_chunks import first_chunks
+from chatda.storage.scan import scan
 from chatda.text.morphemes import Morphemes
 
 _SEARCH_TIMEOUT_S = 10.0
@@ -66,16 +67,10 @@ def _articles(client: MilvusClient, collection: str) -> dict[str, tuple[int, int
     """post_id → (version, chunk count)."""
     counts: Counter[str] = Counter()
     versions: dict[str, int] = {}
-    iterator = client.query_iterator(
-        collection, batch_size=1000, filter="", output_fields=["post_id", "updated_at"]
-    )
-    try:
-        while batch := iterator.next():
-            for row in batch:
-                counts[row["post_id"]] += 1
-                versions[row["post_id"]] = max(versions.get(row["post_id"], 0), row["updated_at"])
-    finally:
-        iterator.close()
+    for batch in scan(client, collection, ["post_id", "updated_at"]):
+        for row in batch:
+            counts[row["post_id"]] += 1
+            versions[row["post_id"]] = max(versions.get(row["post_id"], 0), row["updated_at"])
     return {p: (versions[p], n) for p, n in counts.items()}
 
 
@@ -93,14 +88,8 @@ def known_queries(client: MilvusClient, collection: str, post_ids: list[str]) ->
     titles = {row["post_id"]: row["title"] for row in rows if row["title"].strip()}
     wanted = set(titles.values())
     carriers: Counter[str] = Counter()
-    iterator = client.query_iterator(
-        collection, batch_size=1000, filter="chunk_no == 0", output_fields=["title"]
-    )
-    try:
-        while wanted and (batch := iterator.next()):
-            carriers.update(row["title"] for row in batch if row["title"] in wanted)
-    finally:
-        iterator.close()
+    for batch in scan(client, collection, ["title"], filter="chunk_no == 0") if wanted else ():
+        carriers.update(row["title"] for row in batch if row["title"] in wanted)
     return {p: t for p, t in titles.items() if carriers[t] == 1}
 
 

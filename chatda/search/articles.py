@@ -20,6 +20,7 @@ from pymilvus import MilvusClient
 from chatda.search.hits import ChunkHit
 from chatda.storage.index_models import served_index
 from chatda.storage.milvus_client import Reloader, ScoreConvention, connect
+from chatda.storage.scan import scan
 
 log = logging.getLogger(__name__)
 
@@ -229,17 +230,12 @@ class ArticleIndex:
     def titles(self, limit: int) -> list[tuple[str, str]]:
         """``(post_id, title)`` of up to ``limit`` articles, read from their first chunks."""
         connection = self._use()
-        iterator = connection.client.query_iterator(
+        batches = scan(
+            connection.client,
             self.alias,
+            ["post_id", "title"],
+            filter="chunk_no == 0",
             batch_size=min(_TITLE_BATCH, limit),
             limit=limit,
-            filter="chunk_no == 0",
-            output_fields=["post_id", "title"],
         )
-        titles: list[tuple[str, str]] = []
-        try:
-            while batch := iterator.next():
-                titles.extend((row["post_id"], row["title"]) for row in batch)
-        finally:
-            iterator.close()
-        return titles
+        return [(row["post_id"], row["title"]) for batch in batches for row in batch]

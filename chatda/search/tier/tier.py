@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from chatda.search.tier.columns import ROW_FIELDS, ChunkColumns
 from chatda.search.tier.view import TierView
 from chatda.storage.filters import quote
 from chatda.storage.index_models import ServedIndex
+from chatda.storage.scan import scan
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +164,15 @@ class ArticleTier:
 
     def _read_all(self, collection: str) -> ChunkColumns:
         columns = ChunkColumns(self.dim, self.device, collection)
-        iterator = self.index.client.query_iterator(
+        batches = scan(
+            self.index.client,
             collection,
-            batch_size=_LOAD_BATCH,
+            ROW_FIELDS,
             filter="chunk_no >= 0",
-            output_fields=ROW_FIELDS,
+            batch_size=_LOAD_BATCH,
         )
-        try:
-            while batch := iterator.next():
+        with closing(batches):
+            for batch in batches:
                 columns.append(batch)
                 if columns.nbytes > self.max_bytes:
                     raise OverBudget(
@@ -181,8 +184,6 @@ class ArticleTier:
                 )
                 if columns.live % (20 * _LOAD_BATCH) < len(batch):
                     log.info("article tier loading %s: %d chunks", collection, columns.live)
-        finally:
-            iterator.close()
         return columns
 
     def _fetch(
