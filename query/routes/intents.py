@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from chatda.catalog.decision import Decision, decide
@@ -102,6 +102,8 @@ async def match(
     verbatim: bool = Query(default=False, description=VERBATIM),
 ) -> MatchResponse:
     normalized = normalize_query(q, 1000).text
+    if not normalized:  # as /v1/search answers it: spaces, NULs, direction marks alone
+        raise HTTPException(422, "q has no searchable characters")
     understood = understand_query(state, normalized, verbatim)
     normalized = understood or normalized
     # at least two: an ambiguous answer shows both

@@ -57,6 +57,9 @@ def test_match_endpoint_returns_only_passing_visible_intents(api) -> None:
     suggest = api.get("/v1/intents/match", params={"q": "해외 계좌로 송금", "area": "SUGGEST"})
     assert 2 not in [i["id"] for i in suggest.json()["intents"]]
     assert api.get("/v1/intents/match", params={"q": ""}).status_code == 422
+    for blank in ("   ", "\x00", "\u202e"):  # 200 no_match before; /v1/search answered 422
+        r = api.get("/v1/intents/match", params={"q": blank})
+        assert r.status_code == 422 and "no searchable characters" in r.text
     assert api.get("/v1/intents/match", params={"q": "x", "area": "BANNER"}).status_code == 422
     assert api.get("/v1/intents/match", params={"q": "x", "top_k": 0}).status_code == 422
 
