@@ -8,6 +8,11 @@ JSON goes through ``chatda.json_input``, the one decoder for untrusted JSON: the
 library recurses once per nesting level, so a record of 100,000 ``[`` raised ``RecursionError``
 and killed the worker. ``isolated`` is the second line: whatever else one record's step raises
 stays with that record, so no single record can stop the worker.
+
+The ``PoisonRecord`` reasons of an article: ``encoding``, ``json``, ``schema``, ``size``,
+``key``, ``decode`` (anything else raised while decoding, validating or planning the record: a
+defect to look into, the record may be fine) or ``pipeline`` (anything raised while chunking,
+tokenizing or analysing it).
 """
 
 from __future__ import annotations
@@ -18,25 +23,11 @@ from typing import ParamSpec, TypeVar
 from pydantic import ValidationError
 
 from chatda.articles.message import SIZE_ERROR_TYPES, ArticleMessage, error_summary
+from chatda.broker.dead_letter import PoisonRecord
 from chatda.json_input import JSONDecodeError, loads
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class PoisonRecord(Exception):
-    """A record that no retry can index; it goes to the dead-letter topic.
-
-    ``reason`` is a short, stable label for metrics and the envelope: ``encoding``, ``json``,
-    ``schema``, ``size``, ``key``, ``decode`` (anything else raised while decoding, validating
-    or planning the record: a defect to look into, the record may be fine) or ``pipeline``
-    (anything raised while chunking, tokenizing or analysing it).
-    """
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def isolated(reason: str, step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

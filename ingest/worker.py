@@ -35,6 +35,7 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from chatda.articles.topics import ensure_article_topics
+from chatda.broker.dead_letter import DeadLetters, PoisonRecord
 from chatda.broker.kafka import fetched_lag, make_consumer, make_producer
 from chatda.models.encoder import Encoder
 from chatda.search.tier.announcements import Announcer
@@ -43,8 +44,7 @@ from chatda.storage.milvus_client import connect
 from chatda.text.morphemes import Morphemes, default_morphemes
 from ingest import metrics
 from ingest.config import WorkerConfig
-from ingest.dead_letter import DeadLetters
-from ingest.decode import PoisonRecord, decode_article, isolated
+from ingest.decode import decode_article, isolated
 from ingest.pipeline import Pipeline, PreparedArticle
 from ingest.plan import Decoded, newest_per_post, split_stale
 from ingest.sink import ArticleSink, batch_rows

@@ -26,14 +26,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from chatda.articles.message import ArticleMessage
 from chatda.articles.outbox import Outbox
 from chatda.articles.topics import ensure_article_topics
-from chatda.broker.kafka import PRODUCER_DEFAULTS, make_producer
+from chatda.broker.kafka import ACK_TIMEOUT_S, make_producer
 from chatda.process import port_accepts
 from chatda.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-# An ack can take as long as the producer's own delivery timeout, and no longer.
-ACK_TIMEOUT_S = PRODUCER_DEFAULTS["delivery_timeout_ms"] / 1000
 
 
 class BrokerUnavailable(RuntimeError):

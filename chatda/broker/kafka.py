@@ -39,6 +39,8 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "delivery_timeout_ms": 30000,
     "max_in_flight_requests_per_connection": 5,
 }
+# An ack can take as long as the producer's own delivery timeout, and no longer.
+ACK_TIMEOUT_S = PRODUCER_DEFAULTS["delivery_timeout_ms"] / 1000
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Dead-letter envelopes: always within the producer's limit, and delivered once per record.
+"""Dead-letter envelopes (``chatda.broker.dead_letter``): always within the producer's limit,
+and delivered once per record.
 
 The size bound is checked with kafka-python's own estimate, the one ``KafkaProducer.send``
 refuses on; the delivery tests use the real Tansu broker.
@@ -17,9 +18,8 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
+from chatda.broker.dead_letter import MAX_MESSAGE_CHARS, DeadLetters, PoisonRecord, fitted
 from chatda.broker.kafka import end_offsets, ensure_topics, make_producer
-from ingest.dead_letter import MAX_MESSAGE_CHARS, DeadLetters, fitted
-from ingest.decode import PoisonRecord
 from tests.ingest.helpers import read_topic
 
 LIMIT = KafkaProducer.DEFAULT_CONFIG["max_request_size"]

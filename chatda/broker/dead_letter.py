@@ -1,9 +1,14 @@
-"""The dead-letter topic: records that can never be indexed, with the reason and their bytes.
+"""Dead-letter topics: records a consumer can never use, with the reason and their bytes.
+
+A consumer that meets a record it cannot decode or store raises ``PoisonRecord`` for it and
+hands it to ``DeadLetters`` instead of dropping it; once the envelopes are acknowledged, the
+batch's offsets can be committed (the ingest worker's ``articles-dlq``, the feedback
+consumer's ``search-events-dlq``).
 
 The envelope carries the original key and value (base64, since they may not even be UTF-8),
 their sizes and sha256, and the record's source topic, partition and offset, so an operator can
-fix the publisher and replay exactly those records. It is keyed like the original, keeping one
-article's failures in order on one partition.
+fix the publisher and replay exactly those records. It is keyed like the original, keeping the
+failures of one key (an article, a search) in order on one partition.
 
 An envelope always fits the producer's ``max_request_size`` (read from the producer itself, so
 it follows ``chatda.broker.kafka`` and any override): a value too large to carry whole (a 5 MB
@@ -37,8 +42,7 @@ from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from chatda.articles.publisher import ACK_TIMEOUT_S
-from ingest.decode import PoisonRecord
+from chatda.broker.kafka import ACK_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,19 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 MAX_MESSAGE_CHARS = 2000
 
 Source = tuple[str, int, int]
+
+
+class PoisonRecord(Exception):
+    """A record that no retry can use; it goes to the dead-letter topic.
+
+    ``reason`` is a short, stable label for metrics and the envelope (each consumer documents
+    its own: ``json``, ``schema``, ``store``…); ``detail`` says what was wrong, for a person.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 def _bytes_fields(name: str, data: bytes | None, keep: int) -> dict[str, Any]:
@@ -153,7 +170,7 @@ class DeadLetters:
     def send(self, failures: Sequence[tuple[ConsumerRecord, PoisonRecord]]) -> None:
         """Publish every failure not acknowledged yet; returns once all are (KafkaError if not).
 
-        The worker commits the source offsets right after, so an unacknowledged envelope
+        The consumer commits the source offsets right after, so an unacknowledged envelope
         must stop the commit rather than lose the record. A retriable error (the broker is
         away, a leader moved, a timeout) is raised once every envelope already handed to the
         producer has been waited for, so the retry sends only what is still missing.
