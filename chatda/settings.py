@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     articles_topic: str = "articles"
     dead_letter_topic: str = "articles-dlq"
     events_topic: str = "search-events"
+    events_dead_letter_topic: str = Field(
+        default="search-events-dlq",
+        description="search events the feedback consumer cannot parse or store, with the reason",
+    )
     articles_indexed_topic: str = Field(
         default="articles-indexed",
         description="ingest workers announce the articles they wrote; API replicas follow",

@@ -39,6 +39,8 @@ def main() -> None:
             settings.feedback_group_id,
             FeedbackStore(engine),
             stop,
+            dead_letter_topic=settings.events_dead_letter_topic,
+            partitions=settings.events_partitions,
         )
     finally:
         engine.dispose()

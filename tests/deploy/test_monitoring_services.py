@@ -118,6 +118,7 @@ def test_feedback_consumer_counts_records_stored_events_and_lag(
     worker = threading.Thread(
         target=consume_events,
         args=(kafka_bootstrap, topic, f"fb-{topic}", FeedbackStore(engine), stop),
+        kwargs={"dead_letter_topic": f"{topic}-dlq", "partitions": 1},
     )
     worker.start()
     try:
@@ -134,6 +135,8 @@ def test_feedback_consumer_counts_records_stored_events_and_lag(
     after = samples(_exposition())
     stored = ("chatda_feedback_events_stored_total", frozenset())
     assert after[stored] == before[stored] + 1
+    json_letters = ("chatda_feedback_dead_letters_total", frozenset({("reason", "json")}))
+    assert after[json_letters] == before.get(json_letters, 0) + 1
     assert after[("chatda_feedback_consumer_lag", frozenset())] == 0
 
 

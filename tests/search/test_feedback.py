@@ -1,7 +1,9 @@
-"""``/v1/feedback``: validation, the unknown-query flag, and both ways into the SQL store."""
+"""``/v1/feedback``: validation, the unknown-query flag, and both ways into the SQL store,
+and the consumer's dead letters for records it cannot parse or store."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -11,17 +13,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy import Engine, create_engine, select
 
-from chatda.broker.kafka import ensure_topics, make_producer
+from chatda.broker.dead_letter import PoisonRecord
+from chatda.broker.kafka import committed_offsets, end_offsets, ensure_topics, make_producer
 from chatda.db.engine import upgrade
 from chatda.db.tables import search_events
 from chatda.feedback.events import Click, FeedbackRecord, Impression, Shown
-from chatda.feedback.persist import decode, persist
+from chatda.feedback.persist import decode_event, persist
 from chatda.feedback.popularity import PopularityStore
 from chatda.feedback.store import FeedbackStore
 from chatda.search.recent import RecentQueries
 from feedback_consumer.consume import run as consume_events
+from tests.ingest.helpers import read_topic
 
 
 def sql_engine(client: TestClient) -> Engine:
@@ -162,6 +167,10 @@ def test_feedback_through_kafka_reaches_sql_via_the_consumer(search_client: Test
             FeedbackStore(engine),
             stop,
         ),
+        kwargs={
+            "dead_letter_topic": f"{settings.events_topic}-dlq",
+            "partitions": settings.events_partitions,
+        },
     )
     worker.start()
     try:
@@ -201,12 +210,29 @@ def test_store_ignores_replayed_events(store: FeedbackStore) -> None:
     assert store.save([first, record(event)]) == 1  # the replay is skipped, the new one kept
 
 
-def test_consumer_skips_records_that_do_not_parse(store: FeedbackStore) -> None:
+def consumed(values: list[bytes | None]) -> list[ConsumerRecord]:
+    """``values`` as the consumer polls them: offsets 0.. of partition 0 of search-events."""
+    return [
+        ConsumerRecord("search-events", 0, None, offset, 0, 0, None, value, [], None, 0, 0, -1)
+        for offset, value in enumerate(values)
+    ]
+
+
+def reasons(poison: list[tuple[ConsumerRecord, PoisonRecord]]) -> list[tuple[int, str]]:
+    return [(record.offset, error.reason) for record, error in poison]
+
+
+def test_records_that_do_not_parse_are_returned_for_the_dead_letters(
+    store: FeedbackStore,
+) -> None:
     good = record(
         Impression(type="impression", query_id=uuid.uuid4(), shown=[Shown(id="a", position=1)])
     )
     values = [b"not json", None, b'{"event_id": "x"}', good.model_dump_json().encode()]
-    assert persist(store, values) == 1
+    outcome = persist(store, consumed(values))
+    assert outcome.stored == 1
+    assert reasons(outcome.poison) == [(0, "json"), (1, "schema"), (2, "schema")]
+    assert "event_id" in outcome.poison[2][1].detail
 
 
 def click_record(query: str | None = "송금") -> FeedbackRecord:
@@ -225,11 +251,16 @@ def refuse_query(store: FeedbackStore, query: str) -> None:
         )
 
 
-def test_consumer_skips_an_event_the_store_refuses(store: FeedbackStore) -> None:
+def test_an_event_the_store_refuses_is_returned_for_the_dead_letters(
+    store: FeedbackStore,
+) -> None:
     refuse_query(store, "거부")
     first, refused, last = click_record(), click_record("거부"), click_record()
     values = [r.model_dump_json().encode() for r in (first, refused, last)]
-    assert persist(store, values) == 2
+    outcome = persist(store, consumed(values))
+    assert outcome.stored == 2
+    assert reasons(outcome.poison) == [(1, "store")]
+    assert "refused" in outcome.poison[0][1].detail
     assert stored(store.engine, str(first.event_id)) is not None
     assert stored(store.engine, str(last.event_id)) is not None
     assert stored(store.engine, str(refused.event_id)) is None
@@ -243,46 +274,64 @@ def test_consumer_skips_an_event_the_store_refuses(store: FeedbackStore) -> None
         {"received_at": "9999-12-31T23:59:59-12:00"},  # year 10000 in UTC
     ],
 )
-def test_consumer_skips_records_the_store_could_not_keep(change: dict[str, str]) -> None:
+def test_records_the_store_could_not_keep_do_not_parse(change: dict[str, str]) -> None:
     value = json.dumps(click_record().model_dump(mode="json") | change).encode()
-    assert decode([value]) == []
+    with pytest.raises(PoisonRecord) as info:
+        decode_event(value)
+    assert info.value.reason == "schema"
 
 
 def test_received_at_is_kept_in_utc() -> None:
     value = click_record().model_dump(mode="json") | {"received_at": "2026-06-01T09:00:00+09:00"}
-    (decoded,) = decode([json.dumps(value).encode()])
+    decoded = decode_event(json.dumps(value).encode())
     assert decoded.received_at == datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
     assert decoded.received_at.utcoffset() == timedelta(0)
 
 
-def test_consumer_outlives_poison_records_on_kafka(
+def test_consumer_dead_letters_poison_records_on_kafka(
     kafka_bootstrap: str, store: FeedbackStore
 ) -> None:
-    """Real Tansu: poison records ahead of a good one on the only partition. The consumer
-    must store the good one and keep running (before, the refused event crashed it, and a
-    restart would have crashed on the same batch again)."""
+    """Real Tansu: records that do not parse, and an event the store refuses, between valid
+    events on the only partition. The valid events are stored, each poison record is on the
+    dead-letter topic with its reason, bytes and source offset, the consumer keeps running,
+    and every offset is committed. (Before, the poison records were logged and their offsets
+    committed: lost.)"""
     topic = f"search-events-poison-{uuid.uuid4().hex[:8]}"
+    dead_letter_topic = f"{topic}-dlq"
+    group = f"test-{uuid.uuid4().hex[:6]}"
     ensure_topics(kafka_bootstrap, {topic: 1})
     refuse_query(store, "거부")
-    good = click_record()
-    values = [
-        b"[" * 100_000 + b"]" * 100_000,
-        b'{"event_id": "\xff"}',
-        click_record("거부").model_dump_json().encode(),
-        good.model_dump_json().encode(),
-    ]
+    first, last = click_record(), click_record()
+    poison = {
+        1: ("json", b"[" * 100_000 + b"]" * 100_000),  # deeper than any decoder should go
+        2: ("json", b"not json \xff"),
+        3: ("schema", b'{"event_id": "not a uuid"}'),
+        4: ("store", click_record("거부").model_dump_json().encode()),
+    }
+    values = [first.model_dump_json().encode(), *(v for _, v in poison.values())]
+    values.append(last.model_dump_json().encode())
     producer = make_producer(kafka_bootstrap)
     try:
-        for value in values:
-            producer.send(topic, value=value).get(timeout=30)
+        offsets = [
+            producer.send(topic, key=b"q", value=value).get(timeout=30).offset for value in values
+        ]
     finally:
         producer.close()
+    assert offsets == list(range(len(values)))
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def consume() -> None:
         try:
-            consume_events(kafka_bootstrap, topic, f"test-{uuid.uuid4().hex[:6]}", store, stop)
+            consume_events(
+                kafka_bootstrap,
+                topic,
+                group,
+                store,
+                stop,
+                dead_letter_topic=dead_letter_topic,
+                partitions=1,
+            )
         except BaseException as exc:
             errors.append(exc)
 
@@ -290,14 +339,30 @@ def test_consumer_outlives_poison_records_on_kafka(
     worker.start()
     try:
         deadline = time.monotonic() + 60
-        while stored(store.engine, str(good.event_id)) is None and time.monotonic() < deadline:
+        while (
+            committed_offsets(kafka_bootstrap, group, topic).get(0) != len(values)
+            and time.monotonic() < deadline
+        ):
             assert not errors, errors
-            time.sleep(0.2)
+            time.sleep(0.5)
         assert worker.is_alive() and not errors, errors
     finally:
         stop.set()
         worker.join(timeout=30)
-    assert stored(store.engine, str(good.event_id)) is not None
+    assert committed_offsets(kafka_bootstrap, group, topic) == {0: len(values)}
+    assert stored(store.engine, str(first.event_id)) is not None
+    assert stored(store.engine, str(last.event_id)) is not None
+
+    assert sum(end_offsets(kafka_bootstrap, dead_letter_topic).values()) == len(poison)
+    envelopes = [json.loads(r.value) for r in read_topic(kafka_bootstrap, dead_letter_topic, 4)]
+    by_offset = {e["source"]["offset"]: e for e in envelopes}
+    assert set(by_offset) == set(poison)
+    for offset, (reason, value) in poison.items():
+        envelope = by_offset[offset]
+        assert envelope["error"]["reason"] == reason and envelope["error"]["message"]
+        assert envelope["source"]["topic"] == topic and envelope["source"]["partition"] == 0
+        assert base64.b64decode(envelope["value_b64"]) == value
+        assert base64.b64decode(envelope["key_b64"]) == b"q"
 
 
 def test_popularity_counts_searches_not_events(store: FeedbackStore) -> None:
