@@ -13,7 +13,8 @@ needs ``optimum-onnx``, whose only release pins transformers < 4.58 while this p
 so the transformer is exported with ``torch.onnx`` and quantised with onnxruntime's
 ``quantize_dynamic`` directly. Pooling (mean over the mask, prompt included) and normalisation
 are the registered model's and run in numpy. Versions are immutable, so the ONNX files are
-derived once, on first use (for the serving version: by ``chatda model prepare``), beside them
+derived once, on first use, in a child process (for the serving version: by ``chatda model
+prepare``), beside them
 in ``<models_dir>/<name>/.onnx/<version>/``; int8 is derived from the fp32 file.
 
 Each layer's FFN down-projection (``layer.N/output/dense``) stays fp32 in the int8 model. Its
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import re
 import uuid
@@ -100,6 +102,22 @@ def ffn_output_nodes(model_file: Path, layers: int) -> list[str]:
 def derive(version: ModelVersion, backend: EncoderBackend) -> Path:
     """``backend``'s model file, made once if missing (the fp32 export first, int8 from it).
 
+    It is made in a child process: the export is seconds of Python (torch's tracer, then
+    onnxruntime's quantiser) that hold the GIL, and an API process loading a new version (a
+    re-index to another model, a retrained one) stalled its event loop for as long: a search
+    under load timed out at 6.5 s in the re-index test. The child takes the CPU, not the loop.
+    """
+    path = onnx_dir(version) / FILES[backend]
+    if path.is_file():
+        return path
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        made: Path = pool.apply(_derive_here, (version, backend))
+    return made
+
+
+def _derive_here(version: ModelVersion, backend: EncoderBackend) -> Path:
+    """:func:`derive`'s work, in this process.
+
     Each file is written under a temporary name and renamed into place, so a reader never
     sees half a model; two processes starting together may both derive it, the last rename
     wins with the same bytes.
@@ -118,7 +136,7 @@ def derive(version: ModelVersion, backend: EncoderBackend) -> Path:
         if backend == "onnx":
             _export_fp32(version, tmp)
         else:
-            _quantise(derive(version, "onnx"), tmp, version)
+            _quantise(_derive_here(version, "onnx"), tmp, version)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

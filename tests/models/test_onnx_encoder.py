@@ -14,6 +14,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from chatda.models import onnx_encoder as onnx_module
 from chatda.models.encoder import (
     Encoder,
     TorchEncoder,
@@ -83,6 +84,25 @@ def test_int8_is_derived_from_the_fp32_model(base_model: ModelVersion, tmp_path:
     version = registry.get("e5-small-ko", "fresh")
     assert derive(version, "onnx-int8").is_file()
     assert sorted(p.name for p in onnx_dir(version).iterdir()) == sorted([FP32, INT8])
+
+
+def test_the_export_runs_outside_this_process(
+    base_model: ModelVersion, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exporting is seconds of Python under the GIL: done in the API's process, a switch to a
+    new model version stalled its event loop (a search timed out at 6.5 s). Here it cannot run
+    in this process at all, and the file is still made (by the child, which imports the
+    module afresh)."""
+
+    def not_here(*_: object) -> None:
+        raise AssertionError("exported in the calling process")
+
+    monkeypatch.setattr(onnx_module, "_export_fp32", not_here)
+    monkeypatch.setattr(onnx_module, "_quantise", not_here)
+    registry = ModelRegistry(tmp_path)
+    link_model(registry, base_model, "child")
+    version = registry.get("e5-small-ko", "child")
+    assert derive(version, "onnx-int8").is_file() and (onnx_dir(version) / FP32).is_file()
 
 
 def test_ffn_outputs_stay_fp32(base_model: ModelVersion, int8: OnnxEncoder) -> None:
