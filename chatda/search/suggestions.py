@@ -14,9 +14,9 @@ Titles also follow the articles: when the in-memory article tier's version moves
 the collection, or applied a write), they are reloaded, at most every ``follow_s``, and no
 sooner than twenty times what the last reload and rebuild took (about 1.6 s of index build at
 50,000 titles on this 2-core box: under steady publishing the follow then runs every ~30 s
-and keeps to a twentieth of a core). Before,
-the first load ran before the demo articles were indexed and the next one came ``refresh_s``
-(five minutes) later: a first run suggested no titles for its first five minutes.
+and keeps to a twentieth of a core). Before, the first load ran before the demo articles were
+indexed and the next one came ``refresh_s`` (five minutes) later: a first run suggested no
+titles for its first five minutes.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ class SuggestService:
         except Exception as exc:
             log.warning("suggestion popularity unavailable: %s", exc)
         titles = self._titles
-        titles_read = False
+        titles_read = not self.articles.configured  # no Milvus: nothing to read, nothing to retry
         try:
             if await asyncio.to_thread(self.articles.connect):
                 found = await asyncio.to_thread(self.articles.titles, self.options.max_titles)

@@ -150,6 +150,16 @@ def refresh_popularity(client: TestClient) -> None:
     client.portal.call(suggest_service.rebuild)
 
 
+def test_without_milvus_the_titles_count_as_read(bare_client: TestClient) -> None:
+    """A title read that fails is retried at the next follow (every 5 s); with no Milvus
+    configured there is nothing to read, so the follow must not reload the sources (an SQL
+    popularity query) every 5 s for ever."""
+    suggest_service = bare_client.app.state.chatda.search.suggest  # type: ignore[attr-defined]
+    assert bare_client.portal is not None
+    _, titles_read = bare_client.portal.call(suggest_service.reload_sources)
+    assert titles_read
+
+
 def test_popular_queries_from_feedback(bare_client: TestClient) -> None:
     query = "환전 우대 " + uuid.uuid4().hex[:4]  # unique, so earlier runs cannot interfere
     click(bare_client, query, "2")
