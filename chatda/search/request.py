@@ -89,6 +89,16 @@ class SearchFilters(BaseModel):
         )
 
 
+def searchable_query(q: str) -> str:
+    """``q`` as it is searched (normalised); ``ValueError`` when nothing searchable is left
+    (spaces, NULs or direction marks alone): ``/v1/search`` and ``/v1/intents/match`` refuse
+    the same input alike."""
+    text = normalize_query(q, MAX_QUERY_CHARS).text
+    if not text:
+        raise ValueError("q has no searchable characters")
+    return text
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -112,8 +122,7 @@ class SearchRequest(BaseModel):
     @field_validator("q")
     @classmethod
     def _searchable(cls, value: str) -> str:
-        if not normalize_query(value, MAX_QUERY_CHARS).text:
-            raise ValueError("q has no searchable characters")
+        searchable_query(value)
         return value
 
     @field_validator("areas")

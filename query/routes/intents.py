@@ -8,9 +8,8 @@ from pydantic import BaseModel, Field
 from chatda.catalog.decision import Decision, decide
 from chatda.catalog.models import Area
 from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
-from chatda.search.request import VERBATIM
+from chatda.search.request import VERBATIM, searchable_query
 from chatda.search.understanding import understand
-from chatda.text.normalize import normalize_query
 from query.dependencies import State
 from query.documented_errors import documented
 from query.routing import ChatdaRoute
@@ -101,9 +100,10 @@ async def match(
     top_k: int = Query(default=5, ge=1, le=50),
     verbatim: bool = Query(default=False, description=VERBATIM),
 ) -> MatchResponse:
-    normalized = normalize_query(q, 1000).text
-    if not normalized:  # as /v1/search answers it: spaces, NULs, direction marks alone
-        raise HTTPException(422, "q has no searchable characters")
+    try:
+        normalized = searchable_query(q)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
     understood = understand_query(state, normalized, verbatim)
     normalized = understood or normalized
     # at least two: an ambiguous answer shows both
