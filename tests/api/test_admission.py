@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from chatda.settings import Settings
 from query.admission import EMBEDDINGS, MAX_RETRY_S, POOLS, SEARCH, AdmissionGate, pool_limits
 from query.app import create_app
-from tests.search.conftest import CATALOG_YAML, wait_until_ready
+from tests.search.conftest import make_settings, wait_until_ready
 
 POOL_PATHS = {
     "search": "/v1/search",
@@ -237,14 +237,9 @@ intents_only:
 
 @pytest.fixture(scope="module")
 def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    data_dir = tmp_path_factory.mktemp("admission")
-    catalog = data_dir / "catalog.yaml"
-    catalog.write_text(CATALOG_YAML, encoding="utf-8")
-    settings = Settings(
-        data_dir=data_dir,
-        models_dir_override=models_dir,
-        device="cpu",
-        catalog_file=catalog,
+    settings = make_settings(
+        tmp_path_factory.mktemp("admission"),
+        models_dir,
         profiles=PROFILES,
         max_in_flight_search=1,
         max_in_flight_embeddings=1,

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from chatda.settings import Settings
 from query.app import create_app
-from tests.search.conftest import CATALOG_YAML, wait_until_ready
+from tests.search.conftest import make_settings, wait_until_ready
 
 OVERSIZED = {"input": ["가 " * 700] * 16}
 """16 texts of 512 tokens (the model's limit): 4 passes of 2,048 padded tokens here, each about
@@ -22,14 +21,9 @@ a second on this CPU, for a 1 s deadline."""
 
 @pytest.fixture(scope="module")
 def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    data_dir = tmp_path_factory.mktemp("oversized")
-    catalog = data_dir / "catalog.yaml"
-    catalog.write_text(CATALOG_YAML, encoding="utf-8")
-    settings = Settings(
-        data_dir=data_dir,
-        models_dir_override=models_dir,
-        device="cpu",
-        catalog_file=catalog,
+    settings = make_settings(
+        tmp_path_factory.mktemp("oversized"),
+        models_dir,
         batch_max_size=4,
         batch_max_tokens=2048,
         request_timeout_ms=1000,

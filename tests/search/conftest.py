@@ -199,16 +199,16 @@ def wait_until_ready(client: TestClient, titles: bool, timeout_s: float = 120) -
 def make_settings(data_dir: Path, models_dir: Path, **overrides: Any) -> Settings:
     catalog = data_dir / "catalog.yaml"
     catalog.write_text(CATALOG_YAML, encoding="utf-8")
-    return Settings(
-        data_dir=data_dir,
-        models_dir_override=models_dir,
-        device="cpu",
-        catalog_file=catalog,
-        admin_token=ADMIN_TOKEN,
-        profiles=TEST_PROFILES,
-        suggest_min_query_searches=2,
-        **overrides,
-    )
+    defaults: dict[str, Any] = {
+        "data_dir": data_dir,
+        "models_dir_override": models_dir,
+        "device": "cpu",
+        "catalog_file": catalog,
+        "admin_token": ADMIN_TOKEN,
+        "profiles": TEST_PROFILES,
+        "suggest_min_query_searches": 2,
+    }
+    return Settings(**(defaults | overrides))
 
 
 @pytest.fixture(scope="session")
