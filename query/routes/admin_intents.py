@@ -11,7 +11,7 @@ import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Body, Query, Response, Security
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, field_validator
 
 from chatda.catalog.decision import Decision, Outcome, decide, outcome
 from chatda.catalog.errors import InvalidCatalog
@@ -21,7 +21,7 @@ from chatda.catalog.snapshot import CatalogSnapshot, IntentScore
 from chatda.catalog.store import matches
 from chatda.catalog.tree import paths
 from chatda.integers import PositiveInt64
-from chatda.text.normalize import normalize_query
+from chatda.search.request import MAX_QUERY_CHARS, searchable_query
 from query.auth import require_admin
 from query.dependencies import State
 from query.documented_errors import documented
@@ -53,8 +53,19 @@ class ImportResult(BaseModel):
 
 
 class TestRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=1000)
+    q: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        validation_alias=AliasChoices("q", "query"),
+        description="what the user typed; `query`, its name before 2026-12-07, is still read",
+    )
     area: Area | None = None
+
+    @field_validator("q")
+    @classmethod
+    def _searchable(cls, value: str) -> str:
+        searchable_query(value)
+        return value
 
 
 class TriedIntent(IntentMatch):
@@ -228,14 +239,14 @@ def _explained(
 async def test_query(state: State, body: TestRequest) -> TestResponse:
     """Every intent's scores for a query, the decision users would get, and why each intent
     is or is not in it (the admin page's try box)."""
-    normalized = normalize_query(body.query, 1000).text
+    normalized = searchable_query(body.q)
     snap, scores, _ = await state.catalog.match(normalized, area=body.area, everything=True)
     config = state.catalog.calibration
     calibrated = snap.calibrator is not None and config is not None
     global_threshold = config.min_confidence if calibrated and config else snap.default_threshold
     decision, intents = _explained(snap, scores, body.area, global_threshold)
     return TestResponse(
-        query=body.query,
+        query=body.q,
         normalized=normalized,
         default_threshold=snap.default_threshold,
         catalog_version=snap.version,

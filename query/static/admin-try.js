@@ -103,7 +103,7 @@
       return;
     }
     try {
-      const res = await api("/v1/admin/intents:test", {method: "POST", body: JSON.stringify({query})});
+      const res = await api("/v1/admin/intents:test", {method: "POST", body: JSON.stringify({q: query})});
       if (mine !== seq) return;
       msg.className = "msg";
       msg.textContent = "";

@@ -74,6 +74,22 @@ def test_test_endpoint_shows_every_intent_with_decision(api) -> None:
         assert item["passed"] == (item["score"] >= item["threshold"])
 
 
+def test_test_endpoint_takes_q_like_every_route(api) -> None:
+    """``q`` as /v1/search and /v1/intents/match name it; ``query`` (its old name) still read;
+    a query with nothing searchable is a 422 there as on the public routes."""
+    by_q = api.post("/v1/admin/intents:test", json={"q": "카드값 이월"}, headers=AUTH)
+    by_query = api.post("/v1/admin/intents:test", json={"query": "카드값 이월"}, headers=AUTH)
+    assert by_q.status_code == by_query.status_code == 200
+    assert by_q.json()["query"] == "카드값 이월"
+    assert [i["id"] for i in by_q.json()["intents"]] == [
+        i["id"] for i in by_query.json()["intents"]
+    ]
+    for blank in ("   ", "\x00", "\u202e"):
+        r = api.post("/v1/admin/intents:test", json={"q": blank}, headers=AUTH)
+        assert r.status_code == 422 and "no searchable characters" in r.text
+    assert api.post("/v1/admin/intents:test", json={}, headers=AUTH).status_code == 422
+
+
 def test_create_update_conflict_delete(api) -> None:
     new = {"id": 50, "name": "적금", "hints": ["매달 돈 모으기", "자유적금 가입"]}
     created = api.post("/v1/admin/intents", json=new, headers=AUTH)
