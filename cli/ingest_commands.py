@@ -29,8 +29,9 @@ def publish(
     from pydantic import ValidationError
     from tqdm import tqdm
 
-    from chatda.articles.message import ArticleMessage, error_summary
+    from chatda.articles.message import ArticleMessage
     from chatda.articles.publisher import BrokerUnavailable, Publisher
+    from chatda.input_errors import error_summary
 
     settings = get_settings()
     context = {"max_text_chars": settings.max_text_chars}

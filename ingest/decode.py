@@ -22,8 +22,9 @@ from typing import ParamSpec, TypeVar
 
 from pydantic import ValidationError
 
-from chatda.articles.message import SIZE_ERROR_TYPES, ArticleMessage, error_summary
+from chatda.articles.message import SIZE_ERROR_TYPES, ArticleMessage
 from chatda.broker.dead_letter import PoisonRecord
+from chatda.input_errors import error_summary
 from chatda.json_input import JSONDecodeError, loads
 
 P = ParamSpec("P")

@@ -32,7 +32,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -276,12 +275,3 @@ def published_datetime(epoch: int) -> datetime:
     """
     low, high = int(PUBLISHED_MIN.timestamp()), int(PUBLISHED_MAX.timestamp())
     return datetime.fromtimestamp(min(max(epoch, low), high), UTC)
-
-
-def error_summary(exc: ValidationError) -> str:
-    """One line naming every failing field, e.g. ``tags.0: must be at most 64 UTF-8 bytes``."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
-    return "; ".join(parts)

@@ -23,10 +23,10 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
-from chatda.articles.message import error_summary
 from chatda.broker.dead_letter import PoisonRecord
 from chatda.feedback.events import FeedbackRecord
 from chatda.feedback.store import FeedbackStore
+from chatda.input_errors import error_summary
 from chatda.json_input import JSONDecodeError, loads
 
 log = logging.getLogger(__name__)

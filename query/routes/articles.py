@@ -21,8 +21,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from chatda.articles.message import POST_ID_PATTERN, ArticleMessage, Timestamp, error_summary
+from chatda.articles.message import POST_ID_PATTERN, ArticleMessage, Timestamp
 from chatda.articles.publisher import BrokerUnavailable, Delivery
+from chatda.input_errors import error_summary
 from chatda.json_input import JSONDecodeError, loads
 from query.auth import require_publisher
 from query.dependencies import State

@@ -10,9 +10,10 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from chatda.articles.message import ArticleMessage, error_summary
+from chatda.articles.message import ArticleMessage
 from chatda.articles.schema import render_schema, schema_path
 from chatda.demo import articles_path
+from chatda.input_errors import error_summary
 from chatda.storage.articles_schema import article_schema
 from chatda.storage.filters import check_value
 from cli import ingest_commands

@@ -1,0 +1,15 @@
+"""How a refused input is told back, the same at every door: the API's 422, a dead-letter
+record's reason (articles and feedback events) and the CLI's line-by-line import report."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+def error_summary(exc: ValidationError) -> str:
+    """One line naming every failing field, e.g. ``tags.0: must be at most 64 UTF-8 bytes``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)
