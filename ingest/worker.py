@@ -15,7 +15,8 @@ Failures are split in two. A record that can never be indexed (bad bytes, bad JS
 size, or anything ``prepare`` raises for it) is a poison record: dead-lettered, its offset
 committed, the batch goes on. Milvus or Kafka being unavailable is an infrastructure failure:
 nothing is committed, the batch is retried with backoff while the consumer stays in its group
-(partitions paused), and it is abandoned if those partitions move to another worker.
+(partitions paused; ``chatda.broker.retry``), and it is abandoned if those partitions move to
+another worker.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pymilvus.exceptions import MilvusException
 from chatda.articles.topics import ensure_article_topics
 from chatda.broker.dead_letter import DeadLetters, PoisonRecord
 from chatda.broker.kafka import fetched_lag, make_consumer, make_producer
+from chatda.broker.retry import retry_in_group
 from chatda.models.encoder import Encoder
 from chatda.search.tier.announcements import Announcer
 from chatda.storage.index_models import ingest_group
@@ -52,8 +54,6 @@ from ingest.sink import ArticleSink, batch_rows
 logger = logging.getLogger(__name__)
 
 INFRASTRUCTURE_ERRORS = (MilvusException, KafkaError)
-_FIRST_BACKOFF_S = 0.5
-_MAX_BACKOFF_S = 30.0
 _LATENCY_SAMPLES = 100_000
 _ALIAS_CHECK_S = 1.0
 
@@ -303,52 +303,31 @@ class IngestWorker:
     def _process_until_written(
         self, consumer: KafkaConsumer, records: Sequence[ConsumerRecord], stop: threading.Event
     ) -> bool:
-        """Process the batch, retrying infrastructure failures; False when it was abandoned.
-
-        While backing off, the owned partitions are paused and ``poll`` keeps running, so the
-        consumer stays in the group (no max.poll.interval eviction) without fetching more. If
-        a rebalance changes the assignment meanwhile, the batch is dropped and every partition
-        still held is rewound to its first unprocessed record: the new owner of a moved
-        partition redoes it from the last commit, and nothing held is skipped. A retry sends
-        only the dead letters not acknowledged yet; the memory of those ends with the batch.
+        """Process the batch, retrying infrastructure failures in the group; False when it was
+        abandoned (``chatda.broker.retry``: partitions paused while backing off, the batch
+        dropped and rewound if a rebalance moves them). A retry reloads the collection first
+        (a restarted Milvus comes back with it released) and sends only the dead letters not
+        acknowledged yet; the memory of those ends with the batch.
         """
         try:
-            return self._retry_until_written(consumer, records, stop)
+            result = retry_in_group(
+                consumer,
+                records,
+                lambda retrying: self._attempt(records, retrying),
+                stop,
+                outages=INFRASTRUCTURE_ERRORS,
+                on_retry=_count_retry,
+                label="ingest",
+            )
+            return result is not None
         finally:
             if self.dead_letters is not None:
                 self.dead_letters.settle()
 
-    def _retry_until_written(
-        self, consumer: KafkaConsumer, records: Sequence[ConsumerRecord], stop: threading.Event
-    ) -> bool:
-        owned = set(consumer.assignment())
-        rewind = _first_offsets(records)
-        delay = _FIRST_BACKOFF_S
-        retrying = False
-        while True:
-            try:
-                if retrying:  # a restarted Milvus comes back with the collection released
-                    self.sink.load()
-                self.process(records)
-                return True
-            except INFRASTRUCTURE_ERRORS as exc:
-                metrics.MILVUS_RETRIES.inc()
-                logger.warning("ingest batch failed, retrying in %.1fs: %s", delay, exc)
-            if stop.is_set():
-                return False
-            consumer.pause(*owned)
-            moved = _wait_in_group(consumer, owned, rewind, delay, stop)
-            consumer.resume(*(owned & set(consumer.assignment())))
-            if moved:
-                for tp, offset in rewind.items():
-                    if tp in consumer.assignment():
-                        consumer.seek(tp, offset)
-                logger.warning("ingest group rebalanced during retry; batch dropped and rewound")
-                return False
-            if stop.is_set():
-                return False
-            delay = min(delay * 2, _MAX_BACKOFF_S)
-            retrying = True
+    def _attempt(self, records: Sequence[ConsumerRecord], retrying: bool) -> BatchResult:
+        if retrying:
+            self.sink.load()
+        return self.process(records)
 
     def _commit(self, consumer: KafkaConsumer, records: Sequence[ConsumerRecord]) -> None:
         """Commit the offset after the last record of each partition in the batch."""
@@ -367,31 +346,6 @@ class IngestWorker:
         self.stats.last_commit_at = time.monotonic()
 
 
-def _first_offsets(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
-    first: dict[TopicPartition, int] = {}
-    for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        first[tp] = min(first.get(tp, record.offset), record.offset)
-    return first
-
-
-def _wait_in_group(
-    consumer: KafkaConsumer,
-    owned: set[TopicPartition],
-    rewind: dict[TopicPartition, int],
-    seconds: float,
-    stop: threading.Event,
-) -> bool:
-    """Poll the paused consumer for ``seconds``; True as soon as a rebalance shows.
-
-    A rebalance unpauses and resets positions, so records coming back from this poll are
-    the sign; their offsets join ``rewind`` so they are fetched again, never skipped.
-    """
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not stop.is_set():
-        returned = consumer.poll(timeout_ms=200)
-        for tp, batch in returned.items():
-            rewind[tp] = min(rewind.get(tp, batch[0].offset), batch[0].offset)
-        if returned or set(consumer.assignment()) != owned:
-            return True
-    return False
+def _count_retry(exc: Exception, delay: float) -> None:
+    metrics.MILVUS_RETRIES.inc()
+    logger.warning("ingest batch failed, retrying in %.1fs: %s", delay, exc)
