@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from pymilvus import MilvusClient
 
 from chatda.models.encoder import Encoder
+from chatda.search.suggestions import FOLLOW_COST_RATIO, SuggestOptions, SuggestService
 from indexer.suggest_job import refresh_suggestions
 from tests.search.conftest import ADMIN_TOKEN, CHUNK_TOKENS, announce_written
 from tests.search.corpus import Article, article_rows
@@ -158,6 +160,46 @@ def test_without_milvus_the_titles_count_as_read(bare_client: TestClient) -> Non
     assert bare_client.portal is not None
     _, titles_read = bare_client.portal.call(suggest_service.reload_sources)
     assert titles_read
+
+
+class SlowReload(SuggestService):
+    """A stand-in for a large title set: the real reload, made to take at least ``seconds``
+    (50,000 titles take ~1.6 s here; a test cannot wait for that many)."""
+
+    def __init__(self, seconds: float, *args: Any) -> None:
+        super().__init__(*args)
+        self.seconds = seconds
+        self.reloads = 0
+
+    async def reload_sources(self) -> tuple[bool, bool]:
+        self.reloads += 1
+        await asyncio.sleep(self.seconds)
+        return await super().reload_sources()
+
+
+def test_the_title_follow_waits_twenty_times_its_own_cost(bare_client: TestClient) -> None:
+    """Under steady publishing the articles' version moves every second; a reload that costs
+    0.1 s must then wait FOLLOW_COST_RATIO x 0.1 = 2 s, not follow_s (0.2 s), so the follow
+    never takes more than a twentieth of a core however fast articles arrive."""
+    real = bare_client.app.state.chatda.search.suggest  # type: ignore[attr-defined]
+    version = iter(range(1_000_000))
+    slow = SlowReload(
+        0.1,
+        real.catalog,
+        real.articles,
+        real.popularity,
+        SuggestOptions(refresh_s=3600, follow_s=0.2),
+        lambda: next(version),  # a new version at every look: articles keep arriving
+    )
+    assert bare_client.portal is not None
+    started = time.monotonic()
+    bare_client.portal.call(slow.tick)
+    assert slow.reloads == 1
+    while slow.reloads == 1 and time.monotonic() - started < 10:
+        bare_client.portal.call(slow.tick)
+        time.sleep(0.05)
+    assert slow.reloads == 2, "the follow never ran again"
+    assert time.monotonic() - started >= FOLLOW_COST_RATIO * slow.seconds  # not follow_s
 
 
 def test_popular_queries_from_feedback(bare_client: TestClient) -> None:
