@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine, select
 
 from chatda.broker.dead_letter import PoisonRecord
@@ -288,6 +293,49 @@ def test_received_at_is_kept_in_utc() -> None:
     assert decoded.received_at.utcoffset() == timedelta(0)
 
 
+def publish(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    """``values`` at offsets 0.. of ``topic``'s only partition, keyed ``q``."""
+    producer = make_producer(bootstrap)
+    try:
+        offsets = [
+            producer.send(topic, key=b"q", value=value).get(timeout=30).offset for value in values
+        ]
+    finally:
+        producer.close()
+    assert offsets == list(range(len(values)))
+
+
+@contextmanager
+def consumer_thread(
+    bootstrap: str, topic: str, group: str, store: FeedbackStore
+) -> Iterator[tuple[threading.Thread, list[BaseException]]]:
+    """The consume loop in a thread, with what it raised (nothing, as long as it runs)."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            consume_events(
+                bootstrap,
+                topic,
+                group,
+                store,
+                stop,
+                dead_letter_topic=f"{topic}-dlq",
+                partitions=1,
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    try:
+        yield worker, errors
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+
 def test_consumer_dead_letters_poison_records_on_kafka(
     kafka_bootstrap: str, store: FeedbackStore
 ) -> None:
@@ -310,34 +358,8 @@ def test_consumer_dead_letters_poison_records_on_kafka(
     }
     values = [first.model_dump_json().encode(), *(v for _, v in poison.values())]
     values.append(last.model_dump_json().encode())
-    producer = make_producer(kafka_bootstrap)
-    try:
-        offsets = [
-            producer.send(topic, key=b"q", value=value).get(timeout=30).offset for value in values
-        ]
-    finally:
-        producer.close()
-    assert offsets == list(range(len(values)))
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def consume() -> None:
-        try:
-            consume_events(
-                kafka_bootstrap,
-                topic,
-                group,
-                store,
-                stop,
-                dead_letter_topic=dead_letter_topic,
-                partitions=1,
-            )
-        except BaseException as exc:
-            errors.append(exc)
-
-    worker = threading.Thread(target=consume)
-    worker.start()
-    try:
+    publish(kafka_bootstrap, topic, values)
+    with consumer_thread(kafka_bootstrap, topic, group, store) as (worker, errors):
         deadline = time.monotonic() + 60
         while (
             committed_offsets(kafka_bootstrap, group, topic).get(0) != len(values)
@@ -346,9 +368,6 @@ def test_consumer_dead_letters_poison_records_on_kafka(
             assert not errors, errors
             time.sleep(0.5)
         assert worker.is_alive() and not errors, errors
-    finally:
-        stop.set()
-        worker.join(timeout=30)
     assert committed_offsets(kafka_bootstrap, group, topic) == {0: len(values)}
     assert stored(store.engine, str(first.event_id)) is not None
     assert stored(store.engine, str(last.event_id)) is not None
@@ -363,6 +382,60 @@ def test_consumer_dead_letters_poison_records_on_kafka(
         assert envelope["source"]["topic"] == topic and envelope["source"]["partition"] == 0
         assert base64.b64decode(envelope["value_b64"]) == value
         assert base64.b64decode(envelope["key_b64"]) == b"q"
+
+
+def sql_retries() -> float:
+    return REGISTRY.get_sample_value("chatda_feedback_retries_total", {"cause": "sql"}) or 0.0
+
+
+def test_consumer_waits_out_an_sql_outage_and_stores_every_event_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Real Tansu and SQLite: while another connection holds the database locked (writes get
+    the ``OperationalError`` a database that is away or locked raises), the consumer keeps
+    running, counts its retries and commits nothing. Once the lock is released, every event is
+    stored exactly once, the record that does not parse and the event the store refuses are
+    dead-lettered once each (poison, not retried), and every offset is committed. (Before, the
+    error ended the consume loop: the process exited, for its supervisor to restart into the
+    same outage.)"""
+    path = tmp_path / "feedback.db"
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.2})
+    upgrade(engine)
+    store = FeedbackStore(engine)
+    refuse_query(store, "거부")
+    topic = f"search-events-outage-{uuid.uuid4().hex[:8]}"
+    group = f"test-{uuid.uuid4().hex[:6]}"
+    ensure_topics(kafka_bootstrap, {topic: 1})
+    events = [click_record() for _ in range(4)]
+    values = [event.model_dump_json().encode() for event in events]
+    values[2:2] = [b"not json", click_record("거부").model_dump_json().encode()]
+    before = sql_retries()
+    lock = sqlite3.connect(path, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        publish(kafka_bootstrap, topic, values)
+        with consumer_thread(kafka_bootstrap, topic, group, store) as (worker, errors):
+            deadline = time.monotonic() + 60
+            while sql_retries() < before + 3:
+                assert not errors, errors
+                assert time.monotonic() < deadline, "the consumer never retried"
+                time.sleep(0.2)
+            assert worker.is_alive() and not errors, errors
+            assert committed_offsets(kafka_bootstrap, group, topic) == {0: 0}
+            lock.execute("ROLLBACK")
+            deadline = time.monotonic() + 60
+            while committed_offsets(kafka_bootstrap, group, topic) != {0: len(values)}:
+                assert not errors, errors
+                assert time.monotonic() < deadline, "the consumer never committed the batch"
+                time.sleep(0.5)
+            assert worker.is_alive() and not errors, errors
+    finally:
+        lock.close()
+    with engine.connect() as conn:
+        rows = conn.execute(select(search_events.c.event_id)).scalars().all()
+    assert sorted(rows) == sorted(str(event.event_id) for event in events)
+    assert sum(end_offsets(kafka_bootstrap, f"{topic}-dlq").values()) == 2
+    engine.dispose()
 
 
 def test_popularity_counts_searches_not_events(store: FeedbackStore) -> None:
