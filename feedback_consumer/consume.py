@@ -27,7 +27,13 @@ from kafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError
 
 from chatda.broker.dead_letter import DeadLetters
-from chatda.broker.kafka import ensure_topics, fetched_lag, make_consumer, make_producer
+from chatda.broker.kafka import (
+    commit_batch,
+    ensure_topics,
+    fetched_lag,
+    make_consumer,
+    make_producer,
+)
 from chatda.broker.retry import retry_in_group
 from chatda.feedback.persist import Persisted, persist
 from chatda.feedback.store import FeedbackStore
@@ -107,9 +113,8 @@ def run(
                     on_retry=_count_retry,
                     label="feedback",
                 )
-                if outcome is None:
+                if outcome is None or not commit_batch(consumer, records, "feedback"):
                     continue
-                consumer.commit()
             finally:
                 dead_letters.settle()
             metrics.observe_batch(

@@ -30,14 +30,13 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import KafkaError
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from chatda.articles.topics import ensure_article_topics
 from chatda.broker.dead_letter import DeadLetters, PoisonRecord
-from chatda.broker.kafka import fetched_lag, make_consumer, make_producer
+from chatda.broker.kafka import commit_batch, fetched_lag, make_consumer, make_producer
 from chatda.broker.retry import retry_in_group
 from chatda.models.encoder import Encoder
 from chatda.search.tier.announcements import Announcer
@@ -330,20 +329,8 @@ class IngestWorker:
         return self.process(records)
 
     def _commit(self, consumer: KafkaConsumer, records: Sequence[ConsumerRecord]) -> None:
-        """Commit the offset after the last record of each partition in the batch."""
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            if tp not in offsets or offsets[tp].offset <= record.offset:
-                offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
-        try:
-            consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The group rebalanced while the batch was processed: its records go to their new
-            # owner, which rewrites the same rows. Harmless, so only worth a warning.
-            logger.warning("ingest commit rejected after a rebalance: %s", exc)
-            return
-        self.stats.last_commit_at = time.monotonic()
+        if commit_batch(consumer, records, "ingest"):
+            self.stats.last_commit_at = time.monotonic()
 
 
 def _count_retry(exc: Exception, delay: float) -> None:

@@ -19,7 +19,13 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import OffsetSpec
-from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import (
+    CommitFailedError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 from kafka.protocol.api_key import ApiKey
 from kafka.structs import OffsetAndMetadata
 
@@ -237,6 +243,27 @@ def fetched_lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
         if high is not None:
             lags[(tp.topic, tp.partition)] = max(high - consumer.position(tp), 0)
     return lags
+
+
+def commit_batch(consumer: KafkaConsumer, records: Sequence[ConsumerRecord], label: str) -> bool:
+    """Commit the offset after the last record of each partition in ``records``; False when
+    the group refused it.
+
+    A refusal (``CommitFailedError``) means the group rebalanced while the batch was being
+    written: its records go to their new owner, which writes them again (both consumers' writes
+    are idempotent). Harmless, so a warning, not an exception that would end the consumer.
+    """
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        if tp not in offsets or offsets[tp].offset <= record.offset:
+            offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+    try:
+        consumer.commit(offsets)
+    except CommitFailedError as exc:
+        logger.warning("%s commit rejected after a rebalance: %s", label, exc)
+        return False
+    return True
 
 
 def seed_offsets(bootstrap: str, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
