@@ -438,6 +438,41 @@ def test_consumer_waits_out_an_sql_outage_and_stores_every_event_once(
     engine.dispose()
 
 
+def test_consumer_stops_at_once_during_an_sql_outage_and_commits_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Real Tansu and SQLite: stop (SIGTERM) while the consumer waits 4 s between attempts on
+    a locked database ends the loop within a poll step, not at the end of the wait or the
+    outage, and leaves the batch uncommitted for the next start to replay."""
+    path = tmp_path / "feedback.db"
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.2})
+    upgrade(engine)
+    topic = f"search-events-stop-{uuid.uuid4().hex[:8]}"
+    group = f"test-{uuid.uuid4().hex[:6]}"
+    ensure_topics(kafka_bootstrap, {topic: 1})
+    publish(kafka_bootstrap, topic, [click_record().model_dump_json().encode()])
+    before = sql_retries()
+    lock = sqlite3.connect(path, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        with consumer_thread(kafka_bootstrap, topic, group, FeedbackStore(engine)) as (
+            worker,
+            errors,
+        ):
+            deadline = time.monotonic() + 60
+            while sql_retries() < before + 4:  # the 4th failure waits 4 s before the 5th try
+                assert not errors, errors
+                assert time.monotonic() < deadline, "the consumer never retried"
+                time.sleep(0.05)
+            stopping = time.monotonic()
+        assert not worker.is_alive() and not errors, errors
+        assert time.monotonic() - stopping < 2.5, "stop waited for the backoff"
+    finally:
+        lock.close()
+    assert committed_offsets(kafka_bootstrap, group, topic) == {0: 0}
+    engine.dispose()
+
+
 def test_popularity_counts_searches_not_events(store: FeedbackStore) -> None:
     one_search = uuid.uuid4()
     many = [Shown(id=f"d{i}", position=i + 1) for i in range(5)]
