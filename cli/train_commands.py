@@ -304,15 +304,20 @@ def adapter_command(
     seed: int = typer.Option(42),
     rank: int = typer.Option(8, help="LoRA rank"),
     alpha: int = typer.Option(16, help="LoRA alpha (the update is scaled by alpha / rank)"),
+    weight: float = typer.Option(
+        1.0, min=0.0, max=1.0, help="share of the trained update shipped (WiSE-FT; 1: all)"
+    ),
     epochs: float | None = typer.Option(None, help="NLI/paraphrase epochs (CPU 1, CUDA 2)"),
     sts_epochs: float | None = typer.Option(None, help="KorSTS epochs after them (CPU 1, CUDA 4)"),
     batch_size: int | None = typer.Option(None, help="default 32 on CPU, 128 on CUDA"),
     lr: float | None = typer.Option(None, help="default 1e-4"),
     max_seq_length: int | None = typer.Option(None, help="default 64 on CPU, 128 on CUDA"),
     max_steps: int | None = typer.Option(None, help="stop each stage after N steps (tests)"),
-    max_triplets: int | None = typer.Option(None, help="NLI triplets (CPU 512; CUDA all)"),
-    max_paraphrases: int | None = typer.Option(None, help="paraphrase pairs (CPU 320; CUDA all)"),
-    max_sts: int | None = typer.Option(None, help="KorSTS train pairs (CPU 800; CUDA all)"),
+    max_triplets: int | None = typer.Option(None, help="NLI triplets (default: all 3,500)"),
+    max_paraphrases: int | None = typer.Option(None, help="paraphrase pairs (default: all 3,405)"),
+    max_sts: int | None = typer.Option(
+        None, help="KorSTS train pairs (default: all 5,749; 0: no KorSTS stage)"
+    ),
 ) -> None:
     """Train the NLI/STS recipe as a LoRA adapter on base; `chatda model prepare` merges it."""
     from chatda.models.prepare import BASE_VERSION
@@ -332,10 +337,7 @@ def adapter_command(
         max_seq_length=max_seq_length,
         max_steps=max_steps,
     )
-    given = {"max_triplets": max_triplets, "max_paraphrases": max_paraphrases, "max_sts": max_sts}
-    caps = {
-        k: v if v is not None else adapter.data_caps(config.device)[k] for k, v in given.items()
-    }
+    caps = {"max_triplets": max_triplets, "max_paraphrases": max_paraphrases, "max_sts": max_sts}
     root = _data_dir(data_dir)
     try:
         d = nli_sts.load_data(
@@ -354,7 +356,7 @@ def adapter_command(
     }
     folder = out or DEFAULT_ADAPTER
     manifest = adapter.train_adapter(
-        base, d, config, adapter.LoraSpec(rank=rank, alpha=alpha), folder, recipe
+        base, d, config, adapter.LoraSpec(rank=rank, alpha=alpha, weight=weight), folder, recipe
     )
     typer.echo(f"adapter written to {folder}")
     typer.echo(f"merged fingerprint {manifest['merged_fingerprint']}")

@@ -34,14 +34,6 @@ if TYPE_CHECKING:
     from peft import LoraConfig
     from torch import nn
 
-# The per-device data caps of the recipe: on CPU a seeded subset so a run ends in about half an
-# hour (29 min on one thread of 2 heavily shared cores; the full recipe takes about 2 hours
-# there, BENCHMARKS § 6); with CUDA, everything.
-DATA_CAPS: dict[str, dict[str, int | None]] = {
-    "cpu": {"max_triplets": 512, "max_paraphrases": 320, "max_sts": 800},
-    "cuda": {"max_triplets": None, "max_paraphrases": None, "max_sts": None},
-}
-
 
 @dataclass(frozen=True)
 class LoraSpec:
@@ -52,11 +44,11 @@ class LoraSpec:
     alpha: int = 16
     dropout: float = 0.05
     target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
-
-
-def data_caps(device: str) -> dict[str, int | None]:
-    """The recipe's data caps for a resolved device (``cpu``, ``cuda``, ``cuda:1``…)."""
-    return DATA_CAPS["cuda" if device.startswith("cuda") else "cpu"]
+    weight: float = 1.0
+    """The share of the trained update that ships: the saved ``lora_alpha`` is ``alpha x
+    weight``, so the merged model is base + weight x the update (WiSE-FT, Wortsman et al. 2022,
+    as ``chatda train merge`` does for full fine-tunes). Halfway kept what the full update gained
+    and gave back most of what it cost on the open-set decision (BENCHMARKS § 6)."""
 
 
 def sha256_of(path: Path) -> str:
@@ -97,7 +89,7 @@ def train_adapter(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        save_adapter(bert, lora, staging)
+        save_adapter(bert, lora, staging, spec.weight)
         merged = merge_lora(
             base_state(base), _load(staging / ADAPTER_WEIGHTS), LoraShape.read(staging)
         )
@@ -127,9 +119,10 @@ def train_adapter(
     return manifest
 
 
-def save_adapter(bert: nn.Module, lora: LoraConfig, folder: Path) -> None:
+def save_adapter(bert: nn.Module, lora: LoraConfig, folder: Path, weight: float = 1.0) -> None:
     """PEFT's layout (``adapter_config.json`` + ``adapter_model.safetensors``, names prefixed
-    ``base_model.model.``), so PEFT itself can load it; keys sorted, JSON sorted."""
+    ``base_model.model.``), so PEFT itself can load it; keys sorted, JSON sorted. The trained
+    A/B matrices are saved as they are; ``weight`` scales ``lora_alpha`` (``LoraSpec.weight``)."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
@@ -141,6 +134,7 @@ def save_adapter(bert: nn.Module, lora: LoraConfig, folder: Path) -> None:
     )
     config = lora.to_dict()
     config["target_modules"] = sorted(config["target_modules"])
+    config["lora_alpha"] = lora.lora_alpha * weight
     (folder / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 

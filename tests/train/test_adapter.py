@@ -41,13 +41,44 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def trained(base_model: ModelVersion, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four steps at a rate high enough that the adapter's B matrices leave zero."""
+    out = tmp_path_factory.mktemp("adapter") / "e5-small-ko-tuned"
+    return _train_tiny(base_model, out, adapter.LoraSpec(rank=4))
+
+
+def _train_tiny(base: ModelVersion, out: Path, spec: adapter.LoraSpec) -> Path:
     config = tiny_train_config(epochs=1, sts_epochs=1, learning_rate=5e-3)
     d = nli_sts.NliStsData(
         triplets=TRIPLETS[:4], sts_train=PAIRS[:4], sts_dev=PAIRS[4:], paraphrases=PARAPHRASES[:4]
     )
-    out = tmp_path_factory.mktemp("adapter") / "e5-small-ko-tuned"
-    adapter.train_adapter(base_model, d, config, adapter.LoraSpec(rank=4), out, {"seed": 7})
+    adapter.train_adapter(base, d, config, spec, out, {"seed": 7})
     return out
+
+
+def test_a_weight_ships_that_share_of_the_trained_update(
+    trained: Path, base_model: ModelVersion, tmp_path: Path
+) -> None:
+    """``--weight 0.5``: the same training, its A/B matrices saved as trained, half its update
+    in the merged model (base + 0.5 x what the full adapter adds), and the weight on record."""
+    halved = _train_tiny(base_model, tmp_path / "halved", adapter.LoraSpec(rank=4, weight=0.5))
+    assert (halved / ADAPTER_WEIGHTS).read_bytes() == (trained / ADAPTER_WEIGHTS).read_bytes()
+    full_alpha = json.loads((trained / "adapter_config.json").read_text())["lora_alpha"]
+    assert json.loads((halved / "adapter_config.json").read_text())["lora_alpha"] == full_alpha / 2
+    assert json.loads((halved / MANIFEST).read_text())["adapter"]["lora"]["weight"] == 0.5
+    merged = {}
+    for name, folder in (("full", trained), ("half", halved)):
+        registry, base = _registry(tmp_path / name, base_model)
+        tuned, _ = build_tuned(registry, base, folder)
+        merged[name] = load_file(tuned.path / "model.safetensors")
+    start = load_file(base_model.path / "model.safetensors")
+    moved = [k for k in start if not torch.equal(merged["full"][k], start[k])]
+    assert moved
+    for key in moved:
+        torch.testing.assert_close(
+            merged["half"][key] - start[key],
+            0.5 * (merged["full"][key] - start[key]),
+            atol=1e-6,
+            rtol=0,
+        )
 
 
 def _registry(tmp_path: Path, base: ModelVersion) -> tuple[ModelRegistry, ModelVersion]:
