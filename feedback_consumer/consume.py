@@ -35,7 +35,7 @@ from chatda.broker.kafka import (
     make_producer,
 )
 from chatda.broker.retry import retry_in_group
-from chatda.feedback.persist import Persisted, persist
+from chatda.feedback.persist import Persisted, decode_batch, store_events
 from chatda.feedback.store import FeedbackStore
 from chatda.redaction import mask_url_passwords
 from feedback_consumer import metrics
@@ -51,6 +51,7 @@ OUTAGES = (DBAPIError, KafkaError)
 class _Batch:
     """One polled batch: stored once, then its dead letters sent until all are acknowledged.
 
+    Its records are decoded once (a bad record's warning is logged once, not at every retry).
     A retry after the store succeeded only sends the dead letters still missing (DeadLetters
     remembers the acknowledged ones): storing again would add nothing, and would report the
     events as not new.
@@ -61,12 +62,12 @@ class _Batch:
     ) -> None:
         self.store = store
         self.dead_letters = dead_letters
-        self.records = records
+        self.decoded = decode_batch(records)
         self._persisted: Persisted | None = None
 
     def write(self, retrying: bool) -> Persisted:
         if self._persisted is None:
-            self._persisted = persist(self.store, self.records)
+            self._persisted = store_events(self.store, *self.decoded)
         if self._persisted.poison:
             self.dead_letters.send(self._persisted.poison)
         return self._persisted

@@ -72,22 +72,32 @@ def _refused(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
-def persist(store: FeedbackStore, records: Sequence[ConsumerRecord]) -> Persisted:
-    """Store one polled batch; returns how many events were new and the poison records.
+Decoded = list[tuple[ConsumerRecord, FeedbackRecord]]
 
-    The batch is one transaction. If the store refuses it for its data, the events are
-    stored one by one and each one refused becomes a ``store`` poison record: otherwise the
-    consumer would crash on that batch, restart, read it again and crash again, and no later
-    event would ever be stored. An outage is raised, so the batch is not committed.
-    """
+
+def decode_batch(records: Sequence[ConsumerRecord]) -> tuple[Decoded, Poison]:
+    """Each record's event, and the records that do not parse (logged once, here): a batch an
+    outage holds back is decoded once however often its store is retried."""
+    events: Decoded = []
     poison: Poison = []
-    events: list[tuple[ConsumerRecord, FeedbackRecord]] = []
     for record in records:
         try:
             events.append((record, decode_event(record.value)))
         except PoisonRecord as exc:
             log.warning("feedback record %s does not parse: %s", _where(record), exc)
             poison.append((record, exc))
+    return events, poison
+
+
+def store_events(store: FeedbackStore, events: Decoded, poison: Poison) -> Persisted:
+    """Store decoded events; returns how many were new and ``poison`` with the refused ones.
+
+    The batch is one transaction. If the store refuses it for its data, the events are
+    stored one by one and each one refused becomes a ``store`` poison record: otherwise the
+    consumer would crash on that batch, restart, read it again and crash again, and no later
+    event would ever be stored. An outage is raised, so the batch is not committed.
+    """
+    poison = list(poison)
     try:
         return Persisted(store.save([event for _, event in events]), poison)
     except SQLAlchemyError as exc:

@@ -26,7 +26,7 @@ from chatda.broker.kafka import committed_offsets, end_offsets, ensure_topics, m
 from chatda.db.engine import upgrade
 from chatda.db.tables import search_events
 from chatda.feedback.events import Click, FeedbackRecord, Impression, Shown
-from chatda.feedback.persist import decode_event, persist
+from chatda.feedback.persist import Persisted, decode_batch, decode_event, store_events
 from chatda.feedback.popularity import PopularityStore
 from chatda.feedback.store import FeedbackStore
 from chatda.search.recent import RecentQueries
@@ -223,6 +223,11 @@ def consumed(values: list[bytes | None]) -> list[ConsumerRecord]:
     ]
 
 
+def persist(store: FeedbackStore, records: list[ConsumerRecord]) -> Persisted:
+    """One batch as the consumer writes it: decoded once, then stored."""
+    return store_events(store, *decode_batch(records))
+
+
 def reasons(poison: list[tuple[ConsumerRecord, PoisonRecord]]) -> list[tuple[int, str]]:
     return [(record.offset, error.reason) for record, error in poison]
 
@@ -389,7 +394,7 @@ def sql_retries() -> float:
 
 
 def test_consumer_waits_out_an_sql_outage_and_stores_every_event_once(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Real Tansu and SQLite: while another connection holds the database locked (writes get
     the ``OperationalError`` a database that is away or locked raises), the consumer keeps
@@ -435,6 +440,8 @@ def test_consumer_waits_out_an_sql_outage_and_stores_every_event_once(
         rows = conn.execute(select(search_events.c.event_id)).scalars().all()
     assert sorted(rows) == sorted(str(event.event_id) for event in events)
     assert sum(end_offsets(kafka_bootstrap, f"{topic}-dlq").values()) == 2
+    unparsable = [r for r in caplog.records if "does not parse" in r.getMessage()]
+    assert len(unparsable) == 1  # decoded once, however often the store was retried
     engine.dispose()
 
 
