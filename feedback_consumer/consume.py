@@ -12,7 +12,7 @@ into the same outage: the batch is retried with backoff while the consumer stays
 ``chatda_feedback_retries_total{cause}`` and logged as a warning. Nothing is committed meanwhile.
 If a rebalance moves the partitions during the outage, the batch is dropped and their new owner
 replays it from the last commit. An event the store refuses for its data is no outage:
-``persist`` returns it as a poison record, dead-lettered once rather than retried forever.
+``store_events`` returns it as a poison record, dead-lettered once rather than retried forever.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from feedback_consumer import metrics
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
-# What reaches the loop from the driver is an outage: persist has already turned the errors
+# What reaches the loop from the driver is an outage: store_events has already turned the errors
 # an event's data causes (DataError, IntegrityError) into poison records.
 OUTAGES = (DBAPIError, KafkaError)
 
