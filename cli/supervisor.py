@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import chatda.backoff
+
 LOG_TAIL_BYTES = 8192
 MAX_LINE_CHARS = 300
 ERROR_LINE = re.compile(r'\[(error|critical)\s*\]|"level":\s*"(error|critical)"')
@@ -29,15 +31,11 @@ ERROR_LINE = re.compile(r'\[(error|critical)\s*\]|"level":\s*"(error|critical)"'
 
 
 @dataclass(frozen=True)
-class Backoff:
+class Backoff(chatda.backoff.Backoff):
     """How long to wait before restarting a child that exited."""
 
     first_s: float = 1.0
-    max_s: float = 30.0
     stable_s: float = 60.0  # a run this long was healthy: the next exit waits first_s again
-
-    def delay(self, exits_in_a_row: int) -> float:
-        return float(min(self.first_s * 2 ** (exits_in_a_row - 1), self.max_s))
 
 
 class Server(Protocol):

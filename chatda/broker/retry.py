@@ -22,24 +22,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from chatda.backoff import Backoff
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _WAIT_POLL_MS = 200
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """The first wait after a failure, doubled after each further one up to ``max_s``."""
-
-    first_s: float = 0.5
-    max_s: float = 30.0
 
 
 def retry_in_group(
@@ -64,12 +57,13 @@ def retry_in_group(
     """
     owned = set(consumer.assignment())
     rewind = _first_offsets(records)
-    delay = backoff.first_s
-    retrying = False
+    failures = 0
     while True:
         try:
-            return attempt(retrying)
+            return attempt(failures > 0)
         except outages as exc:
+            failures += 1
+            delay = backoff.delay(failures)
             on_retry(exc, delay)
         if stop.is_set():
             return None
@@ -84,8 +78,6 @@ def retry_in_group(
             return None
         if stop.is_set():
             return None
-        delay = min(delay * 2, backoff.max_s)
-        retrying = True
 
 
 def _first_offsets(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
