@@ -114,8 +114,9 @@ def run(
                     on_retry=_count_retry,
                     label="feedback",
                 )
-                if outcome is None or not commit_batch(consumer, records, "feedback"):
+                if outcome is None:
                     continue
+                commit_batch(consumer, records, "feedback")
             finally:
                 dead_letters.settle()
             metrics.observe_batch(

@@ -22,6 +22,7 @@ from kafka.admin import OffsetSpec
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import (
     CommitFailedError,
+    KafkaError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
     for_code,
@@ -245,13 +246,25 @@ def fetched_lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
     return lags
 
 
-def commit_batch(consumer: KafkaConsumer, records: Sequence[ConsumerRecord], label: str) -> bool:
+COMMIT_TIMEOUT_MS = 10_000
+"""How long a batch's commit waits for the broker before it is left to the next batch."""
+
+
+def commit_batch(
+    consumer: KafkaConsumer,
+    records: Sequence[ConsumerRecord],
+    label: str,
+    timeout_ms: int = COMMIT_TIMEOUT_MS,
+) -> bool:
     """Commit the offset after the last record of each partition in ``records``; False when
-    the group refused it.
+    the group refused it or the broker did not answer.
 
     A refusal (``CommitFailedError``) means the group rebalanced while the batch was being
     written: its records go to their new owner, which writes them again (both consumers' writes
-    are idempotent). Harmless, so a warning, not an exception that would end the consumer.
+    are idempotent). A broker that does not answer within ``timeout_ms`` leaves the offsets
+    where they were: the next batch's commit covers these records too, and a restart before it
+    replays them. Either is harmless, so a warning, not an exception that would end the
+    consumer.
     """
     offsets: dict[TopicPartition, OffsetAndMetadata] = {}
     for record in records:
@@ -259,9 +272,12 @@ def commit_batch(consumer: KafkaConsumer, records: Sequence[ConsumerRecord], lab
         if tp not in offsets or offsets[tp].offset <= record.offset:
             offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
     try:
-        consumer.commit(offsets)
+        consumer.commit(offsets, timeout_ms=timeout_ms)
     except CommitFailedError as exc:
         logger.warning("%s commit rejected after a rebalance: %s", label, exc)
+        return False
+    except KafkaError as exc:
+        logger.warning("%s commit not acknowledged, left to the next batch: %r", label, exc)
         return False
     return True
 
