@@ -1,5 +1,7 @@
-"""How a refused input is told back, the same at every door: the API's 422, a dead-letter
-record's reason (articles and feedback events) and the CLI's line-by-line import report."""
+"""How a refused article or event is told back, the same at each of its doors: the article
+route's 422, a dead-letter record's reason (articles and feedback events) and the CLI's
+line-by-line import report. (The API's other 422s word FastAPI's request errors in
+``query.errors``.)"""
 
 from __future__ import annotations
 

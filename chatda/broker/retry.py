@@ -98,8 +98,10 @@ def _wait_in_group(
 ) -> bool:
     """Poll the paused consumer for ``seconds``; True as soon as a rebalance shows.
 
-    A rebalance unpauses and resets positions, so records coming back from this poll are
-    the sign; their offsets join ``rewind`` so they are fetched again, never skipped.
+    A rebalance shows as a changed assignment, or as records coming back from this paused
+    poll (a partition newly assigned is not paused); their offsets join ``rewind`` so they are
+    fetched again, never skipped. A partition kept through a rebalance keeps its position and
+    pause: the batch is still this consumer's to commit.
     """
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not stop.is_set():
