@@ -36,6 +36,8 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 2000
 DEFAULT_MAX_POLL_RECORDS = 100
 _HIGHWATER_TIMEOUT_S = 10.0
+COMMIT_TIMEOUT_MS = 10_000
+"""How long a batch's commit waits for the broker before it is left to the next batch."""
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "acks": "all",
@@ -244,10 +246,6 @@ def fetched_lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
         if high is not None:
             lags[(tp.topic, tp.partition)] = max(high - consumer.position(tp), 0)
     return lags
-
-
-COMMIT_TIMEOUT_MS = 10_000
-"""How long a batch's commit waits for the broker before it is left to the next batch."""
 
 
 def commit_batch(
